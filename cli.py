@@ -1,0 +1,276 @@
+"""``uozu-gis``: a thin click CLI over the typed Python API in ``etl/`` and ``publish/``.
+
+Logs and progress go to stderr, results to stdout (``--json`` for machines). Exit codes: 0 ok,
+1 data/config error, 2 usage error (click's own).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from etl.errors import EtlError
+from etl.messages import text
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Ctx:
+    def __init__(self, project_dir: str | None, quiet: bool, as_json: bool, debug: bool) -> None:
+        self.project_dir = project_dir
+        self.quiet = quiet
+        self.json = as_json
+        self.debug = debug
+        self._project = None
+
+    @property
+    def project(self):  # noqa: ANN201 - config.Project, imported lazily for a fast --help
+        if self._project is None:
+            from config import load_project
+            self._project = load_project(self.project_dir)
+        return self._project
+
+    def out(self, data: Any, human: str) -> None:
+        """Result to stdout: JSON for machines or the human line."""
+        if self.json:
+            click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        else:
+            click.echo(human)
+
+    def log(self, msg: str) -> None:
+        if not self.quiet:
+            click.echo(msg, err=True)
+
+
+def progress_printer(ctx: Ctx) -> Callable[[str, str, int, int], None] | None:
+    """A rich progress display on stderr (silent with -q or when stderr is not a terminal)."""
+    if ctx.quiet:
+        return None
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    seen: set[tuple[str, str]] = set()
+
+    def cb(stage: str, layer: str, done: int, total: int) -> None:
+        if done == total and (stage, layer) not in seen:
+            seen.add((stage, layer))
+            label = text(f"stage_{stage}") if f"stage_{stage}" in _STAGE_KEYS else stage
+            console.print(f"[dim]{label}[/dim] {layer} ✓", highlight=False)
+
+    return cb
+
+
+_STAGE_KEYS = {"stage_read", "stage_normalize", "stage_transform", "stage_validate", "stage_write"}
+
+
+def run_guarded(fn: Callable[[], None], ctx: Ctx) -> None:
+    """Map domain errors to ``Error: …`` + exit 1; keep tracebacks behind --debug."""
+    try:
+        fn()
+    except EtlError as e:
+        if ctx.debug:
+            traceback.print_exc()
+        if ctx.json:
+            errs = getattr(e, "errors", [e])
+            click.echo(json.dumps({"ok": False, "errors": [str(x) for x in errs]},
+                                  ensure_ascii=False), err=False)
+        raise click.ClickException(str(e)) from None
+    except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
+        raise
+    except Exception as e:
+        if ctx.debug:
+            traceback.print_exc()
+        raise click.ClickException(
+            f"内部エラー / internal error: {type(e).__name__}: {e} "
+            "(--debug で詳細 / rerun with --debug for the traceback)") from None
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.option("--project", "project_dir", envvar="UOZU_GIS_PROJECT", type=click.Path(
+    file_okay=False), help="プロジェクトのフォルダ / project folder (config/, layers/, data/).")
+@click.option("-q", "--quiet", is_flag=True, help="進捗を表示しない / no progress output.")
+@click.option("--json", "as_json", is_flag=True, help="結果をJSONで出力 / print results as JSON.")
+@click.option("--debug", is_flag=True, help="エラー時にトレースバック / show tracebacks.")
+@click.version_option("0.1.0", prog_name="uozu-gis")
+@click.pass_context
+def cli(cctx: click.Context, project_dir: str | None, quiet: bool, as_json: bool,
+        debug: bool) -> None:
+    """統合型・公開型GIS (魚津市) / Integrated and public GIS for Uozu City.
+
+    \b
+    Example:
+        uozu-gis sample && uozu-gis merge && uozu-gis publish && uozu-gis serve
+    """
+    cctx.obj = Ctx(project_dir, quiet, as_json, debug)
+
+
+@cli.command()
+@click.option("--scale", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
+              help="市の規模に対する倍率 / size relative to the real city.")
+@click.option("--seed", type=int, default=42, show_default=True, help="乱数の種 / random seed.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="出力先 (既定: data/raw) / output folder (default: the raw folder).")
+@click.pass_obj
+def sample(ctx: Ctx, scale: float, seed: int, out: str | None) -> None:
+    """サンプル元データを作成 / Write deterministic sample exports of the four systems.
+
+    \b
+    Example:
+        uozu-gis sample --scale 10 --seed 1
+    """
+    def go() -> None:
+        from etl.sample import generate
+        dst = Path(out) if out else ctx.project.raw_dir
+        counts = generate(dst, scale=scale, seed=seed)
+        ctx.out({"out": str(dst), "files": counts}, text("sample_done", dir=dst))
+    run_guarded(go, ctx)
+
+
+def _layer_table(manifest: dict) -> list[dict]:
+    return [{"layer": lid, "read": L["read"], "merged": L["merged"], "features": L["features"],
+             "quarantined": L["quarantined"], "repaired": L["repaired"]}
+            for lid, L in manifest["layers"].items()]
+
+
+def _print_counts(rows: list[dict]) -> str:
+    head = f"{'layer':<16}{'read':>9}{'merged':>9}{'features':>9}{'quarant.':>9}{'repaired':>9}"
+    lines = [head] + [f"{r['layer']:<16}{r['read']:>9}{r['merged']:>9}{r['features']:>9}"
+                      f"{r['quarantined']:>9}{r['repaired']:>9}" for r in rows]
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("layers", nargs=-1)
+@click.pass_obj
+def validate(ctx: Ctx, layers: tuple[str, ...]) -> None:
+    """定義と入力を検査 (書込なし) / Dry run: check specs and inputs, write nothing.
+
+    \b
+    Example:
+        uozu-gis validate
+        uozu-gis validate sewer_pipe
+    """
+    def go() -> None:
+        from etl.pipeline import run_merge
+        res = run_merge(ctx.project, only=list(layers) or None, dry_run=True,
+                        progress=progress_printer(ctx))
+        m = res.manifest
+        human = _print_counts(_layer_table(m)) + "\n" + text(
+            "validate_ok", layers=len(m["layers"]), read=m["totals"]["read"])
+        ctx.out({"ok": True, **m}, human)
+    run_guarded(go, ctx)
+
+
+@cli.command()
+@click.argument("layers", nargs=-1)
+@click.pass_obj
+def merge(ctx: Ctx, layers: tuple[str, ...]) -> None:
+    """元データを統合してマスタを作成 / Merge the sources into the master GeoPackage.
+
+    With LAYER names only those layers (and what they depend on) are rebuilt; the rest of the
+    master is carried over from the current run.
+
+    \b
+    Example:
+        uozu-gis merge
+        uozu-gis merge sewer_pipe sewer_manhole
+    """
+    def go() -> None:
+        from etl.pipeline import run_merge
+        res = run_merge(ctx.project, only=list(layers) or None, progress=progress_printer(ctx),
+                        argv=sys.argv[1:])
+        m = res.manifest
+        t = m["totals"]
+        ctx.log(text("report_written", path=res.run_dir / "report.html"))
+        human = _print_counts(_layer_table(m)) + "\n" + text(
+            "merge_done", run=m["run_id"], layers=len(m["layers"]), merged=t["merged"],
+            quarantined=t["quarantined"], seconds=m["seconds"])
+        ctx.out(m, human)
+    run_guarded(go, ctx)
+
+
+@cli.command("layers")
+@click.pass_obj
+def layers_cmd(ctx: Ctx) -> None:
+    """レイヤ一覧 / List layers: visibility, features, CRS, last run.
+
+    \b
+    Example:
+        uozu-gis layers --json
+    """
+    def go() -> None:
+        from etl.load import open_store
+        p = ctx.project
+        store = open_store(p.config.store, p.merged_dir, p.config.keep_runs)
+        man = store.manifest() or {}
+        rows = []
+        for lid, spec in p.specs.items():
+            info = man.get("layers", {}).get(lid, {})
+            rows.append({"layer": lid, "title_ja": spec.title.ja, "title_en": spec.title.en,
+                         "visibility": spec.visibility, "geometry": spec.geometry_type,
+                         "features": info.get("features"), "crs": p.config.target_crs,
+                         "data_date": info.get("data_date"), "last_run": man.get("run_id")})
+        human = "\n".join(
+            f"{r['layer']:<16}{r['visibility']:<10}{r['geometry']:<14}"
+            f"{r['features'] if r['features'] is not None else '-':>8}  {r['crs']}  "
+            f"{r['last_run'] or '-'}  {r['title_ja']} / {r['title_en']}" for r in rows)
+        ctx.out(rows, human)
+    run_guarded(go, ctx)
+
+
+@cli.command()
+@click.pass_obj
+def runs(ctx: Ctx) -> None:
+    """過去の実行一覧 / List stored merge runs (newest first; * = current).
+
+    \b
+    Example:
+        uozu-gis runs
+    """
+    def go() -> None:
+        from etl.load import open_store
+        p = ctx.project
+        store = open_store(p.config.store, p.merged_dir, p.config.keep_runs)
+        cur = store.current_run()
+        rows = [{"run_id": m["run_id"], "current": m["run_id"] == cur,
+                 "finished_at": m.get("finished_at"), "partial": m.get("partial"),
+                 **m.get("totals", {})} for m in store.list_runs()]
+        human = "\n".join(f"{'*' if r['current'] else ' '} {r['run_id']}  {r['finished_at']}  "
+                          f"merged {r.get('merged')}  quarantined {r.get('quarantined')}"
+                          for r in rows) or "-"
+        ctx.out(rows, human)
+    run_guarded(go, ctx)
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@click.pass_obj
+def rollback(ctx: Ctx, run_id: str | None) -> None:
+    """マスタを以前の実行に戻す / Point the master back to a stored run (default: previous).
+
+    \b
+    Example:
+        uozu-gis rollback
+        uozu-gis rollback 20261124T101500-ab12cd
+    """
+    def go() -> None:
+        from etl.load import open_store
+        p = ctx.project
+        store = open_store(p.config.store, p.merged_dir, p.config.keep_runs)
+        rid = store.rollback(run_id)
+        ctx.out({"run_id": rid}, text("rollback_done", run=rid))
+    run_guarded(go, ctx)
+
+
+def main() -> None:
+    cli(prog_name="uozu-gis")
+
+
+if __name__ == "__main__":
+    main()

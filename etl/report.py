@@ -1,0 +1,91 @@
+"""QA report per run: HTML for people (ja/en), JSON for machines, plus the change summary.
+
+The change summary compares per-feature hashes (attributes + geometry WKB) with the previous run,
+keyed by the layer's id field, so staff see added / changed / deleted per layer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import shapely
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from config import Project
+from etl.messages import REASONS
+
+if TYPE_CHECKING:
+    from etl.load import GpkgStore
+    from etl.pipeline import LayerResult
+
+HASH_DIR = "hashes"
+LINEAGE_SKIP = {"run_id", "source_hash", "spec_version", "source_record", "source_file"}
+
+
+def feature_hashes(res: LayerResult) -> pd.DataFrame:
+    """(id, hash) per feature; lineage columns that change every run are left out."""
+    f = res.frame
+    idf = res.spec.id_field
+    cols = [c for c in f.columns if c not in LINEAGE_SKIP and c != "geometry"]
+    h = pd.util.hash_pandas_object(f[cols].astype("string"), index=False).to_numpy()
+    if "geometry" in f.columns and f.geometry.notna().any():
+        wkb = shapely.to_wkb(f.geometry.values, output_dimension=2)
+        gh = pd.util.hash_array(pd.array(wkb, dtype=object).to_numpy())
+        h = h ^ gh
+    return pd.DataFrame({"id": f[idf].astype("string").to_numpy(),
+                         "hash": h.astype("uint64")})
+
+
+def change_summary(store: GpkgStore, prev: dict | None, staging: Path, lid: str,
+                   res: LayerResult) -> dict[str, int]:
+    """Added / changed / deleted against the previous run's hashes (stored beside each run)."""
+    cur = feature_hashes(res)
+    (staging / HASH_DIR).mkdir(exist_ok=True)
+    cur.to_parquet(staging / HASH_DIR / f"{lid}.parquet", index=False)
+    if not prev:
+        return {"added": len(cur), "changed": 0, "deleted": 0, "unchanged": 0,
+                "previous_run": None}
+    p = store.run_dir(prev["run_id"]) / HASH_DIR / f"{lid}.parquet"
+    if not p.exists():
+        return {"added": len(cur), "changed": 0, "deleted": 0, "unchanged": 0,
+                "previous_run": prev["run_id"]}
+    old = pd.read_parquet(p).drop_duplicates("id")
+    cur = cur.drop_duplicates("id")
+    m = cur.merge(old, on="id", how="outer", suffixes=("", "_old"), indicator=True)
+    both = m["_merge"] == "both"
+    changed = int((both & (m["hash"] != m["hash_old"])).sum())
+    return {"added": int((m["_merge"] == "left_only").sum()), "changed": changed,
+            "deleted": int((m["_merge"] == "right_only").sum()),
+            "unchanged": int(both.sum()) - changed, "previous_run": prev["run_id"]}
+
+
+_env = Environment(loader=PackageLoader("etl", "templates"),
+                   autoescape=select_autoescape(["html"]))
+
+
+def write_reports(project: Project, manifest: dict[str, Any],
+                  layers: dict[str, LayerResult], out_dir: Path) -> tuple[Path, Path]:
+    """Write ``report.json`` (the manifest plus quarantine samples) and ``report.html``."""
+    samples: dict[str, list[dict]] = {}
+    for lid, r in layers.items():
+        if not r.quarantine.empty:
+            samples[lid] = r.quarantine.drop(columns=["geometry_wkt"]).head(50).to_dict("records")
+    by_reason: dict[str, int] = {}
+    for info in manifest["layers"].values():
+        for s in info["sources"]:
+            for k, v in s["by_reason"].items():
+                by_reason[k] = by_reason.get(k, 0) + v
+    data = {**manifest, "quarantine_by_reason": by_reason, "quarantine_samples": samples}
+    jp = out_dir / "report.json"
+    jp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    html = _env.get_template("report.html.j2").render(m=data, reasons=REASONS,
+                                                      city=project.config.city)
+    hp = out_dir / "report.html"
+    hp.write_text(html, encoding="utf-8")
+    if any(not r.quarantine.empty for r in layers.values()):
+        q = pd.concat([r.quarantine for r in layers.values()], ignore_index=True)
+        q.to_csv(out_dir / "quarantine.csv", index=False, encoding="utf-8-sig")
+    return hp, jp
