@@ -30,7 +30,7 @@ class Ctx:
         self._project = None
 
     @property
-    def project(self):  # noqa: ANN201 - config.Project, imported lazily for a fast --help
+    def project(self):
         if self._project is None:
             from config import load_project
             self._project = load_project(self.project_dir)

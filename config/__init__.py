@@ -135,16 +135,18 @@ def pydantic_errors(path: Path, model: type[BaseModel], err: ValidationError) ->
         if kind == "extra_forbidden":
             allowed = _fields_of(model, loc)
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            detail = "未知のキー / unknown key"
-            fix = (f"'{close[0]}' の誤り? / did you mean '{close[0]}'?" if close
-                   else f"削除する / remove it (allowed: {', '.join(allowed)})")
+            d = ("未知のキー", "unknown key")
+            f = ((f"'{close[0]}' の誤り?", f"did you mean '{close[0]}'?") if close else
+                 ("削除する (使えるキー: " + ", ".join(allowed) + ")",
+                  "remove it (allowed: " + ", ".join(allowed) + ")"))
         elif kind == "missing":
-            detail = "必須キーがありません / required key is missing"
-            fix = f"'{loc[-1]}' を追加する / add '{loc[-1]}'"
+            d = ("必須キーがありません", "required key is missing")
+            f = (f"'{loc[-1]}' を追加する", f"add '{loc[-1]}'")
         else:
-            detail = e["msg"]
-            fix = "値を直す / correct the value"
-        out.append(ConfigError("spec_invalid", file=_rel(path), key=key, detail=detail, fix=fix))
+            d = (e["msg"], e["msg"])
+            f = ("値を直す", "correct the value")
+        out.append(ConfigError("spec_invalid", file=_rel(path), key=key, detail_ja=d[0],
+                               detail_en=d[1], fix_ja=f[0], fix_en=f[1]))
     return out
 
 
@@ -156,7 +158,8 @@ def load_model(path: Path, model: type[BaseModel]) -> Any:
         raise ConfigErrors(pydantic_errors(path, model, e)) from None
 
 
-def load_project(root: Path | str | None = None, *, config_file: str = "config/project.yml") -> Project:
+def load_project(root: Path | str | None = None, *,
+                 config_file: str = "config/project.yml") -> Project:
     """Load everything under ``root`` (default: the current directory, else the package root)."""
     root = Path(root) if root else (Path.cwd() if (Path.cwd() / config_file).exists()
                                      else PACKAGE_ROOT)

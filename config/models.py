@@ -116,7 +116,7 @@ class SourceSpec(Strict):
 
 
 class Join(Strict):
-    """Attach geometry (and key columns) from another layer of the same run, e.g. tax CSV -> 地番."""
+    """Attach geometry from another layer of the same run (e.g. tax CSV -> 地番 parcels)."""
 
     layer: str
     keys: list[str]  # not "on": YAML 1.1 reads a bare `on` key as boolean True
@@ -276,7 +276,7 @@ class PublishConfig(Strict):
 
 
 class ProjectConfig(Strict):
-    """``config/project.yml``: the city, its CRS and paths. A new city edits this and ``layers/``."""
+    """``config/project.yml``: the city, its CRS and paths (a new city edits this + layers/)."""
 
     city: I18nText
     city_code: str

@@ -74,7 +74,7 @@ class GpkgStore:
                 m = d / MANIFEST
                 if m.exists() and (d / MASTER).exists():
                     out.append(json.loads(m.read_text(encoding="utf-8")))
-        return sorted(out, key=lambda m: m.get("started_at", ""), reverse=True)
+        return sorted(out, key=lambda m: m["run_id"], reverse=True)
 
     # ---- writing
     @contextlib.contextmanager

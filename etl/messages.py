@@ -10,8 +10,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # --- configuration / spec errors
     "spec_yaml": ("{file}: YAMLとして読めません: {detail}", "{file}: not valid YAML: {detail}"),
     "spec_invalid": (
-        "{file}: キー '{key}': {detail}。修正: {fix}",
-        "{file}: key '{key}': {detail}. Fix: {fix}",
+        "{file}: キー '{key}': {detail_ja}。修正: {fix_ja}",
+        "{file}: key '{key}': {detail_en}. Fix: {fix_en}",
     ),
     "spec_id_mismatch": (
         "{file}: id '{id}' がファイル名と一致しません。修正: id を '{stem}' にする",
@@ -60,6 +60,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "source_unreadable": (
         "レイヤ '{layer}': ファイル {file} を読めません ({detail})。修正: 元システムから再出力する",
         "layer '{layer}': cannot read {file} ({detail}). Fix: export it again from the source system",
+    ),
+    "source_truncated": (
+        "レイヤ '{layer}': {file} が途中で切れています ({detail})。修正: 元システムから再出力する",
+        "layer '{layer}': {file} is truncated ({detail}). Fix: export it again from the source "
+        "system",
     ),
     "source_missing_part": (
         "レイヤ '{layer}': {file} の {part} がありません。修正: .shp/.shx/.dbf をそろえて置く",
@@ -178,18 +183,18 @@ REASONS: dict[str, tuple[str, str]] = {
 }
 
 
-def text(key: str, **kw: object) -> str:
-    """Render message ``key`` as ``"<ja> / <en>"``."""
-    ja, en = MESSAGES[key]
+def text(msg_key: str, /, **kw: object) -> str:
+    """Render message ``msg_key`` as ``"<ja> / <en>"``."""
+    ja, en = MESSAGES[msg_key]
     return f"{ja.format(**kw)} / {en.format(**kw)}"
 
 
-def ja(key: str, **kw: object) -> str:
-    return MESSAGES[key][0].format(**kw)
+def ja(msg_key: str, /, **kw: object) -> str:
+    return MESSAGES[msg_key][0].format(**kw)
 
 
-def en(key: str, **kw: object) -> str:
-    return MESSAGES[key][1].format(**kw)
+def en(msg_key: str, /, **kw: object) -> str:
+    return MESSAGES[msg_key][1].format(**kw)
 
 
 def reason(code: str) -> str:

@@ -99,7 +99,9 @@ class Timer:
 
 
 def new_run_id() -> str:
-    return dt.datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    """Sortable, unique run id: local time to the millisecond plus a random suffix."""
+    now = dt.datetime.now()
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}-{uuid.uuid4().hex[:4]}"
 
 
 # --------------------------------------------------------------------------- extract
@@ -128,8 +130,9 @@ def _extract(ctx: RunContext, spec: LayerSpec) -> tuple[gpd.GeoDataFrame, list[S
             raise SourceError("source_missing_field", layer=spec.id, file=rel,
                               fields=", ".join(miss), have=", ".join(map(str, raw.frame.columns)))
         n = len(df)
-        rec = (df[src.id_field].astype("string").fillna("")
-               if src.id_field and src.id_field in df.columns else pd.Series([""] * n, dtype="string"))
+        has_id = bool(src.id_field) and src.id_field in df.columns
+        rec = (df[src.id_field].astype("string").fillna("") if has_id
+               else pd.Series([""] * n, dtype="string"))
         rownum = pd.Series(np.arange(1, n + 1), index=df.index).astype("string")
         df["_record"] = ("#" + rownum + np.where(rec.to_numpy() != "", " " + rec.astype(str), "")
                          ).astype("string")
@@ -317,8 +320,9 @@ def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
             good.query(spec.public_filter)
         except Exception as e:
             raise ConfigError("spec_invalid", file=f"layers/{spec.id}.yml", key="public_filter",
-                              detail=str(e)[:200], fix="pandas query 式を直す / fix the "
-                              "pandas query expression") from e
+                              detail_ja=str(e)[:200], detail_en=str(e)[:200],
+                              fix_ja="pandas の query 式を直す",
+                              fix_en="fix the pandas query expression") from e
     data_date = max((getattr(s, "data_date", None) or "") for s in stats) or None
     return LayerResult(spec, good, quarantine, stats, repaired, warnings, flag_counts,
                        {k: dict(v) for k, v in fr.unmapped.items()}, data_date)

@@ -54,7 +54,7 @@ def file_hash(paths: list[Path]) -> str:
 def _check_mojibake(df: pd.DataFrame, layer: str, file: str, encoding: str | None) -> None:
     """Refuse text that decoded wrongly: replacement chars or Latin-1 soup mean a wrong encoding."""
     for col in df.columns:
-        if col == "geometry" or df[col].dtype.kind not in "OU" and str(df[col].dtype) != "string":
+        if col == "geometry" or (df[col].dtype.kind not in "OU" and str(df[col].dtype) != "string"):
             continue
         s = df[col].dropna().astype(str)
         if s.empty:
@@ -69,6 +69,21 @@ def _check_mojibake(df: pd.DataFrame, layer: str, file: str, encoding: str | Non
             raise SourceError("source_encoding", layer=layer, file=file,
                               encoding=encoding or "auto",
                               detail=f"column {col}: {sample.iloc[0][:20]!r}")
+
+
+def _check_dbf_size(dbf: Path, layer: str, file: str) -> None:
+    """A DBF cut short (interrupted copy) would read as "no columns": say what it really is."""
+    size = dbf.stat().st_size
+    head = dbf.read_bytes()[:32] if size >= 12 else b""
+    if len(head) < 12:
+        raise SourceError("source_truncated", layer=layer, file=file,
+                          detail=f"{dbf.name}: {size} bytes")
+    n = int.from_bytes(head[4:8], "little")
+    hlen = int.from_bytes(head[8:10], "little")
+    rlen = int.from_bytes(head[10:12], "little")
+    if size < hlen + n * rlen:
+        raise SourceError("source_truncated", layer=layer, file=file,
+                          detail=f"{dbf.name}: {size} < {hlen + n * rlen} bytes")
 
 
 def read_ogr(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
@@ -86,6 +101,7 @@ def read_ogr(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
                 raise SourceError("source_missing_part", layer=spec.id, file=rel, part=ext)
             files.append(part)
         files += [p for p in (path.with_suffix(".prj"), path.with_suffix(".cpg")) if p.exists()]
+        _check_dbf_size(files[2], spec.id, rel)
     kw: dict = {"layer": src.layer} if src.layer else {}
     if src.encoding:
         kw["encoding"] = src.encoding
@@ -96,7 +112,7 @@ def read_ogr(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
             df = pyogrio.read_dataframe(path, use_arrow=True, **kw)
     except (DataSourceError, DataLayerError, UnicodeDecodeError, OSError, ValueError) as e:
         detail = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        if isinstance(e, UnicodeDecodeError):
+        if isinstance(e, UnicodeDecodeError) or "not encoded in UTF-8" in detail:
             raise SourceError("source_encoding", layer=spec.id, file=rel,
                               encoding=src.encoding or "auto", detail=detail) from e
         raise SourceError("source_unreadable", layer=spec.id, file=rel, detail=detail) from e

@@ -1,0 +1,274 @@
+"""A tiny project plus a hand-written master, for publication and server tests.
+
+Why not run the ETL: publication must be testable on its own contract (``master.gpkg`` with one
+table per layer in EPSG:6675, ``manifest.json``), break one way at a time, and later be pointed at
+the real master (set ``UOZU_PUBLISH_REAL_ROOT`` to a project root with a merged master: the
+end-to-end tests then publish that instead; see :func:`real_project_root`).
+
+Everything is built in ``tmp_path`` (datasette style): ``config/project.yml``, ``layers/*.yml``,
+``layers/codelists/*.yml``, ``data/merged/master.gpkg`` and ``manifest.json``. The master holds
+internal values that must never be published: owner names, phone numbers, internal statuses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+from shapely.geometry import LineString, Point, box
+
+from config import Project, load_project
+from etl.schema import CODES_TABLE, LAYER_META_TABLE, LINEAGE_COLUMNS, QUARANTINE_TABLE, output_columns
+
+E0, N0 = 21600.0, 91800.0  # near Uozu city hall, JGD2011 zone VII (EPSG:6675)
+MASTER_CRS = "EPSG:6675"
+
+# Values that exist only in internal columns or layers: they must never appear in public output.
+SECRETS = ("山田太郎", "0765-99-0000", "課税評価額", "廃止予定", "管理者メモ")
+QUOTE_DISTRICT = "O'Brien通り"  # a property value with a quote (SQL escaping)
+DISTRICTS = ("本町", "上村木", "吉島", QUOTE_DISTRICT)
+MATERIALS = ("VU", "HP", "DIP")
+
+PROJECT_YML = """
+city: {{ja: 魚津市, en: Uozu City}}
+city_code: "162043"
+target_crs: EPSG:6675
+keep_runs: 3
+publish:
+  title: {{ja: 魚津市 公開型GIS, en: Uozu City public GIS}}
+  description: {{ja: 魚津市が公開する下水道・避難所のデータ, en: Sewer and shelter data published by Uozu City}}
+  contact_name: 魚津市 建設課
+  contact_email: kensetsu@example.jp
+  contact_url: https://www.city.uozu.toyama.jp/
+  contact_phone: 0765-23-0000
+  city_url: https://www.city.uozu.toyama.jp/
+  terms_version: "2"
+  keywords: [魚津市, 下水道, 避難所]
+  max_items: {max_items}
+  default_items: {default_items}
+  base_url: {base_url}
+"""
+
+SEWER_PIPES = """
+spec_version: 1
+id: sewer_pipes
+title: {ja: 下水道管きょ, en: Sewer pipes}
+description: {ja: 公共下水道の管きょ (供用中のもの), en: Public sewer pipes in use}
+geometry_type: LineString
+visibility: public
+source_system: sewer_ledger
+attribution: {ja: 魚津市 下水道台帳, en: Uozu City sewer ledger}
+keywords: [下水道, sewer]
+id_field: pipe_id
+public_filter: status == "in_use"
+sources:
+  - {name: pipes, path: sewer/PIPES.shp}
+fields:
+  pipe_id: {from: PIPE_ID, required: true, unique: true, visibility: public, queryable: true,
+            title: {ja: 管きょ番号, en: Pipe number}}
+  material: {from: MAT, codelist: sewer_material, visibility: public, queryable: true,
+             title: {ja: 管種, en: Material}}
+  diameter_mm: {from: DIA, type: int, unit: mm, visibility: public, queryable: true,
+                title: {ja: 管径, en: Diameter}}
+  length_m: {from: LEN, type: float, unit: m, visibility: public, title: {ja: 延長, en: Length}}
+  install_fy: {from: FY, type: int, visibility: public, title: {ja: 布設年度, en: Fiscal year laid}}
+  district: {from: DIST, visibility: public, queryable: true, title: {ja: 地区, en: District}}
+  status: {from: STATUS, title: {ja: 状態, en: Status}}
+  remarks: {from: REM, title: {ja: 備考, en: Remarks}}
+"""
+
+SHELTERS = """
+spec_version: 1
+id: shelters
+title: {ja: 指定緊急避難場所, en: Designated emergency evacuation sites}
+geometry_type: Point
+visibility: public
+source_system: disaster_office
+attribution: {ja: 魚津市 指定緊急避難場所一覧, en: Uozu City list of evacuation sites}
+license: CC-BY-4.0
+id_field: shelter_id
+sources:
+  - {name: shelters, path: shelters.csv, reader: csv, x_field: lon, y_field: lat}
+fields:
+  shelter_id: {from: ID, required: true, unique: true, visibility: public, queryable: true,
+               title: {ja: 番号, en: Number}}
+  name: {from: NAME, visibility: public, queryable: true, title: {ja: 名称, en: Name}}
+  capacity: {from: CAP, type: int, visibility: public, title: {ja: 想定収容人数, en: Capacity}}
+  flood: {from: FLOOD, type: bool, visibility: public, queryable: true,
+          title: {ja: 洪水, en: Flood}}
+  opened: {from: OPENED, type: date, visibility: public, title: {ja: 指定日, en: Designated on}}
+  manager_phone: {from: TEL, title: {ja: 管理者電話, en: Manager phone}}
+"""
+
+PARCEL_TAX = """
+spec_version: 1
+id: parcel_tax
+title: {ja: 課税地番, en: Taxed parcels}
+geometry_type: Polygon
+visibility: internal
+source_system: tax_ledger
+attribution: {ja: 魚津市 税務課, en: Uozu City tax section}
+id_field: parcel_no
+sources:
+  - {name: tax, path: tax/TAX.csv, reader: csv}
+fields:
+  parcel_no: {from: CHIBAN, required: true, unique: true, visibility: public}
+  owner_name: {from: OWNER}
+  assessed_value: {from: VALUE, type: int}
+"""
+
+SEWER_MATERIAL = """
+id: sewer_material
+title: {ja: 下水道管種, en: Sewer pipe material}
+codes:
+  VU: {ja: 硬質塩化ビニル管 (薄肉), en: Rigid PVC pipe (thin wall), color: "#1f77b4"}
+  HP: {ja: ヒューム管, en: Hume (reinforced concrete) pipe, color: "#7f7f7f"}
+  DIP: {ja: ダクタイル鋳鉄管, en: Ductile iron pipe, color: "#d62728"}
+"""
+
+
+def free_port() -> int:
+    """A free loopback port (bind to port 0 and let the kernel pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def real_project_root() -> Path | None:
+    """A real project root to publish instead of the synthetic one, if the env var names one."""
+    root = os.environ.get("UOZU_PUBLISH_REAL_ROOT")
+    return Path(root) if root else None
+
+
+def write_project(root: Path, *, base_url: str = "http://127.0.0.1:5000", max_items: int = 1000,
+                  default_items: int = 10, extra_specs: dict[str, str] | None = None) -> Project:
+    """Write config, specs and code lists under ``root`` and load them."""
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    (root / "layers" / "codelists").mkdir(parents=True, exist_ok=True)
+    (root / "config" / "project.yml").write_text(
+        PROJECT_YML.format(base_url=base_url, max_items=max_items, default_items=default_items),
+        encoding="utf-8")
+    specs = {"sewer_pipes": SEWER_PIPES, "shelters": SHELTERS, "parcel_tax": PARCEL_TAX,
+             **(extra_specs or {})}
+    for lid, text in specs.items():
+        (root / "layers" / f"{lid}.yml").write_text(textwrap.dedent(text), encoding="utf-8")
+    (root / "layers" / "codelists" / "sewer_material.yml").write_text(SEWER_MATERIAL,
+                                                                      encoding="utf-8")
+    return load_project(root)
+
+
+def sample_frames(n_pipes: int = 40, n_shelters: int = 9, *, generation: int = 0,
+                  seed: int = 7) -> dict[str, gpd.GeoDataFrame]:
+    """Target-column frames in EPSG:6675 (what the ETL would have produced).
+
+    Every 5th pipe is ``abandoned`` and one has an unknown status: both are withheld by the
+    public filter. ``generation`` shifts ``install_fy`` so tests can tell releases apart.
+    """
+    rng = np.random.default_rng(seed)
+    pipes = []
+    for i in range(n_pipes):
+        x, y = E0 + (i % 50) * 40.0, N0 + (i // 50) * 40.0
+        pipes.append({
+            "pipe_id": f"SP-{i:05d}",
+            "material": MATERIALS[i % len(MATERIALS)],
+            "diameter_mm": int((150, 200, 250, 300)[i % 4]),
+            "length_m": 30.0,
+            "install_fy": 1980 + (i % 40) + 100 * generation,
+            "district": DISTRICTS[i % len(DISTRICTS)],
+            "status": None if i == 3 else ("abandoned" if i % 5 == 4 else "in_use"),
+            "remarks": f"所有者 山田太郎 TEL 0765-99-0000 #{i}" if i % 2 else "管理者メモ 廃止予定",
+            "geometry": LineString([(x, y), (x + 30.0, y + float(rng.uniform(-5, 5)))]),
+        })
+    shelters = []
+    for i in range(n_shelters):
+        shelters.append({
+            "shelter_id": f"H{i:03d}",
+            "name": f"避難所{i}号 ({DISTRICTS[i % len(DISTRICTS)]})",
+            "capacity": int(100 + 10 * i),
+            "flood": bool(i % 2),
+            "opened": dt.date(2020, 4, 1 + i % 28),
+            "manager_phone": "0765-99-0000",
+            "geometry": Point(E0 + 200.0 * i, N0 - 300.0 + 50.0 * i),
+        })
+    parcels = [{
+        "parcel_no": f"{100 + i}-{i % 3}",
+        "owner_name": "山田太郎",
+        "assessed_value": 1_000_000 + i,
+        "geometry": box(E0 + 100 * i, N0 + 500, E0 + 100 * i + 80, N0 + 580),
+    } for i in range(5)]
+    frames = {
+        "sewer_pipes": gpd.GeoDataFrame(pipes, crs=MASTER_CRS),
+        "shelters": gpd.GeoDataFrame(shelters, crs=MASTER_CRS),
+        "parcel_tax": gpd.GeoDataFrame(parcels, crs=MASTER_CRS),
+    }
+    frames["shelters"]["opened"] = pd.to_datetime(frames["shelters"]["opened"])
+    return frames
+
+
+def write_master(project: Project, frames: dict[str, gpd.GeoDataFrame], *,
+                 run_id: str = "run-test-1", data_date: str = "2025-03-31",
+                 data_dates: dict[str, str] | None = None) -> Path:
+    """Write ``master.gpkg`` + ``manifest.json`` following the ETL's output contract."""
+    merged = project.merged_dir
+    merged.mkdir(parents=True, exist_ok=True)
+    tmp = merged / "master.tmp.gpkg"
+    if tmp.exists():
+        tmp.unlink()
+    layers: dict[str, Any] = {}
+    for lid, gdf in frames.items():
+        spec = project.specs[lid]
+        df = gdf.copy()
+        for col in output_columns(spec):
+            if col.name not in df.columns:
+                df[col.name] = f"{col.name}-value" if col.name in LINEAGE_COLUMNS else None
+        df["source_file"] = f"/secret/path/{lid}.shp"
+        df["quality_flags"] = "管理者メモ"
+        df = df[[c.name for c in output_columns(spec)] + ["geometry"]]
+        pyogrio.write_dataframe(df, tmp, layer=lid, driver="GPKG", use_arrow=True)
+        layers[lid] = {"features": len(df),
+                       "data_date": (data_dates or {}).get(lid, data_date)}
+    extra = {
+        QUARANTINE_TABLE: pd.DataFrame({"layer": ["sewer_pipes"], "reason": ["BAD_VALUE"],
+                                        "record": ["山田太郎"]}),
+        CODES_TABLE: pd.DataFrame({"codelist": ["sewer_material"], "code": ["VU"],
+                                   "label_ja": ["硬質塩化ビニル管"], "label_en": ["PVC"],
+                                   "color": ["#1f77b4"]}),
+        LAYER_META_TABLE: pd.DataFrame({"layer": list(layers), "run_id": run_id}),
+    }
+    for name, table in extra.items():
+        pyogrio.write_dataframe(table, tmp, layer=name, driver="GPKG")
+    os.replace(tmp, merged / "master.gpkg")
+    manifest = {"run_id": run_id,
+                "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "layers": layers}
+    (merged / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2),
+                                          encoding="utf-8")
+    return merged / "master.gpkg"
+
+
+def make_project(root: Path, *, n_pipes: int = 40, n_shelters: int = 9, generation: int = 0,
+                 **kw: Any) -> Project:
+    """Project + master in one call (the usual fixture), or the real project if configured."""
+    real = real_project_root()
+    if real is not None:
+        # Publish the real master, but into tmp_path and with the test's base_url.
+        project = load_project(real)
+        pub = project.config.publish.model_copy(
+            update={k: v for k, v in kw.items() if k in ("base_url", "max_items",
+                                                         "default_items")})
+        cfg = project.config.model_copy(update={"public_dir": str(root / "public"),
+                                                "publish": pub})
+        return Project(root=project.root, config=cfg, specs=project.specs,
+                       codelists=project.codelists, spec_hashes=project.spec_hashes)
+    project = write_project(root, **kw)
+    write_master(project, sample_frames(n_pipes, n_shelters, generation=generation))
+    return project
