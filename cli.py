@@ -268,6 +268,27 @@ def rollback(ctx: Ctx, run_id: str | None) -> None:
     run_guarded(go, ctx)
 
 
+@cli.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="書き出すファイル (既定: 標準出力) / write to this file (default: stdout).")
+@click.pass_obj
+def schema(ctx: Ctx, output: str | None) -> None:
+    """統合スキーマを Markdown で出力 / Print the unified schema generated from the specs.
+
+    \b
+    Example:
+        uozu-gis schema -o docs/schema.md
+    """
+    def go() -> None:
+        from etl.docs import schema_markdown
+        md = schema_markdown(ctx.project)
+        if output:
+            Path(output).write_text(md, encoding="utf-8")
+        else:
+            click.echo(md)
+    run_guarded(go, ctx)
+
+
 def main() -> None:
     cli(prog_name="uozu-gis")
 

@@ -185,7 +185,10 @@ def read_mojxml(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
     props = pd.DataFrame([f["properties"] for f in feats])
     geoms = [shapely.geometry.shape(f["geometry"]) if f.get("geometry") else None for f in feats]
     gdf = gpd.GeoDataFrame(props, geometry=gpd.GeoSeries(geoms, index=props.index))
-    return RawFrame(gdf, "EPSG:4612", [path])
+    # 任意座標系 (arbitrary local grid): mojxml leaves the coordinates untouched, so there is no
+    # CRS to report; the spec must declare one (with control points done elsewhere) or fail.
+    arbitrary = "座標系" in props and (props["座標系"] == "任意座標系").all() and len(props) > 0
+    return RawFrame(gdf, None if arbitrary else "EPSG:4612", [path])
 
 
 READERS: dict[str, Callable[[LayerSpec, SourceSpec, Path], RawFrame]] = {
