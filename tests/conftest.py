@@ -35,3 +35,33 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     import pyogrio
     import pyproj
     return [f"GDAL (pyogrio) {pyogrio.__gdal_version_string__}, PROJ {pyproj.proj_version_str}"]
+
+
+def make_uozu_project(root: Path, *, scale: float) -> Path:
+    """The real Uozu config and specs over freshly generated sample exports, in ``root``."""
+    import shutil
+
+    from etl.sample import generate
+
+    repo = Path(__file__).resolve().parent.parent
+    shutil.copytree(repo / "config", root / "config", ignore=shutil.ignore_patterns("*.py",
+                                                                                   "__pycache__"))
+    shutil.copytree(repo / "layers", root / "layers")
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    for d in ("grids", "reference"):
+        (root / "data" / d).symlink_to(repo / "data" / d)
+    generate(root / "data" / "raw", scale=scale)
+    return root
+
+
+UOZU_SCALE = 0.2
+
+
+@pytest.fixture(scope="session")
+def uozu_merged(tmp_path_factory: pytest.TempPathFactory):
+    """Sample exports at UOZU_SCALE merged once with the real specs: (root, RunResult)."""
+    from config import load_project
+    from etl.pipeline import run_merge
+
+    root = make_uozu_project(tmp_path_factory.mktemp("uozu"), scale=UOZU_SCALE)
+    return root, run_merge(load_project(root))
