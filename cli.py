@@ -48,22 +48,55 @@ class Ctx:
             click.echo(msg, err=True)
 
 
-def progress_printer(ctx: Ctx) -> Callable[[str, str, int, int], None] | None:
-    """A rich progress display on stderr (silent with -q or when stderr is not a terminal)."""
-    if ctx.quiet:
-        return None
-    from rich.console import Console
+class ProgressBars:
+    """Rich progress bars on stderr: one for the layers, one for the current step.
 
-    console = Console(stderr=True)
-    seen: set[tuple[str, str]] = set()
+    Silent with ``-q``; with a non-terminal stderr rich prints plain lines instead of bars.
+    """
 
-    def cb(stage: str, layer: str, done: int, total: int) -> None:
-        if done == total and (stage, layer) not in seen:
-            seen.add((stage, layer))
-            label = text(f"stage_{stage}") if f"stage_{stage}" in _STAGE_KEYS else stage
-            console.print(f"[dim]{label}[/dim] {layer} ✓", highlight=False)
+    def __init__(self, ctx: Ctx) -> None:
+        self.enabled = not ctx.quiet
+        self.progress = None
+        self.overall = None
 
-    return cb
+    def __enter__(self) -> Callable[[str, str, int, int], None] | None:
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(TextColumn("{task.description:<34}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=Console(stderr=True))
+        self.progress.start()
+        return self.update
+
+    def update(self, stage: str, layer: str, done: int, total: int) -> None:
+        p = self.progress
+        assert p is not None
+        if stage == "plan":
+            self.overall = p.add_task("レイヤ / layers", total=total)
+            return
+        key = f"stage_{stage}"
+        label = f"{text(key) if key in _STAGE_KEYS else stage}: {layer}"
+        if stage == "validate" and self.overall is not None and done == total:
+            p.advance(self.overall)
+        if stage in ("read", "write") and total > 1:
+            tid = getattr(self, f"_{stage}", None)
+            if tid is None or done == 1:
+                tid = p.add_task(label, total=total)
+                setattr(self, f"_{stage}", tid)
+            p.update(tid, completed=done, description=label)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
 
 
 _STAGE_KEYS = {"stage_read", "stage_normalize", "stage_transform", "stage_validate", "stage_write"}
@@ -158,8 +191,9 @@ def validate(ctx: Ctx, layers: tuple[str, ...]) -> None:
     """
     def go() -> None:
         from etl.pipeline import run_merge
-        res = run_merge(ctx.project, only=list(layers) or None, dry_run=True,
-                        progress=progress_printer(ctx))
+        with ProgressBars(ctx) as progress:
+            res = run_merge(ctx.project, only=list(layers) or None, dry_run=True,
+                            progress=progress)
         m = res.manifest
         human = _print_counts(_layer_table(m)) + "\n" + text(
             "validate_ok", layers=len(m["layers"]), read=m["totals"]["read"])
@@ -183,8 +217,9 @@ def merge(ctx: Ctx, layers: tuple[str, ...]) -> None:
     """
     def go() -> None:
         from etl.pipeline import run_merge
-        res = run_merge(ctx.project, only=list(layers) or None, progress=progress_printer(ctx),
-                        argv=sys.argv[1:])
+        with ProgressBars(ctx) as progress:
+            res = run_merge(ctx.project, only=list(layers) or None, progress=progress,
+                            argv=sys.argv[1:])
         m = res.manifest
         t = m["totals"]
         ctx.log(text("report_written", path=res.run_dir / "report.html"))

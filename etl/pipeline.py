@@ -471,6 +471,7 @@ def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool 
     run_id = new_run_id()
     ctx = RunContext(project, run_id, progress, boundary=crsmod.load_boundary(project))
     order = project.order(only)
+    ctx.tick("plan", "", 0, len(order))
     errors: list[EtlError] = []
     failed: set[str] = set()
     for lid in order:
