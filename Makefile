@@ -10,7 +10,8 @@ setup:
 demo: setup
 	.venv/bin/uozu-gis sample
 	.venv/bin/uozu-gis merge
-	@if .venv/bin/uozu-gis publish --help >/dev/null 2>&1; then .venv/bin/uozu-gis publish; fi
+	.venv/bin/uozu-gis publish
+	@echo "Next: .venv/bin/uozu-gis serve   (then open http://127.0.0.1:5000/)"
 
 test: setup
 	.venv/bin/ruff check .

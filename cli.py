@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from etl.errors import EtlError
-from etl.messages import text
+from etl.messages import MESSAGES, text
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -84,7 +84,7 @@ class ProgressBars:
             self.overall = p.add_task("レイヤ / layers", total=total)
             return
         key = f"stage_{stage}"
-        label = f"{text(key) if key in _STAGE_KEYS else stage}: {layer}"
+        label = f"{text(key) if key in MESSAGES else stage}: {layer}"
         if stage == "validate" and self.overall is not None and done == total:
             p.advance(self.overall)
         if stage in ("read", "write") and total > 1:
@@ -97,9 +97,6 @@ class ProgressBars:
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
             self.progress.stop()
-
-
-_STAGE_KEYS = {"stage_read", "stage_normalize", "stage_transform", "stage_validate", "stage_write"}
 
 
 def run_guarded(fn: Callable[[], None], ctx: Ctx) -> None:
@@ -300,6 +297,96 @@ def rollback(ctx: Ctx, run_id: str | None) -> None:
         store = open_store(p.config.store, p.merged_dir, p.config.keep_runs)
         rid = store.rollback(run_id)
         ctx.out({"run_id": rid}, text("rollback_done", run=rid))
+    run_guarded(go, ctx)
+
+
+def _site_builders() -> None:
+    """Register the map pages every publish builds (pipe map, hazard map)."""
+    from publish import maps_hazard, maps_pipe
+    maps_pipe.register()
+    maps_hazard.register()
+
+
+@cli.command()
+@click.pass_obj
+def publish(ctx: Ctx) -> None:
+    """公開用データとAPI設定を作成 / Write the public store, API config and map pages.
+
+    Only public layers, rows and fields leave the master (an allow-list from the specs); the
+    running server switches to the new release atomically, without a restart.
+
+    \b
+    Example:
+        uozu-gis publish
+    """
+    def go() -> None:
+        from publish.api import publish as do_publish
+        _site_builders()
+        with ProgressBars(ctx) as progress:
+            res = do_publish(ctx.project, progress=progress)
+        ctx.out({"release": res.release_id, "path": str(res.path), "layers": res.counts,
+                 "features": res.features, "timings": res.timings}, res.message())
+    run_guarded(go, ctx)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="待受アドレス / bind address.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True,
+              help="ポート / port.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="ワーカ数 / gunicorn worker processes.")
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="ワーカ毎のスレッド / threads per worker (gthread when > 1).")
+@click.option("--base-url", default=None,
+              help="利用者から見たURL / public URL clients use (default: publish.base_url).")
+@click.pass_obj
+def serve(ctx: Ctx, host: str, port: int, workers: int, threads: int,
+          base_url: str | None) -> None:
+    """公開サーバを起動 / Serve the OGC API, map pages, landing and terms pages on one port.
+
+    \b
+    Example:
+        uozu-gis serve --port 5000
+        (then open http://127.0.0.1:5000/ in a browser, or add
+         http://127.0.0.1:5000/api as an OGC API - Features connection in QGIS)
+    """
+    def go() -> None:
+        from publish.server import serve as do_serve
+        do_serve(ctx.project, host=host, port=port, workers=workers, threads=threads,
+                 base_url=base_url)
+    run_guarded(go, ctx)
+
+
+@cli.command("pipe-sheet")
+@click.option("--oaza", required=True, help="大字名 / district (大字), e.g. 本町.")
+@click.option("--chiban", required=True, help="地番 / lot number, e.g. 123-4, １２３－４, 123番4.")
+@click.option("--scale", type=click.Choice(["250", "500", "1000", "2500"]), default="500",
+              show_default=True, help="縮尺 1/N / scale 1:N.")
+@click.option("--paper", type=click.Choice(["A4", "A3", "A4-landscape", "A3-landscape"],
+                                           case_sensitive=False), default="A4",
+              show_default=True, help="用紙 / paper size.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="PDFの出力先 / output PDF.")
+@click.pass_obj
+def pipe_sheet(ctx: Ctx, oaza: str, chiban: str, scale: str, paper: str, output: str) -> None:
+    """配管図 (参考図) のPDFを作成 / Print a pipe sheet PDF for a parcel (public data only).
+
+    \b
+    Example:
+        uozu-gis pipe-sheet --oaza 本町 --chiban 123-4 --scale 500 --paper A4 -o sheet.pdf
+    """
+    def go() -> None:
+        from publish.errors import PublishError
+        from publish.pipesheet import make_pipe_sheet
+        from publish.release import current_release
+        p = ctx.project
+        r = current_release(p.public_dir)
+        if r is None:
+            raise PublishError("no_release", dir=p.public_dir)
+        url = f"{p.config.publish.base_url.rstrip('/')}/maps/pipe.html"
+        out = make_pipe_sheet(p, r.store, oaza=oaza, chiban=chiban, scale=int(scale),
+                              paper=paper, out=Path(output), map_url=url)
+        ctx.out({"pdf": str(out), "release": r.id}, str(out))
     run_guarded(go, ctx)
 
 

@@ -162,6 +162,222 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rollback_done": ("実行 {run} のマスタに戻しました", "rolled back the master to run {run}"),
     "sample_done": ("サンプルデータを {dir} に作成しました", "sample data written to {dir}"),
     "report_written": ("QAレポート: {path}", "QA report: {path}"),
+    # ---------------------------------------------------------------- publication (publish/)
+    # --- errors (the user's fault: exit code 1, nothing published)
+    "publish_no_master": (
+        "マスタ {path} がありません。修正: 先に 'uozu-gis merge' を実行",
+        "no master at {path}. Fix: run 'uozu-gis merge' first",
+    ),
+    "manifest_invalid": (
+        "マスタのマニフェスト {path} を読めません ({detail})。修正: 'uozu-gis merge' をやり直す",
+        "cannot read the master's manifest {path} ({detail}). Fix: run 'uozu-gis merge' again",
+    ),
+    "no_public_layers": (
+        "公開レイヤがありません。修正: layers/*.yml のどれかに visibility: public を書く",
+        "there are no public layers. Fix: set visibility: public in one of layers/*.yml",
+    ),
+    "master_layer_missing": (
+        "レイヤ '{layer}' がマスタ {path} にありません。修正: 'uozu-gis merge' を実行",
+        "layer '{layer}' is not in the master {path}. Fix: run 'uozu-gis merge'",
+    ),
+    "master_columns_missing": (
+        "レイヤ '{layer}': マスタに公開列 {columns} がありません。修正: 定義変更後に 'uozu-gis merge' を"
+        "やり直す",
+        "layer '{layer}': the master lacks public column(s) {columns}. Fix: run 'uozu-gis merge' "
+        "again after changing the spec",
+    ),
+    "public_filter_unknown": (
+        "レイヤ '{layer}': public_filter '{expr}' が定義にない名前 {names} を使っています。"
+        "使える列: {known}",
+        "layer '{layer}': public_filter '{expr}' uses name(s) {names} that are not spec fields. "
+        "Known columns: {known}",
+    ),
+    "public_filter_invalid": (
+        "レイヤ '{layer}': public_filter '{expr}' を評価できません ({detail})。"
+        "修正: pandas の query 式で書く (例: status == \"in_use\")",
+        "layer '{layer}': cannot evaluate public_filter '{expr}' ({detail}). "
+        "Fix: write a pandas query expression (e.g. status == \"in_use\")",
+    ),
+    "public_id_missing": (
+        "レイヤ '{layer}': 公開する {n} 件で ID ({field}) が空です。修正: {field} を required: true に"
+        "してマージをやり直す",
+        "layer '{layer}': {n} public record(s) have no id ({field}). Fix: make {field} "
+        "required: true and merge again",
+    ),
+    "public_id_duplicate": (
+        "レイヤ '{layer}': ID ({field}) が重複しています: {examples}。修正: {field} を unique: true に"
+        "してマージをやり直す",
+        "layer '{layer}': duplicate id(s) in {field}: {examples}. Fix: make {field} unique: true "
+        "and merge again",
+    ),
+    "public_id_internal": (
+        "レイヤ '{layer}': id_field '{field}' が非公開項目です。公開 ID に使えません。"
+        "修正: {field} を visibility: public にするか、公開できる項目を id_field にする",
+        "layer '{layer}': id_field '{field}' is internal, so it cannot be the public id. "
+        "Fix: make {field} visibility: public or choose a public id_field",
+    ),
+    "label_column_conflict": (
+        "レイヤ '{layer}': コード表の名称列 '{column}' が既存の列と衝突します。修正: フィールド名を変える",
+        "layer '{layer}': code-list label column '{column}' clashes with a field. "
+        "Fix: rename the field",
+    ),
+    "reserved_column": (
+        "レイヤ '{layer}': 列名 '{column}' は公開ストアで予約されています。修正: フィールド名を変える",
+        "layer '{layer}': column name '{column}' is reserved in the public store. "
+        "Fix: rename the field",
+    ),
+    "publish_crs_unsupported": (
+        "publish_crs '{crs}' には対応していません。公開ストアは常に CRS84 (経度・緯度) です。"
+        "修正: config/project.yml の publish_crs を OGC:CRS84 にする (EPSG:6675 などは API の ?crs= で"
+        "出力できます)",
+        "publish_crs '{crs}' is not supported: the public store is always CRS84 (lon/lat). "
+        "Fix: set publish_crs: OGC:CRS84 in config/project.yml (EPSG:6675 and others are offered "
+        "as output CRSs through the API's ?crs=)",
+    ),
+    "leak_check_failed": (
+        "公開ストアの自己検査に失敗しました ({path}): {detail}。公開は中止し、現在の公開版は変更していません",
+        "the public store failed its self-check ({path}): {detail}. Publication aborted; the "
+        "current release is unchanged",
+    ),
+    "pygeoapi_config_invalid": (
+        "pygeoapi 設定の検証に失敗しました: {detail}。修正: config/project.yml の publish: と"
+        "レイヤ定義の title/attribution を確認",
+        "the pygeoapi configuration is invalid: {detail}. Fix: check publish: in "
+        "config/project.yml and the layers' title/attribution",
+    ),
+    "openapi_failed": (
+        "OpenAPI 文書を生成できません (コレクション '{collection}'): {detail}",
+        "cannot generate the OpenAPI document (collection '{collection}'): {detail}",
+    ),
+    "publish_locked": (
+        "別の公開処理が実行中です ({lock})。終わってから再実行してください",
+        "another publish is running ({lock}). Run again when it has finished",
+    ),
+    "publish_failed": (
+        "公開に失敗しました。現在の公開版 ({current}) は変更していません",
+        "publication failed; the current release ({current}) is unchanged",
+    ),
+    "no_release": (
+        "公開版がありません ({dir})。修正: 先に 'uozu-gis publish' を実行",
+        "nothing has been published yet ({dir}). Fix: run 'uozu-gis publish' first",
+    ),
+    "base_url_invalid": (
+        "base_url '{url}' は http(s)://ホスト[:ポート][/パス] の形で書いてください",
+        "base_url '{url}' must look like http(s)://host[:port][/path]",
+    ),
+    # --- progress / results
+    "publish_stage_read": ("マスタ読込", "read master"),
+    "stage_store": ("公開ストア書込", "write public store"),
+    "stage_check": ("漏えい自己検査", "leak self-check"),
+    "stage_config": ("pygeoapi 設定", "pygeoapi config"),
+    "stage_openapi": ("OpenAPI 生成", "OpenAPI document"),
+    "stage_site": ("サイト作成", "site pages"),
+    "stage_switch": ("公開版の切替", "switch release"),
+    "publish_done": (
+        "公開完了: 公開版 {release} — {layers} レイヤ, {features} 件 ({seconds:.1f} 秒)",
+        "published: release {release} — {layers} layers, {features} features ({seconds:.1f} s)",
+    ),
+    "serve_start": (
+        "公開サーバ起動: {url} (ワーカー {workers})",
+        "public server listening on {url} ({workers} workers)",
+    ),
+    "serve_url_mismatch": (
+        "注意: base_url {base_url} と待受 {bind} が異なります。API のリンクは base_url を指します",
+        "note: base_url {base_url} differs from the bind address {bind}; API links use base_url",
+    ),
+    # --- pygeoapi metadata and collection text
+    "data_as_of": ("{date} 時点", "as of {date}"),
+    "data_date_unknown": ("データ時点 不明", "data date unknown"),
+    "link_source": ("出典: {source}", "Source: {source}"),
+    "link_license": ("ライセンス: {license}", "License: {license}"),
+    "link_terms": ("利用規約", "Terms of use"),
+    "service_terms": (
+        "参考図です。利用規約 {url} をご確認ください。",
+        "Reference map only. See the terms of use at {url}.",
+    ),
+    "label_suffix_ja": ("{title} (日本語名)", "{title} (Japanese name)"),
+    "label_suffix_en": ("{title} (英語名)", "{title} (English name)"),
+    "public_id": ("公開ID", "public id"),
+    "err_not_queryable": (
+        "'{name}' では絞り込みできません。使える項目: {known}",
+        "'{name}' is not queryable. Queryables: {known}",
+    ),
+    "err_bad_value": (
+        "'{name}' の値 '{value}' は {type} ではありません",
+        "value '{value}' of '{name}' is not a valid {type}",
+    ),
+    "err_no_cql": (
+        "この API は filter (CQL) に対応していません。項目名=値 で絞り込んでください",
+        "this API does not support filter (CQL); use property=value filters",
+    ),
+    "err_no_q": (
+        "この API は全文検索 (q) に対応していません。項目名=値 で絞り込んでください",
+        "this API does not support full-text search (q); use property=value filters",
+    ),
+    "err_method": (
+        "この公開 API は読み取り専用です",
+        "this public API is read-only",
+    ),
+    "err_not_found": ("ページがありません", "page not found"),
+    # --- landing / terms pages
+    "page_title": ("{title}", "{title}"),
+    "page_api": ("データ API (OGC API - Features)", "Data API (OGC API - Features)"),
+    "page_api_text": (
+        "GIS ソフト (QGIS など) やプログラムから公開データを取得できます。",
+        "Fetch the public data from GIS software (e.g. QGIS) or programs.",
+    ),
+    "page_api_openapi": ("API 仕様 (OpenAPI)", "API definition (OpenAPI)"),
+    "page_collections": ("データ一覧", "Collections"),
+    "page_maps": ("地図", "Maps"),
+    "page_no_maps": ("公開中の地図はまだありません。", "No maps are published yet."),
+    "page_layers": ("公開データ", "Public data"),
+    "page_layer": ("データ", "Data"),
+    "page_features": ("件数", "Features"),
+    "page_data_date": ("データ時点", "Data as of"),
+    "page_source": ("出典", "Source"),
+    "page_license": ("ライセンス", "License"),
+    "page_release": ("公開版", "Release"),
+    "page_published_at": ("公開日時", "Published at"),
+    "page_terms": ("利用規約", "Terms of use"),
+    "page_terms_version": ("第{version}版", "version {version}"),
+    "page_contact": ("問い合わせ先", "Contact"),
+    "page_home": ("トップ", "Home"),
+    "page_reference_notice": (
+        "この地図・データは参考図です。正確な位置や権利関係は必ず担当課でご確認ください。",
+        "These maps and data are for reference only. Always confirm exact positions and legal "
+        "matters with the responsible section.",
+    ),
+    "terms_1": (
+        "本サービスで提供する地図およびデータは参考図です。測量の成果ではなく、現地の状況、"
+        "位置の正確さ、境界などの権利関係を保証するものではありません。",
+        "The maps and data provided by this service are reference maps. They are not survey "
+        "results and do not guarantee site conditions, positional accuracy or legal boundaries.",
+    ),
+    "terms_2": (
+        "工事、売買、申請など正確さが必要な目的には使わず、必ず担当課で原本 (台帳) を確認してください。",
+        "Do not rely on them for construction, transactions, applications or other purposes that "
+        "need accuracy; always check the official ledgers with the responsible section.",
+    ),
+    "terms_3": (
+        "データには時点があります。各データの「データ時点」以降の変更は反映されていません。",
+        "Data have a reference date. Changes after each data set's \"as of\" date are not "
+        "reflected.",
+    ),
+    "terms_4": (
+        "データは下記のライセンスで利用できます。利用する際は出典を表示してください。",
+        "The data may be used under the licences below. Show the source when you use them.",
+    ),
+    "terms_5": (
+        "本サービスの利用により生じた損害について、市は責任を負いません。"
+        "サービスは予告なく変更・停止することがあります。",
+        "The city accepts no liability for any damage arising from the use of this service. The "
+        "service may change or stop without notice.",
+    ),
+    "terms_6": (
+        "本サービスは個人情報を公開しません。公開データは公開を許可された項目だけから作成しています。",
+        "This service publishes no personal information. The public data are built only from "
+        "fields approved for publication.",
+    ),
 }
 
 REASONS: dict[str, tuple[str, str]] = {
@@ -195,6 +411,11 @@ def ja(msg_key: str, /, **kw: object) -> str:
 
 def en(msg_key: str, /, **kw: object) -> str:
     return MESSAGES[msg_key][1].format(**kw)
+
+
+def both(msg_key: str, /, **kw: object) -> dict[str, str]:
+    """``{"ja": ..., "en": ...}``: the language-dict form pygeoapi's config accepts."""
+    return {"ja": ja(msg_key, **kw), "en": en(msg_key, **kw)}
 
 
 def reason(code: str) -> str:

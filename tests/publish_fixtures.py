@@ -1,9 +1,10 @@
 """A tiny project plus a hand-written master, for publication and server tests.
 
 Why not run the ETL: publication must be testable on its own contract (``master.gpkg`` with one
-table per layer in EPSG:6675, ``manifest.json``), break one way at a time, and later be pointed at
-the real master (set ``UOZU_PUBLISH_REAL_ROOT`` to a project root with a merged master: the
-end-to-end tests then publish that instead; see :func:`real_project_root`).
+table per layer in EPSG:6675, ``manifest.json``) and break one way at a time. The real master
+(real specs, ETL run on the sample exports: conftest's ``uozu_merged``) is published by
+``test_publish_e2e.py`` and served to the real clients in ``test_server_live.py``;
+:func:`public_copy` points such a project at a private public directory.
 
 Everything is built in ``tmp_path`` (datasette style): ``config/project.yml``, ``layers/*.yml``,
 ``layers/codelists/*.yml``, ``data/merged/master.gpkg`` and ``manifest.json``. The master holds
@@ -12,11 +13,13 @@ internal values that must never be published: owner names, phone numbers, intern
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import socket
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +27,17 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import pytest
 from shapely.geometry import LineString, Point, box
 
 from config import Project, load_project
-from etl.schema import CODES_TABLE, LAYER_META_TABLE, LINEAGE_COLUMNS, QUARANTINE_TABLE, output_columns
+from etl.schema import (
+    CODES_TABLE,
+    LAYER_META_TABLE,
+    LINEAGE_COLUMNS,
+    QUARANTINE_TABLE,
+    output_columns,
+)
 
 E0, N0 = 21600.0, 91800.0  # near Uozu city hall, JGD2011 zone VII (EPSG:6675)
 MASTER_CRS = "EPSG:6675"
@@ -45,7 +55,9 @@ target_crs: EPSG:6675
 keep_runs: 3
 publish:
   title: {{ja: 魚津市 公開型GIS, en: Uozu City public GIS}}
-  description: {{ja: 魚津市が公開する下水道・避難所のデータ, en: Sewer and shelter data published by Uozu City}}
+  description:
+    ja: 魚津市が公開する下水道・避難所のデータ
+    en: Sewer and shelter data published by Uozu City
   contact_name: 魚津市 建設課
   contact_email: kensetsu@example.jp
   contact_url: https://www.city.uozu.toyama.jp/
@@ -136,6 +148,20 @@ codes:
 """
 
 
+@contextlib.contextmanager
+def isolated_site_builders() -> Iterator[None]:
+    """Publish without builders other modules registered globally (``publish.api.SITE_BUILDERS``).
+
+    Why: map modules register their builders process-wide; these tests are about publication
+    itself and must not depend on which other test module ran first.
+    """
+    from publish import api
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(api, "SITE_BUILDERS", [])
+        yield
+
+
 def free_port() -> int:
     """A free loopback port (bind to port 0 and let the kernel pick)."""
     with socket.socket() as s:
@@ -143,10 +169,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def real_project_root() -> Path | None:
-    """A real project root to publish instead of the synthetic one, if the env var names one."""
-    root = os.environ.get("UOZU_PUBLISH_REAL_ROOT")
-    return Path(root) if root else None
+def public_copy(project: Project, public_dir: Path, **publish: Any) -> Project:
+    """The same project publishing into ``public_dir`` (and with ``publish:`` overrides)."""
+    pub = project.config.publish.model_copy(update=publish)
+    cfg = project.config.model_copy(update={"public_dir": str(public_dir), "publish": pub})
+    return Project(project.root, cfg, project.specs, project.codelists, project.spec_hashes)
 
 
 def write_project(root: Path, *, base_url: str = "http://127.0.0.1:5000", max_items: int = 1000,
@@ -216,8 +243,12 @@ def sample_frames(n_pipes: int = 40, n_shelters: int = 9, *, generation: int = 0
 
 def write_master(project: Project, frames: dict[str, gpd.GeoDataFrame], *,
                  run_id: str = "run-test-1", data_date: str = "2025-03-31",
-                 data_dates: dict[str, str] | None = None) -> Path:
-    """Write ``master.gpkg`` + ``manifest.json`` following the ETL's output contract."""
+                 data_dates: dict[str, str] | None = None,
+                 drop: dict[str, list[str]] | None = None) -> Path:
+    """Write ``master.gpkg`` + ``manifest.json`` following the ETL's output contract.
+
+    ``drop`` removes columns from a layer, to simulate a master older than its spec.
+    """
     merged = project.merged_dir
     merged.mkdir(parents=True, exist_ok=True)
     tmp = merged / "master.tmp.gpkg"
@@ -232,7 +263,8 @@ def write_master(project: Project, frames: dict[str, gpd.GeoDataFrame], *,
                 df[col.name] = f"{col.name}-value" if col.name in LINEAGE_COLUMNS else None
         df["source_file"] = f"/secret/path/{lid}.shp"
         df["quality_flags"] = "管理者メモ"
-        df = df[[c.name for c in output_columns(spec)] + ["geometry"]]
+        df = df[[c.name for c in output_columns(spec)
+                 if c.name not in (drop or {}).get(lid, [])] + ["geometry"]]
         pyogrio.write_dataframe(df, tmp, layer=lid, driver="GPKG", use_arrow=True)
         layers[lid] = {"features": len(df),
                        "data_date": (data_dates or {}).get(lid, data_date)}
@@ -248,7 +280,7 @@ def write_master(project: Project, frames: dict[str, gpd.GeoDataFrame], *,
         pyogrio.write_dataframe(table, tmp, layer=name, driver="GPKG")
     os.replace(tmp, merged / "master.gpkg")
     manifest = {"run_id": run_id,
-                "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "layers": layers}
     (merged / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2),
                                           encoding="utf-8")
@@ -257,18 +289,7 @@ def write_master(project: Project, frames: dict[str, gpd.GeoDataFrame], *,
 
 def make_project(root: Path, *, n_pipes: int = 40, n_shelters: int = 9, generation: int = 0,
                  **kw: Any) -> Project:
-    """Project + master in one call (the usual fixture), or the real project if configured."""
-    real = real_project_root()
-    if real is not None:
-        # Publish the real master, but into tmp_path and with the test's base_url.
-        project = load_project(real)
-        pub = project.config.publish.model_copy(
-            update={k: v for k, v in kw.items() if k in ("base_url", "max_items",
-                                                         "default_items")})
-        cfg = project.config.model_copy(update={"public_dir": str(root / "public"),
-                                                "publish": pub})
-        return Project(root=project.root, config=cfg, specs=project.specs,
-                       codelists=project.codelists, spec_hashes=project.spec_hashes)
+    """Project + master in one call (the usual fixture)."""
     project = write_project(root, **kw)
     write_master(project, sample_frames(n_pipes, n_shelters, generation=generation))
     return project

@@ -1,0 +1,202 @@
+"""``publish(project)``: master -> public store -> pygeoapi config -> OpenAPI -> atomic switch.
+
+The one entry point the CLI calls (``uozu-gis publish``). Order matters for safety:
+
+1. plan the allow-lists from the specs (config errors before anything is written);
+2. write the public store into a fresh ``releases/<id>/`` and self-check it (leak guard);
+3. generate, validate (pygeoapi's schema) and exercise (OpenAPI build) the pygeoapi config;
+4. run the site builders (map pages, added by ``publish/maps*``) into ``site/``;
+5. write ``release.json``, switch ``current`` atomically, prune old releases.
+
+Any failure before step 5 deletes the new directory: the running server keeps serving the previous
+release, untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from config import Project
+from publish import apiconfig, release, store
+from publish import messages as msg
+from publish.errors import PublishError
+
+Progress = Callable[[str, str, int, int], None]  # (stage, layer, done, total), as in etl
+
+
+@dataclass(frozen=True)
+class SiteContext:
+    """What a site builder gets: write static pages under ``site_dir`` (maps in ``maps/``)."""
+
+    project: Project
+    release_id: str
+    site_dir: Path
+    store: Path  # the public store: the only data a public page may use
+    layers: dict[str, store.StoreLayer]
+    plans: dict[str, store.LayerPlan]
+    base_url: str
+
+
+SiteBuilder = Callable[[SiteContext], None]
+#: Builders run by every publish (``publish/maps*`` registers its map builder here).
+SITE_BUILDERS: list[SiteBuilder] = []
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """Outcome of one publish: where the release is, what it holds, how long each stage took."""
+
+    release_id: str
+    path: Path
+    store: Path
+    config: Path
+    openapi: Path
+    layers: dict[str, store.StoreLayer]
+    timings: dict[str, float]
+    previous: str | None = None
+    pruned: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def features(self) -> int:
+        return sum(lay.features for lay in self.layers.values())
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {lid: lay.features for lid, lay in self.layers.items()}
+
+    def message(self) -> str:
+        return msg.text("publish_done", release=self.release_id, layers=len(self.layers),
+                        features=self.features, seconds=self.timings.get("total", 0.0))
+
+
+def _meta(project: Project, rid: str, source: store.MasterSource,
+          layers: dict[str, store.StoreLayer], plans: dict[str, store.LayerPlan],
+          timings: dict[str, float]) -> dict[str, Any]:
+    pc = project.config.publish
+    return {
+        "release_id": rid,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "master_run_id": source.run_id,
+        "master_finished_at": source.manifest.get("finished_at"),
+        "base_url": pc.base_url.rstrip("/"),
+        "terms_version": pc.terms_version,
+        "title": pc.title.model_dump(),
+        "description": pc.description.model_dump(),
+        "city": project.config.city.model_dump(),
+        "contact": {"name": pc.contact_name, "email": pc.contact_email, "url": pc.contact_url,
+                    "phone": pc.contact_phone, "city_url": pc.city_url},
+        "layers": {lid: {
+            "title": plans[lid].spec.title.model_dump(),
+            "features": lay.features,
+            "withheld": lay.withheld,
+            "data_date": lay.data_date,
+            "bbox": list(lay.bbox) if lay.bbox else None,
+            "attribution": plans[lid].spec.attribution.model_dump(),
+            "license": plans[lid].spec.license,
+            "license_url": plans[lid].spec.license_url,
+            "columns": lay.columns,
+            "queryables": plans[lid].queryables,
+        } for lid, lay in layers.items()},
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+def check_publish_crs(crs: str) -> None:
+    """Only CRS84 (or EPSG:4326, the same up to axis order) is a valid *storage* CRS.
+
+    Why: pygeoapi mangles the axes of a JGD2011 plane CRS used as storage_crs (anchors §3).
+    """
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        ok = CRS.from_user_input(crs).equals(CRS("OGC:CRS84"), ignore_axis_order=True)
+    except CRSError:
+        ok = False
+    if not ok:
+        raise PublishError("publish_crs_unsupported", crs=crs)
+
+
+def publish(project: Project, *, progress: Progress | None = None,
+            site_builders: list[SiteBuilder] | None = None,
+            keep: int | None = None) -> PublishResult:
+    """Publish the current master as a new release and switch the server to it atomically.
+
+    Raises :class:`publish.errors.PublishError` (an ``EtlError``) with a bilingual message for
+    anything the user can fix; the previous release stays current on any failure.
+    """
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    public_dir = project.public_dir
+
+    def tick(stage: str, layer: str = "", done: int = 0, total: int = 0) -> None:
+        if progress:
+            progress(stage, layer, done, total)
+
+    check_publish_crs(project.config.publish_crs)
+    with release.publish_lock(public_dir):
+        plans = store.plan_store(project)
+        source = store.locate_master(project)
+        previous = release.current_id(public_dir)
+        rid = release.new_release_id()
+        rdir = release.releases_dir(public_dir) / rid
+        rdir.mkdir(parents=True)
+        try:
+            t0 = time.perf_counter()
+            layers = store.write_public_store(project, source, rdir / release.STORE, plans,
+                                              tick=tick)
+            timings["store"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            tick("check")
+            store.check_public_store(rdir / release.STORE, store.expected_tables(project),
+                                     store.forbidden_columns(project),
+                                     {lid: lay.features for lid, lay in layers.items()})
+            timings["check"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            tick("config")
+            locale_dir = rdir / release.LOCALE
+            apiconfig.write_locale(locale_dir)
+            cfg = apiconfig.build_config(project, rdir / release.STORE, layers, plans,
+                                         locale_dir=locale_dir)
+            apiconfig.validate(cfg)
+            apiconfig.dump_yaml(cfg, rdir / release.CONFIG)
+            timings["config"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            tick("openapi")
+            oas = apiconfig.build_openapi(cfg, {lid: p.queryables for lid, p in plans.items()})
+            apiconfig.dump_yaml(oas, rdir / release.OPENAPI)
+            timings["openapi"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            tick("site")
+            site = rdir / release.SITE
+            (site / "maps").mkdir(parents=True)
+            ctx = SiteContext(project, rid, site, rdir / release.STORE, layers, plans,
+                              project.config.publish.base_url.rstrip("/"))
+            for build in [*SITE_BUILDERS, *(site_builders or [])]:
+                build(ctx)
+            timings["site"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            tick("switch")
+            timings["total"] = time.perf_counter() - t_start
+            release.write_meta(rdir, _meta(project, rid, source, layers, plans, timings))
+            release.switch(public_dir, rid)
+            timings["switch"] = time.perf_counter() - t0
+        except BaseException as e:
+            shutil.rmtree(rdir, ignore_errors=True)
+            e.add_note(msg.text("publish_failed", current=previous or "-"))
+            raise
+        pruned = release.prune(public_dir, keep if keep is not None else project.config.keep_runs)
+    timings["total"] = time.perf_counter() - t_start
+    return PublishResult(rid, rdir, rdir / release.STORE, rdir / release.CONFIG,
+                         rdir / release.OPENAPI, layers, timings, previous, tuple(pruned))

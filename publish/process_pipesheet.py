@@ -1,0 +1,154 @@
+"""pygeoapi process ``pipe-sheet``: the pipe sheet PDF (:mod:`publish.pipesheet`) over OGC API.
+
+Registered per release in the generated pygeoapi config (see :func:`process_resource`)::
+
+    pipe-sheet:
+      type: process
+      processor:
+        name: publish.process_pipesheet.PipeSheetProcessor
+        store: <release>/public.gpkg      # the public store only
+        project_root: <project root>      # config + specs (titles, code lists, contact)
+        map_url: <base_url>/maps/pipe.html
+
+Execution (pygeoapi 0.21 executes with POST only; the map's parcel popup does exactly this)::
+
+    POST /api/processes/pipe-sheet/execution
+    {"inputs": {"oaza": "三ケ", "chiban": "１２３－４", "scale": 500, "paper": "A4"}}
+    -> 200 application/pdf (the sheet) | 400 JSON {"description": "...ja / en..."}
+
+Why a process rather than a bespoke route: it is described in the OpenAPI document and at
+``/api/processes/pipe-sheet`` like the rest of the API, and the input checks live in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
+
+from config import Project, load_project
+from publish.pipesheet import SCALES, PipeSheetError, make_pipe_sheet
+
+LOGGER = logging.getLogger(__name__)
+PROCESS_ID = "pipe-sheet"
+PAPERS = ["A4", "A3", "A4-landscape", "A3-landscape"]
+
+PROCESS_METADATA: dict[str, Any] = {
+    "version": "1.0.0",
+    "id": PROCESS_ID,
+    "title": {"ja": "配管参考図（PDF）", "en": "Pipe sheet (PDF)"},
+    "description": {
+        "ja": "大字と地番を指定すると、その筆を中心に上下水道管・マンホール・消火栓を固定縮尺"
+              "（1/500 など、100%印刷時）で描いた1ページのPDF（参考図）を返します。",
+        "en": "Given a town (oaza) and lot number, returns a one-page PDF reference sheet of "
+              "the water and sewer pipes, manholes and hydrants around that parcel at a fixed "
+              "scale (e.g. 1:500 when printed at 100 %).",
+    },
+    "jobControlOptions": ["sync-execute"],
+    "outputTransmission": ["value"],
+    "keywords": ["配管図", "下水道", "水道", "地番", "pipe sheet", "PDF"],
+    "links": [],
+    "inputs": {
+        "oaza": {
+            "title": {"ja": "大字", "en": "Town (oaza)"},
+            "description": {"ja": "地番図の大字名（例: 三ケ）",
+                            "en": "Town name as in the parcel map"},
+            "schema": {"type": "string", "maxLength": 40},
+            "minOccurs": 1,
+            "maxOccurs": 1,
+        },
+        "chiban": {
+            "title": {"ja": "地番", "en": "Lot number"},
+            "description": {"ja": "例: 123-4、123番4、１２３－４、123の4",
+                            "en": "e.g. 123-4 (variants such as 123番4 are accepted)"},
+            "schema": {"type": "string", "maxLength": 40},
+            "minOccurs": 1,
+            "maxOccurs": 1,
+        },
+        "scale": {
+            "title": {"ja": "縮尺 (1/n)", "en": "Scale (1:n)"},
+            "schema": {"type": "integer", "enum": list(SCALES), "default": 500},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
+        "paper": {
+            "title": {"ja": "用紙", "en": "Paper"},
+            "schema": {"type": "string", "enum": PAPERS, "default": "A4"},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
+    },
+    "outputs": {
+        "sheet": {
+            "title": {"ja": "配管参考図", "en": "Pipe sheet"},
+            "schema": {"type": "string", "contentMediaType": "application/pdf",
+                       "contentEncoding": "binary"},
+        },
+    },
+    "example": {"inputs": {"oaza": "三ケ", "chiban": "37", "scale": 500, "paper": "A4"}},
+}
+
+_PROJECTS: dict[str, Project] = {}
+_LOCK = threading.Lock()
+
+
+def _project(root: str) -> Project:
+    """Load the project once per worker (pygeoapi builds a processor per request)."""
+    with _LOCK:
+        p = _PROJECTS.get(root)
+        if p is None:
+            p = _PROJECTS[root] = load_project(root)
+        return p
+
+
+def process_resource(store: Path, project_root: Path, map_url: str) -> dict[str, Any]:
+    """The ``resources`` entry for the generated pygeoapi config of one release."""
+    return {"type": "process",
+            "processor": {"name": "publish.process_pipesheet.PipeSheetProcessor",
+                          "store": str(store), "project_root": str(project_root),
+                          "map_url": map_url}}
+
+
+def _text(data: dict[str, Any], key: str, default: str | None = None) -> str:
+    v = data.get(key, default)
+    if v is None or (isinstance(v, str) and not v.strip()):
+        raise ProcessorExecuteError(user_msg=f"入力 '{key}' がありません / missing input '{key}'")
+    if not isinstance(v, str | int) or len(str(v)) > 40:
+        raise ProcessorExecuteError(user_msg=f"入力 '{key}' が不正です / invalid input '{key}'")
+    return str(v)
+
+
+class PipeSheetProcessor(BaseProcessor):
+    """OGC API - Processes wrapper of :func:`publish.pipesheet.make_pipe_sheet`."""
+
+    def __init__(self, processor_def: dict[str, Any]) -> None:
+        super().__init__(processor_def, PROCESS_METADATA)
+        self.store = Path(processor_def["store"])
+        self.project_root = str(processor_def["project_root"])
+        self.map_url = str(processor_def.get("map_url") or "/maps/pipe.html")
+
+    def execute(self, data: dict[str, Any], outputs: Any = None) -> tuple[str, bytes]:
+        """Inputs -> (``application/pdf``, bytes); user errors become a bilingual 400."""
+        oaza, chiban = _text(data, "oaza"), _text(data, "chiban")
+        try:
+            scale = int(data.get("scale") or 500)
+        except (TypeError, ValueError):
+            raise ProcessorExecuteError(
+                user_msg="縮尺は整数で指定してください / scale must be an integer") from None
+        paper = _text(data, "paper", "A4")
+        with tempfile.TemporaryDirectory(prefix="uozu-sheet-") as tmp:
+            out = Path(tmp) / "sheet.pdf"
+            try:
+                make_pipe_sheet(_project(self.project_root), self.store, oaza=oaza,
+                                chiban=chiban, scale=scale, paper=paper, out=out,
+                                map_url=self.map_url)
+            except PipeSheetError as e:
+                raise ProcessorExecuteError(user_msg=str(e)) from e
+            return "application/pdf", out.read_bytes()
+
+    def __repr__(self) -> str:
+        return f"<PipeSheetProcessor> {self.store}"

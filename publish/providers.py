@@ -1,0 +1,392 @@
+"""``PublicOGRProvider``: pygeoapi's OGR provider, made safe and complete for the public store.
+
+Registered by dotted path in the generated config (``name: publish.providers.PublicOGRProvider``).
+It reads only the public GeoPackage written by :mod:`publish.store` and fixes what pygeoapi 0.21's
+``OGRProvider`` gets wrong for us (read from its source):
+
+* **Injection / 500 on quotes.** The base class builds ``name = 'value'`` by string interpolation
+  (properties and item ids), so ``?district=O'Brien`` is a SQL error (500) or an injection. Here
+  every value is typed (integer, number, boolean, text) and text is quoted with ``''`` escaping;
+  column names come only from the table's own schema.
+* **No numberMatched.** Every page reports ``numberMatched``/``numberReturned`` (one ``COUNT``), so
+  clients (GDAL OAPIF, OWSLib, the HTML page) know the total and pygeoapi stops offering a
+  ``next`` link past the last page.
+* **No sorting, unstable paging.** ``sortby`` becomes ``ORDER BY`` with the row id as tie-breaker,
+  so ``limit``/``offset`` pages are disjoint and complete.
+* **bbox + offset.** The base class pages a ``SELECT ... LIMIT/OFFSET`` result set and filters it
+  afterwards. Here filtering happens in SQL before ``LIMIT``: features whose R-tree box lies inside
+  the bbox are taken directly; the few on its edge are tested exactly (GEOS ``Intersects``).
+* **Silent no-ops.** A ``filter`` (CQL), a full-text ``q`` or a property that is not a declared
+  queryable is a 400 with a bilingual message instead of an unfiltered answer.
+* Only the spec's queryables are listed at ``/queryables`` (see :data:`QUERYABLES_VIEW`), and the
+  schema carries bilingual field titles.
+* **Per-request overhead.** pygeoapi builds a provider per request; the base class opens the file
+  twice per request (schema, then query), serialises features with ``ExportToJson`` (~85 µs per
+  feature) and pushes a GDAL error handler it never pops (the stack grows by one per request).
+  Release files are immutable, so here the schema is cached per file, datasets are kept open per
+  thread (LRU of :data:`POOL_SIZE`), features are serialised field by field (~16 µs), and the
+  handler is popped again.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import json
+import logging
+import math
+import os
+import threading
+from typing import Any
+
+from osgeo import gdal, ogr
+from pygeoapi.provider.base import (
+    ProviderGenericError,
+    ProviderInvalidQueryError,
+    ProviderItemNotFoundError,
+    ProviderQueryError,
+)
+from pygeoapi.provider.ogr import OGRProvider
+
+from publish.messages import text
+
+LOGGER = logging.getLogger(__name__)
+
+#: Set by the server while pygeoapi builds ``/queryables``: ``fields`` then lists queryables only.
+QUERYABLES_VIEW: contextvars.ContextVar[bool] = contextvars.ContextVar("queryables_view",
+                                                                       default=False)
+#: (numberMatched, offset, numberReturned) of the last page served in this context.
+LAST_PAGE: contextvars.ContextVar[tuple[int, int, int] | None] = contextvars.ContextVar(
+    "last_page", default=None)
+
+TRUE = {"true", "1", "yes", "t"}
+FALSE = {"false", "0", "no", "f"}
+POOL_SIZE = 4  # open datasets kept per thread: current and previous releases' stores
+_POOL = threading.local()
+_FIELDS: dict[tuple[str, str, int, int], dict[str, dict[str, Any]]] = {}
+_FIELDS_LOCK = threading.Lock()
+
+
+def _file_key(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_ino, st.st_mtime_ns
+
+
+def pooled_dataset(path: str) -> Any:
+    """A read-only OGR dataset for ``path``, kept open for this thread (files are immutable)."""
+    pool: collections.OrderedDict[tuple[str, int, int], Any] | None = getattr(_POOL, "ds", None)
+    if pool is None:
+        pool = _POOL.ds = collections.OrderedDict()
+    key = (path, *_file_key(path))
+    ds = pool.get(key)
+    if ds is None:
+        ds = ogr.Open(path, 0)
+        if ds is None:
+            raise RuntimeError(f"cannot open {path}")
+        pool[key] = ds
+        while len(pool) > POOL_SIZE:
+            pool.popitem(last=False)  # dropping the last reference closes the dataset
+    else:
+        pool.move_to_end(key)
+    return ds
+
+
+def quote_ident(name: str) -> str:
+    """SQL identifier (names come from the schema, but quote them anyway)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_text(value: str) -> str:
+    """SQL text literal: the only escaping SQLite needs is doubling single quotes."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class PublicOGRProvider(OGRProvider):
+    """OGR provider for the public GeoPackage: typed filters, counts, sorting, exact bbox."""
+
+    def __init__(self, provider_def: dict[str, Any]) -> None:
+        # Extra keys written by publish.apiconfig (pygeoapi passes the whole dict through).
+        self.queryables: list[str] = list(provider_def.get("queryables", []))
+        self.field_titles: dict[str, str] = dict(provider_def.get("field_titles", {}))
+        try:
+            super().__init__(provider_def)
+        finally:
+            gdal.PopErrorHandler()  # the base class pushed one; UseExceptions() raises anyway
+
+    # ---- connection: pooled per thread instead of opened and closed twice per request
+    def _open(self) -> None:
+        self.conn = pooled_dataset(self.data_def["source"])
+
+    def _close(self) -> None:
+        self.source_helper.close()
+        self.conn = None  # the dataset stays open in the pool
+
+    # ---- schema
+    def get_fields(self) -> dict[str, dict[str, Any]]:
+        """OGR field types as JSON Schema, with booleans, dates and titles done right."""
+        if self._fields:
+            return self._fields
+        src = self.data_def["source"]
+        key = (src, self.layer_name, *_file_key(src))
+        cached = _FIELDS.get(key)
+        if cached is not None:
+            self._fields = {k: dict(v) for k, v in cached.items()}
+            return self._fields
+        try:
+            defn = self._get_layer().GetLayerDefn()
+            for i in range(defn.GetFieldCount()):
+                fd = defn.GetFieldDefn(i)
+                name, typ = fd.GetName(), fd.GetType()
+                if typ == ogr.OFTInteger and fd.GetSubType() == ogr.OFSTBoolean:
+                    entry: dict[str, Any] = {"type": "boolean"}
+                elif typ in (ogr.OFTInteger, ogr.OFTInteger64):
+                    entry = {"type": "integer"}
+                elif typ == ogr.OFTReal:
+                    entry = {"type": "number"}
+                elif typ == ogr.OFTDate:
+                    entry = {"type": "string", "format": "date"}
+                elif typ == ogr.OFTDateTime:
+                    entry = {"type": "string", "format": "date-time"}
+                else:
+                    entry = {"type": "string"}
+                if name in self.field_titles:
+                    entry["title"] = self.field_titles[name]
+                self._fields[name] = entry
+        except RuntimeError as err:
+            LOGGER.error(err)
+            raise ProviderQueryError(err) from err
+        finally:
+            self._close()
+        with _FIELDS_LOCK:
+            if len(_FIELDS) > 256:  # one entry per (release, layer): forget old releases
+                _FIELDS.clear()
+            _FIELDS[key] = {k: dict(v) for k, v in self._fields.items()}
+        return self._fields
+
+    @property
+    def fields(self) -> dict[str, dict[str, Any]]:
+        f = self._fields or self.get_fields()
+        if QUERYABLES_VIEW.get():
+            return {k: v for k, v in f.items() if k in self.queryables}
+        return f
+
+    # ---- SQL building
+    def _literal(self, name: str, value: Any) -> str:
+        """A typed SQL literal for ``name = value``; bad input is a 400, never a 500."""
+        typ = self._fields.get(name, {}).get("type", "string")
+        raw = str(value)
+        if "\x00" in raw:
+            raise ProviderInvalidQueryError(
+                user_msg=text("err_bad_value", name=name, value=raw[:40], type=typ))
+        try:
+            if typ == "integer":
+                return str(int(raw.strip()))
+            if typ == "number":
+                num = float(raw.strip())
+                if not math.isfinite(num):
+                    raise ValueError(raw)
+                return repr(num)
+            if typ == "boolean":
+                low = raw.strip().lower()
+                if low in TRUE:
+                    return "1"
+                if low in FALSE:
+                    return "0"
+                raise ValueError(raw)
+        except ValueError:
+            raise ProviderInvalidQueryError(
+                user_msg=text("err_bad_value", name=name, value=raw[:40], type=typ)) from None
+        return quote_text(raw)
+
+    def _names(self, layer: Any) -> tuple[str, str, str]:
+        table = self.layer_name
+        rid = layer.GetFIDColumn() or "fid"
+        geom = layer.GetGeometryColumn() or "geom"
+        return table, rid, geom
+
+    def _conditions(self, conn: Any, layer: Any, bbox: list[Any],
+                    properties: list[tuple[str, Any]]) -> list[str]:
+        table, rid, geom = self._names(layer)
+        conds: list[str] = []
+        for name, value in properties:
+            if name not in self.queryables:
+                raise ProviderInvalidQueryError(user_msg=text(
+                    "err_not_queryable", name=name, known=", ".join(self.queryables) or "-"))
+            conds.append(f"{quote_ident(name)} = {self._literal(name, value)}")
+        if bbox:
+            conds.append(self._bbox_condition(conn, table, rid, geom, bbox, conds))
+        return conds
+
+    def _bbox_condition(self, conn: Any, table: str, rid: str, geom: str, bbox: list[Any],
+                        attr: list[str]) -> str:
+        """Exact bbox intersection as SQL: R-tree 'inside' set, plus edge cases tested by GEOS."""
+        vals = [float(b) for b in bbox]
+        if len(vals) == 6:  # 3D bbox: x/y only
+            vals = [vals[0], vals[1], vals[3], vals[4]]
+        if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
+            raise ProviderInvalidQueryError(user_msg="bbox")
+        minx, miny, maxx, maxy = vals
+        rtree = quote_ident(f"rtree_{table}_{geom}")
+        inside = (f"SELECT id FROM {rtree} WHERE minx >= {minx!r} AND maxx <= {maxx!r} "
+                  f"AND miny >= {miny!r} AND maxy <= {maxy!r}")
+        touching = (f"SELECT id FROM {rtree} WHERE minx <= {maxx!r} AND maxx >= {minx!r} "
+                    f"AND miny <= {maxy!r} AND maxy >= {miny!r}")
+        where = " AND ".join([f"{quote_ident(rid)} IN ({touching})",
+                              f"{quote_ident(rid)} NOT IN ({inside})", *attr])
+        sql = (f"SELECT {quote_ident(rid)}, {quote_ident(geom)} FROM {quote_ident(table)} "
+               f"WHERE {where}")
+        ring = ogr.Geometry(ogr.wkbLinearRing)
+        for x, y in ((minx, miny), (maxx, miny), (maxx, maxy), (minx, maxy), (minx, miny)):
+            ring.AddPoint_2D(x, y)
+        box = ogr.Geometry(ogr.wkbPolygon)
+        box.AddGeometry(ring)
+        edge: list[str] = []
+        rs = conn.ExecuteSQL(sql)
+        try:
+            for feat in rs:
+                g = feat.GetGeometryRef()
+                if g is not None and g.Intersects(box):
+                    edge.append(str(int(feat.GetFID())))
+        finally:
+            conn.ReleaseResultSet(rs)
+        cond = f"{quote_ident(rid)} IN ({inside})"
+        if edge:
+            cond = f"({cond} OR {quote_ident(rid)} IN ({','.join(edge)}))"
+        return cond
+
+    def _order(self, layer: Any, sortby: list[dict[str, str]]) -> str:
+        _, rid, _ = self._names(layer)
+        parts = []
+        for s in sortby or []:
+            prop = s["property"]
+            if prop not in self._fields:
+                raise ProviderInvalidQueryError(user_msg=f"sortby: {prop}")
+            parts.append(f"{quote_ident(prop)} {'DESC' if s.get('order') == '-' else 'ASC'}")
+        parts.append(quote_ident(rid))  # tie-breaker: stable, disjoint pages
+        return ", ".join(parts)
+
+    # ---- queries
+    def query(self, offset: int = 0, limit: int = 10, resulttype: str = "results",
+              bbox: list[Any] | None = None, datetime_: Any = None,
+              properties: list[tuple[str, Any]] | None = None,
+              sortby: list[dict[str, str]] | None = None,
+              select_properties: list[str] | None = None, skip_geometry: bool = False,
+              q: str | None = None, crs_transform_spec: Any = None,
+              filterq: Any = None, **kwargs: Any) -> dict[str, Any]:
+        """Filtered, sorted, counted page of features (GeoJSON FeatureCollection dict)."""
+        if filterq is not None:
+            raise ProviderInvalidQueryError(user_msg=text("err_no_cql"))
+        if q:
+            raise ProviderInvalidQueryError(user_msg=text("err_no_q"))
+        self.get_fields()
+        try:
+            layer = self._get_layer()
+            conn = self.conn
+            table, rid, geom = self._names(layer)
+            conds = self._conditions(conn, layer, bbox or [], properties or [])
+            where = f" WHERE {' AND '.join(conds)}" if conds else ""
+            if not conds:  # GeoPackage keeps the count (gpkg_ogr_contents): no table scan
+                matched = int(layer.GetFeatureCount())
+            else:
+                rs = conn.ExecuteSQL(f"SELECT COUNT(*) FROM {quote_ident(table)}{where}")
+                try:
+                    matched = int(rs.GetNextFeature().GetField(0))
+                finally:
+                    conn.ReleaseResultSet(rs)
+            if resulttype == "hits":
+                return {"type": "FeatureCollection", "numberMatched": matched, "features": []}
+            if select_properties:
+                keep = [self.id_field] + [p for p in select_properties
+                                          if p in self._fields and p != self.id_field]
+                cols = ", ".join(quote_ident(c) for c in [rid, geom, *keep])
+            else:
+                cols = "*"
+            sql = (f"SELECT {cols} FROM {quote_ident(table)}{where} "
+                   f"ORDER BY {self._order(layer, sortby or [])} "
+                   f"LIMIT {int(limit)} OFFSET {int(offset)}")
+            transform = self._get_crs_transform(crs_transform_spec)
+            features = []
+            rs = conn.ExecuteSQL(sql)
+            try:
+                plan = self._props_plan(rs.GetLayerDefn())
+                for feat in rs:
+                    features.append(self._feature_json(feat, skip_geometry, transform, plan))
+            finally:
+                conn.ReleaseResultSet(rs)
+            LAST_PAGE.set((matched, int(offset), len(features)))
+            return {"type": "FeatureCollection", "features": features,
+                    "numberMatched": matched, "numberReturned": len(features)}
+        except ProviderGenericError:
+            raise
+        except RuntimeError as err:
+            LOGGER.error(err)
+            raise ProviderQueryError(err) from err
+        finally:
+            self._close()
+
+    def get(self, identifier: str, crs_transform_spec: Any = None,
+            **kwargs: Any) -> dict[str, Any]:
+        """One feature by its public id; unknown (or unquotable) ids are a 404."""
+        ident = str(identifier)
+        if "\x00" in ident:
+            raise ProviderItemNotFoundError(f"item {ident[:40]!r} not found")
+        try:
+            layer = self._get_layer()
+            conn = self.conn
+            table, _, _ = self._names(layer)
+            sql = (f"SELECT * FROM {quote_ident(table)} "
+                   f"WHERE {quote_ident(self.id_field)} = {quote_text(ident)} LIMIT 1")
+            rs = conn.ExecuteSQL(sql)
+            try:
+                feat = rs.GetNextFeature()
+                if feat is None:
+                    raise ProviderItemNotFoundError(f"item {ident[:40]!r} not found")
+                return self._feature_json(feat, False,
+                                          self._get_crs_transform(crs_transform_spec),
+                                          self._props_plan(rs.GetLayerDefn()))
+            finally:
+                conn.ReleaseResultSet(rs)
+        except ProviderGenericError:
+            raise
+        except RuntimeError as err:
+            LOGGER.error(err)
+            raise ProviderQueryError(err) from err
+        finally:
+            self._close()
+
+    @staticmethod
+    def _props_plan(defn: Any) -> list[tuple[int, str, bool]]:
+        """(index, name, is_boolean) per field of a result set, computed once per query."""
+        out = []
+        for i in range(defn.GetFieldCount()):
+            fd = defn.GetFieldDefn(i)
+            out.append((i, fd.GetName(), fd.GetType() == ogr.OFTInteger
+                        and fd.GetSubType() == ogr.OFSTBoolean))
+        return out
+
+    def _feature_json(self, feat: Any, skip_geometry: bool, transform: Any,
+                      plan: list[tuple[int, str, bool]]) -> dict[str, Any]:
+        """GeoJSON Feature dict; the same output as ``ExportToJson`` at a fifth of the cost.
+
+        Also safe for null geometries (the base class calls methods on ``None``).
+        """
+        geometry = None
+        geom = feat.GetGeometryRef()
+        if geom is not None and not skip_geometry:
+            if transform is not None:
+                geom.Transform(transform)
+            geom.AssignSpatialReference(None)  # GDAL >= 3.3 axis-swap workaround (#1174)
+            geometry = json.loads(geom.ExportToJson())
+        props: dict[str, Any] = {}
+        for i, name, is_bool in plan:
+            if not feat.IsFieldSetAndNotNull(i):
+                props[name] = None
+            else:
+                v = feat.GetField(i)
+                props[name] = bool(v) if is_bool else v
+        fid = props.pop(self.id_field, None)
+        return {"type": "Feature", "geometry": geometry, "properties": props,
+                "id": fid if fid is not None else feat.GetFID()}
+
+    def __repr__(self) -> str:
+        return f"<PublicOGRProvider> {self.layer_name}"

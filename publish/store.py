@@ -1,0 +1,425 @@
+"""The public store: a separate GeoPackage that is public *by construction*.
+
+Why a separate file rather than hiding things in pygeoapi's config: pygeoapi's ``hidden`` is not
+private (#1178, #2335), and a field that is not in the file cannot leak through any endpoint,
+schema, HTML page or future provider bug. So the store holds only
+
+* ``visibility: public`` layers (one table per layer, named by layer id),
+* only rows passing the spec's ``public_filter`` (rows whose filter result is unknown are dropped),
+* only the spec's public columns (``etl.schema.public_columns``), a text ``fid`` (the id_field
+  value) and Japanese/English labels for code-list columns,
+* geometry in CRS84 (stored as EPSG:4326 with x=lon, y=lat, as GeoPackage always does), rounded
+  to 7 decimals (about 1 cm) and indexed with an R-tree,
+
+and never a lineage column. Columns are selected when *reading* the master, so internal values
+are not even loaded on the public path (except internal columns a ``public_filter`` needs, which
+are dropped right after the filter). After writing, :func:`check_public_store` re-opens the file
+with both GDAL and plain SQLite and fails unless tables and columns are exactly the allow-list.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import keyword
+import re
+import sqlite3
+import time
+import tokenize
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from config import Project
+from config.models import CodeList, I18nText, LayerSpec
+from etl.schema import GEOMETRY_COLUMN, LINEAGE_COLUMNS, output_columns, public_columns
+from publish import messages as msg
+from publish.errors import LeakCheckError, PublishError
+
+ID_COLUMN = "fid"  # public, stable feature id (text) = the spec's id_field value
+ROWID_COLUMN = "rid"  # the GeoPackage integer primary key; not a property, never served
+GEOM_COLUMN = "geom"
+STORE_CRS = "EPSG:4326"  # GeoPackage stores x=lon, y=lat: this *is* CRS84 on disk
+DECIMALS = 7  # 1e-7 degree is about 1 cm at Uozu's latitude
+LABEL_LANGS = ("ja", "en")
+# Columns the public path may never produce, whatever a spec says.
+RESERVED = {ID_COLUMN, ROWID_COLUMN, GEOM_COLUMN, GEOMETRY_COLUMN}
+# GeoPackage/GDAL bookkeeping tables; any other table in the file must be a public layer.
+GPKG_SYSTEM_TABLES = {"gpkg_contents", "gpkg_spatial_ref_sys", "gpkg_geometry_columns",
+                      "gpkg_ogr_contents", "gpkg_extensions", "gpkg_tile_matrix_set",
+                      "gpkg_tile_matrix", "gpkg_metadata", "gpkg_metadata_reference",
+                      "gpkg_data_columns", "gpkg_data_column_constraints"}
+# pandas dtypes per spec type; dates are published as ISO text (OGR renders Date as 2024/01/31).
+DTYPES = {"str": "string", "int": "Int64", "float": "Float64", "bool": "boolean", "date": "string"}
+# Names a public_filter may use besides columns (pandas query syntax).
+FILTER_WORDS = {"and", "or", "not", "in", "is", "True", "False", "None", "nan", "NaN"}
+
+
+@dataclass(frozen=True)
+class PublicColumn:
+    """One column of a public table, with what the API and pages need to describe it."""
+
+    name: str
+    type: str  # str | int | float | bool | date
+    title: I18nText | None = None
+    unit: str | None = None
+    queryable: bool = False
+    codelist: str | None = None  # for a label column: the code list it comes from
+    label_of: str | None = None  # for a label column: the code column it labels
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """The allow-list for one public layer, derived from its spec alone."""
+
+    spec: LayerSpec
+    columns: tuple[PublicColumn, ...]  # fid first, then public columns, then labels
+    read_columns: tuple[str, ...]  # master columns to load: public ones + public_filter's
+    filter_columns: tuple[str, ...]  # columns the public_filter references
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def queryables(self) -> list[str]:
+        return [c.name for c in self.columns if c.queryable]
+
+
+@dataclass
+class StoreLayer:
+    """What was written for one layer."""
+
+    id: str
+    features: int
+    master_features: int
+    bbox: tuple[float, float, float, float] | None  # CRS84; None when the layer is empty
+    data_date: str | None
+    seconds: float
+    columns: list[str] = field(default_factory=list)
+
+    @property
+    def withheld(self) -> int:
+        """Rows of the master that the public_filter kept out of the public store."""
+        return self.master_features - self.features
+
+
+@dataclass(frozen=True)
+class MasterSource:
+    """One consistent (master, manifest) pair of the ETL's output."""
+
+    master: Path
+    manifest: dict[str, Any]
+
+    @property
+    def run_id(self) -> str | None:
+        return self.manifest.get("run_id")
+
+    def data_date(self, layer: str) -> str | None:
+        return (self.manifest.get("layers", {}).get(layer) or {}).get("data_date")
+
+
+def locate_master(project: Project) -> MasterSource:
+    """Find the master and its manifest, resolving the ETL's ``current`` symlink once.
+
+    Why resolve first: ``merged_dir/master.gpkg`` and ``manifest.json`` are symlinks through
+    ``current``; reading both through the resolved run directory guarantees they belong to the
+    same run even if a merge switches ``current`` meanwhile.
+    """
+    merged = project.merged_dir
+    base = merged
+    cur = merged / "current"
+    if cur.exists() and (cur / "master.gpkg").exists():
+        base = cur.resolve()
+    master = base / "master.gpkg"
+    if not master.exists():
+        raise PublishError("publish_no_master", path=master)
+    mpath = base / "manifest.json"
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8")) if mpath.exists() else {}
+    except (OSError, ValueError) as e:
+        raise PublishError("manifest_invalid", path=mpath, detail=e) from e
+    if not isinstance(manifest, dict):
+        raise PublishError("manifest_invalid", path=mpath, detail="not a JSON object")
+    return MasterSource(master.resolve(), manifest)
+
+
+def filter_names(expr: str) -> set[str]:
+    """Column names used by a pandas ``query`` expression (string literals excluded).
+
+    Why tokenize: a regex would take the word in ``status == "in_use"`` for a column.
+    Backtick-quoted names (```my col```) are taken verbatim.
+    """
+    names = set(re.findall(r"`([^`]+)`", expr))
+    src = re.sub(r"`[^`]+`", " 0 ", expr)
+    prev = None
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+            if (tok.type == tokenize.NAME and not keyword.iskeyword(tok.string)
+                    and tok.string not in FILTER_WORDS and prev != "."):
+                names.add(tok.string)
+            if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT):
+                prev = tok.string
+    except (tokenize.TokenError, SyntaxError):
+        pass  # pandas reports the syntax error itself, with a better message
+    return names
+
+
+def plan_layer(spec: LayerSpec, codelists: dict[str, CodeList]) -> LayerPlan:
+    """Derive the public table's columns (and what to read) from the spec only."""
+    if spec.visibility != "public":
+        raise ValueError(f"layer {spec.id} is not public")
+    pub = public_columns(spec)
+    names = {c.name for c in pub}
+    if spec.id_field not in names:
+        raise PublishError("public_id_internal", layer=spec.id, field=spec.id_field)
+    cols = [PublicColumn(ID_COLUMN, "str", I18nText(**msg.both("public_id")))]
+    labels: list[PublicColumn] = []
+    for c in pub:
+        if c.name in RESERVED:
+            raise PublishError("reserved_column", layer=spec.id, column=c.name)
+        cols.append(PublicColumn(c.name, c.type, c.title, c.unit, c.queryable))
+        if c.codelist and c.codelist in codelists:
+            for lang in LABEL_LANGS:
+                lname = f"{c.name}_{lang}"
+                if lname in names:
+                    raise PublishError("label_column_conflict", layer=spec.id, column=lname)
+                key = f"label_suffix_{lang}"
+                title = I18nText(ja=msg.ja(key, title=c.title.ja if c.title else c.name),
+                                 en=msg.en(key, title=c.title.en if c.title else c.name))
+                labels.append(PublicColumn(lname, "str", title, queryable=False,
+                                           codelist=c.codelist, label_of=c.name))
+    fcols: list[str] = []
+    if spec.public_filter:
+        known = [c.name for c in output_columns(spec, lineage=False)]
+        used = filter_names(spec.public_filter)
+        unknown = sorted(used - set(known))
+        if unknown:
+            raise PublishError("public_filter_unknown", layer=spec.id, expr=spec.public_filter,
+                               names=", ".join(unknown), known=", ".join(known))
+        fcols = sorted(used)
+    read = [c.name for c in pub] + [c for c in fcols if c not in names]
+    return LayerPlan(spec, tuple(cols + labels), tuple(read), tuple(fcols))
+
+
+def public_specs(project: Project) -> list[LayerSpec]:
+    """Public layer specs in the project's dependency order."""
+    return [project.specs[lid] for lid in project.order()
+            if project.specs[lid].visibility == "public"]
+
+
+def plan_store(project: Project) -> dict[str, LayerPlan]:
+    """Allow-lists of every public layer; fails if there is nothing to publish."""
+    specs = public_specs(project)
+    if not specs:
+        raise PublishError("no_public_layers")
+    return {s.id: plan_layer(s, project.codelists) for s in specs}
+
+
+def expected_tables(project: Project) -> dict[str, set[str]]:
+    """The leak guard's reference, computed straight from the specs (not from a LayerPlan).
+
+    Kept deliberately independent of :func:`plan_layer` so a bug there cannot also hide itself.
+    """
+    out: dict[str, set[str]] = {}
+    for spec in project.specs.values():
+        if spec.visibility != "public":
+            continue
+        cols = {ID_COLUMN}
+        for c in public_columns(spec):
+            cols.add(c.name)
+            if c.codelist and c.codelist in project.codelists:
+                cols |= {f"{c.name}_{lang}" for lang in LABEL_LANGS}
+        out[spec.id] = cols
+    return out
+
+
+def forbidden_columns(project: Project) -> set[str]:
+    """Every internal or lineage column name of the project (must never be in the store)."""
+    bad = set(LINEAGE_COLUMNS)
+    for spec in project.specs.values():
+        bad |= {c.name for c in output_columns(spec, lineage=False) if c.visibility != "public"}
+    public = set().union(*expected_tables(project).values()) if expected_tables(project) else set()
+    return bad - public  # a name can be internal in one layer and public in another
+
+
+def _read_layer(master: Path, plan: LayerPlan) -> gpd.GeoDataFrame:
+    info = pyogrio.list_layers(master)
+    if plan.id not in {str(n) for n in info[:, 0]}:
+        raise PublishError("master_layer_missing", layer=plan.id, path=master)
+    have = set(pyogrio.read_info(master, layer=plan.id)["fields"])
+    missing = [c for c in plan.read_columns if c not in have]
+    if missing:
+        raise PublishError("master_columns_missing", layer=plan.id, columns=", ".join(missing))
+    # The allow-list is applied here, at read time: nothing else leaves the master file.
+    return pyogrio.read_dataframe(master, layer=plan.id, columns=list(plan.read_columns),
+                                  use_arrow=True)
+
+
+def _apply_filter(df: gpd.GeoDataFrame, plan: LayerPlan) -> gpd.GeoDataFrame:
+    expr = plan.spec.public_filter
+    if not expr:
+        return df
+    try:
+        mask = df.eval(expr, engine="python")
+    except Exception as e:  # pandas raises many types for a bad expression
+        raise PublishError("public_filter_invalid", layer=plan.id, expr=expr,
+                           detail=f"{type(e).__name__}: {e}") from e
+    if not isinstance(mask, pd.Series) or len(mask) != len(df):
+        raise PublishError("public_filter_invalid", layer=plan.id, expr=expr,
+                           detail="not a row-wise condition")
+    # Unknown (NA) means "not shown": a row is public only if the filter is definitely true.
+    keep = pd.Series(mask, index=df.index).astype("boolean").fillna(False).astype(bool)
+    return df.loc[keep.to_numpy()]
+
+
+def _cast(values: pd.Series, typ: str) -> pd.Series:
+    if typ == "date":
+        dt = pd.to_datetime(values, errors="coerce")
+        return dt.dt.strftime("%Y-%m-%d").astype("string")
+    if typ == "bool":
+        return values.astype("boolean")
+    if typ == "int":
+        return pd.to_numeric(values, errors="coerce").round().astype("Int64")
+    if typ == "float":
+        return pd.to_numeric(values, errors="coerce").astype("Float64")
+    return values.astype("string")
+
+
+def _round(geoms: gpd.GeoSeries) -> np.ndarray:
+    """Round coordinates to DECIMALS; GeoJSON otherwise carries 15 digits of noise."""
+    arr = np.asarray(geoms.values, dtype=object)
+    return shapely.transform(arr, lambda xy: np.round(xy, DECIMALS))
+
+
+def build_table(df: gpd.GeoDataFrame, plan: LayerPlan,
+                codelists: dict[str, CodeList]) -> gpd.GeoDataFrame:
+    """Filtered master rows -> the public table (allow-listed columns, CRS84, labels, fid)."""
+    spec = plan.spec
+    ids = df[spec.id_field]
+    missing = ids.isna() | (ids.astype("string").str.strip() == "")
+    if missing.any():
+        raise PublishError("public_id_missing", layer=spec.id, n=int(missing.sum()),
+                           field=spec.id_field)
+    fid = ids.astype("string").str.strip()
+    dup = fid[fid.duplicated(keep=False)]
+    if len(dup):
+        raise PublishError("public_id_duplicate", layer=spec.id, field=spec.id_field,
+                           examples=", ".join(sorted(set(dup.astype(str)))[:5]))
+    data: dict[str, Any] = {}
+    for col in plan.columns:
+        if col.name == ID_COLUMN:
+            data[col.name] = fid.to_numpy()
+        elif col.label_of:
+            cl = codelists[col.codelist or ""]
+            lang = col.name.rsplit("_", 1)[1]
+            table = {code: getattr(e, lang) for code, e in cl.codes.items()}
+            codes = df[col.label_of].astype("string")
+            data[col.name] = codes.map(table).astype("string").to_numpy()
+        else:
+            data[col.name] = _cast(df[col.name], col.type).to_numpy()
+    geo = df.geometry
+    if geo.crs is None:
+        raise PublishError("master_columns_missing", layer=spec.id, columns="geometry CRS")
+    geo = geo.to_crs(STORE_CRS)
+    out = gpd.GeoDataFrame(data, geometry=_round(geo), crs=STORE_CRS)
+    for col in plan.columns:  # to_numpy() loses nullable dtypes; restore them for GDAL types
+        out[col.name] = out[col.name].astype(DTYPES[col.type])
+    return out.sort_values(ID_COLUMN, kind="stable").reset_index(drop=True)
+
+
+def write_layer(path: Path, table: gpd.GeoDataFrame, spec: LayerSpec) -> None:
+    """Append one table to the store (R-tree index, GeoPackage 1.3 for GDAL 3.6 readers)."""
+    pyogrio.write_dataframe(
+        table, path, layer=spec.id, driver="GPKG", use_arrow=True,
+        promote_to_multi=spec.geometry_type.startswith("Multi"),
+        layer_options={"FID": ROWID_COLUMN, "GEOMETRY_NAME": GEOM_COLUMN, "SPATIAL_INDEX": "YES"},
+        dataset_options={"VERSION": "1.3"},
+    )
+
+
+def write_public_store(project: Project, source: MasterSource, path: Path,
+                       plans: dict[str, LayerPlan], *, tick: Any = None) -> dict[str, StoreLayer]:
+    """Write every public layer of ``source`` into the new GeoPackage ``path``."""
+    if path.exists():
+        path.unlink()
+    out: dict[str, StoreLayer] = {}
+    for i, (lid, plan) in enumerate(plans.items()):
+        t0 = time.perf_counter()
+        if tick:
+            tick("read", lid, i, len(plans))
+        df = _read_layer(source.master, plan)
+        n_master = len(df)
+        df = _apply_filter(df, plan)
+        table = build_table(df, plan, project.codelists)
+        del df  # the frame with any filter-only internal column goes out of scope here
+        if tick:
+            tick("store", lid, i, len(plans))
+        write_layer(path, table, plan.spec)
+        geoms = table.geometry[~(table.geometry.isna() | table.geometry.is_empty)]
+        bbox = tuple(round(float(v), DECIMALS) for v in geoms.total_bounds) if len(geoms) else None
+        out[lid] = StoreLayer(lid, len(table), n_master, bbox,  # type: ignore[arg-type]
+                              source.data_date(lid), time.perf_counter() - t0, plan.names)
+    return out
+
+
+def check_public_store(path: Path, expected: dict[str, set[str]], forbidden: Iterable[str],
+                       counts: dict[str, int] | None = None) -> None:
+    """Re-open the written store and fail unless it is exactly the allow-list.
+
+    Two independent readers: GDAL (what pygeoapi sees) and plain SQLite (what anyone who downloads
+    the file sees: every table, view and trigger, not only registered layers).
+    """
+    problems: list[str] = []
+    forbidden = set(forbidden)
+    layers = {str(n) for n in pyogrio.list_layers(path)[:, 0]}
+    if layers != set(expected):
+        problems.append(f"layers {sorted(layers)} != allow-list {sorted(expected)}")
+    for lid in sorted(layers & set(expected)):
+        info = pyogrio.read_info(path, layer=lid)
+        fields = set(info["fields"])
+        if fields != expected[lid]:
+            extra = sorted(fields - expected[lid])
+            lacking = sorted(expected[lid] - fields)
+            problems.append(f"{lid}: columns differ (extra {extra}, missing {lacking})")
+        if fields & forbidden:
+            problems.append(f"{lid}: internal columns {sorted(fields & forbidden)}")
+        if info["crs"] != STORE_CRS:
+            problems.append(f"{lid}: CRS {info['crs']} != {STORE_CRS}")
+        if counts is not None and info["features"] != counts.get(lid):
+            problems.append(f"{lid}: {info['features']} features != {counts.get(lid)} written")
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT type, name, tbl_name FROM sqlite_master").fetchall()
+        system = GPKG_SYSTEM_TABLES | {f"rtree_{lid}_{GEOM_COLUMN}{suffix}" for lid in expected
+                                       for suffix in ("", "_node", "_parent", "_rowid")}
+        user = {n for t, n, _ in rows if t == "table" and n not in system
+                and not n.startswith("sqlite_")}
+        if user != set(expected):
+            problems.append(f"sqlite tables {sorted(user)} != allow-list {sorted(expected)}")
+        views = sorted(n for t, n, _ in rows if t == "view")
+        if views:
+            problems.append(f"unexpected views {views}")
+        for lid in sorted(user & set(expected)):
+            cols = {r[1] for r in con.execute(f'PRAGMA table_info("{lid}")')}
+            cols -= {ROWID_COLUMN, GEOM_COLUMN}
+            if cols != expected[lid]:
+                problems.append(f"sqlite {lid}: columns {sorted(cols)} != {sorted(expected[lid])}")
+        meta = con.execute("SELECT count(*) FROM sqlite_master WHERE name='gpkg_metadata'")
+        if meta.fetchone()[0] and con.execute("SELECT count(*) FROM gpkg_metadata").fetchone()[0]:
+            problems.append("gpkg_metadata is not empty")
+    finally:
+        con.close()
+    if problems:
+        raise LeakCheckError("leak_check_failed", path=path, detail="; ".join(problems))

@@ -1,0 +1,264 @@
+"""Leak test end to end: canaries planted in the *raw inputs* never leave the building.
+
+Set-up: sample exports; every internal text field of every layer and every text field of an
+internal layer gets a unique canary in its source file; merge -> publish -> the real server
+(gunicorn). Then crawl every URL the server exposes (landing, terms, collections, every items
+page to the end, every item, queryables, schema, OpenAPI, HTML pages, static files, map pages
+and what they load) and look for any canary, any internal column name, any source file name.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import pandas as pd
+import pyogrio
+import pytest
+import requests
+from conftest import make_uozu_project
+
+from config import load_project
+from etl.pipeline import run_merge
+from etl.schema import LINEAGE_COLUMNS, output_columns
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+PLAIN = {"nfkc", "upper"}  # normalizers that keep a canary intact
+
+
+def _plant(root: Path) -> tuple[set[str], set[str], set[str]]:
+    """Write canaries into the raw sources; returns (canaries, internal columns, file names)."""
+    project = load_project(root)
+    raw = root / "data/raw"
+    canaries: set[str] = set()
+    internal_cols: set[str] = set()
+    files: set[str] = set()
+    edits: dict[tuple[str, str], dict[str, str]] = {}  # (path, encoding) -> raw col -> canary
+    for lid, spec in project.specs.items():
+        layer_internal = spec.visibility == "internal"
+        for c in output_columns(spec, lineage=False):
+            if c.visibility == "internal" or layer_internal:
+                internal_cols.add(c.name)
+        for src in spec.sources:
+            files.add(Path(src.path).stem)
+            inverse = {v: k for k, v in src.rename.items()}
+            for name, f in spec.fields.items():
+                if not (layer_internal or f.visibility == "internal"):
+                    continue
+                if f.type != "str" or f.codelist or not f.from_ or f.required or \
+                        any(n.name not in PLAIN for n in f.normalize) or lid in (
+                        spec.join.layer if spec.join else "", ) or name in (
+                        spec.join.keys if spec.join else []):
+                    continue
+                if f.from_ in src.constants:
+                    continue
+                canary = f"CANARY{len(canaries):03d}Q{lid[:3].upper()}"
+                canaries.add(canary)
+                key = (src.path, src.encoding or "utf-8", src.reader)
+                edits.setdefault(key, {})[inverse.get(f.from_, f.from_)] = canary
+    for (path, enc, reader), cols in edits.items():
+        p = raw / path
+        if reader == "csv":
+            df = pd.read_csv(p, dtype=str, encoding=enc, keep_default_na=False)
+            for col, canary in cols.items():
+                df[col] = [f"{canary}{i}" for i in range(len(df))]
+            df.to_csv(p, index=False, encoding=enc)
+            continue
+        had_prj = p.with_suffix(".prj").exists() or p.suffix != ".shp"
+        had_cpg = p.with_suffix(".cpg").exists()
+        df = pyogrio.read_dataframe(p, encoding=enc if p.suffix == ".shp" else None)
+        for col, canary in cols.items():
+            df[col] = [f"{canary}{i}" for i in range(len(df))]
+        if not had_prj:
+            df = df.set_crs(None, allow_override=True)
+        pyogrio.write_dataframe(df, p, encoding=enc if p.suffix == ".shp" else None)
+        if p.suffix == ".shp":
+            if not had_cpg:
+                p.with_suffix(".cpg").unlink(missing_ok=True)
+            if not had_prj:
+                p.with_suffix(".prj").unlink(missing_ok=True)
+    return canaries, internal_cols, files
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def canary_server(tmp_path_factory: pytest.TempPathFactory):
+    root = make_uozu_project(tmp_path_factory.mktemp("leak"), scale=0.05)
+    canaries, internal_cols, files = _plant(root)
+    assert len(canaries) >= 5  # every plain-text internal field; others are checked by name
+    project = load_project(root)
+    res = run_merge(project)
+    # the canaries really are in the master (so finding none outside means something)
+    master = root / "data/merged/master.gpkg"
+    tax = pyogrio.read_dataframe(master, layer="parcel_tax", read_geometry=False)
+    assert tax.astype(str).apply(lambda c: c.str.contains("CANARY")).any().any()
+    assert res.manifest["totals"]["merged"] > 1000
+    from publish import maps_hazard, maps_pipe
+    from publish.api import SITE_BUILDERS, publish
+    saved = list(SITE_BUILDERS)
+    maps_pipe.register()
+    maps_hazard.register()
+    try:
+        publish(project)
+    finally:
+        SITE_BUILDERS[:] = saved
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "publish.server", "--root", str(root),
+                             "--port", str(port), "--workers", "2",
+                             "--base-url", f"http://127.0.0.1:{port}"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.time() < deadline
+        time.sleep(0.2)
+    yield base, canaries, internal_cols, files, project
+    proc.terminate()
+    proc.wait(20)
+
+
+LINK = re.compile(r'(?:href|src)="([^"#]+)"')
+
+
+def _links(base: str, url: str, body: str, ctype: str) -> set[str]:
+    out: set[str] = set()
+    if "json" in ctype:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+
+        def walk(o: object) -> None:
+            if isinstance(o, dict):
+                h = o.get("href")
+                if isinstance(h, str):
+                    out.add(h)
+                for v in o.values():
+                    walk(v)
+            elif isinstance(o, list):
+                for v in o:
+                    walk(v)
+        walk(data)
+    elif "html" in ctype or "javascript" in ctype or "css" in ctype:
+        out |= {urljoin(url, html.unescape(h)) for h in LINK.findall(body)}
+    keep = set()
+    for h in out:
+        h = urljoin(url, h)
+        if urlsplit(h).netloc == urlsplit(base).netloc:
+            keep.add(h.split("#")[0])
+    return keep
+
+
+def test_crawl_finds_no_canary(canary_server) -> None:
+    base, canaries, internal_cols, files, project = canary_server
+    s = requests.Session()
+    seen: set[str] = set()
+    queue = [f"{base}/", f"{base}/terms", f"{base}/api", f"{base}/api/openapi?f=json",
+             f"{base}/api/conformance", f"{base}/api/collections?f=json",
+             f"{base}/api/collections?f=html", f"{base}/maps/pipe.html",
+             f"{base}/maps/hazard.html"]
+    public = [lid for lid, sp in project.specs.items() if sp.visibility == "public"]
+    for lid in public:
+        c = f"{base}/api/collections/{lid}"
+        queue += [c, f"{c}?f=html", f"{c}/queryables?f=json", f"{c}/queryables?f=html",
+                  f"{c}/schema?f=json", f"{c}/items?f=json&limit=1000",
+                  f"{c}/items?f=html&limit=50"]
+    bodies: list[tuple[str, str]] = []
+    fids: dict[str, set[str]] = {lid: set() for lid in public}
+    items_page = re.compile(r"/api/collections/\w+/items\?")
+    one_item = re.compile(r"/api/collections/\w+/items/[^/?]+")
+    html_items: dict[str, set[str]] = defaultdict(set)
+    while queue and len(seen) < 4000:
+        url = queue.pop(0)
+        if url in seen or ("/processes/" in url and url.endswith("/execution")):
+            continue
+        seen.add(url)
+        r = s.get(url, timeout=30)
+        assert r.status_code < 500, url
+        if r.status_code != 200:
+            continue
+        ctype = r.headers.get("Content-Type", "")
+        body = r.text if any(t in ctype for t in ("json", "html", "javascript", "css", "text",
+                                                  "yaml", "xml")) else ""
+        bodies.append((url, body))
+        parts = urlsplit(url)
+        m = re.fullmatch(r"/api/collections/(\w+)/items", parts.path)
+        is_json = "json" in ctype and "ld+json" not in ctype
+        if m and parse_qs(parts.query).get("f", ["json"]) == ["json"] and is_json:
+            feats = r.json()["features"]
+            assert all("id" in f for f in feats), (url, feats[:1])
+            fids[m.group(1)] |= {str(f["id"]) for f in feats}
+        for link in _links(base, url, body, ctype):
+            # item lists: walk the limit=1000 JSON chain and the seeded HTML chain to the end;
+            # other page sizes show the same features again
+            if items_page.search(link) and "limit=1000" not in link and "limit=50" not in link:
+                continue
+            if one_item.search(link) and len(html_items[link.split("/items/")[0]]) >= 20:
+                continue  # every item is fetched below as JSON; 20 HTML item pages per layer
+            if one_item.search(link):
+                html_items[link.split("/items/")[0]].add(link)
+            if link not in seen:
+                queue.append(link)
+    # every single item, as JSON (the HTML item pages embed the same properties)
+    item_urls = [f"{base}/api/collections/{lid}/items/{fid}?f=json"
+                 for lid, ids in fids.items() for fid in ids]
+    from publish.release import current_release
+    store = current_release(project.public_dir).store
+    for lid, ids in fids.items():  # the paging walk reached every feature of every layer
+        assert len(ids) == pyogrio.read_info(store, layer=lid)["features"], lid
+
+    def get(u: str) -> tuple[str, str]:
+        r = requests.get(u, timeout=30)
+        assert r.status_code == 200, u
+        return u, r.text
+
+    with ThreadPoolExecutor(4) as pool:
+        bodies += list(pool.map(get, item_urls))
+    assert len(item_urls) > 1000 and len(seen) > 100
+    for url, body in bodies:
+        for c in canaries:
+            assert c not in body, (c, url)
+        for f in files:
+            assert f not in body, (f, url)
+    # internal column names never appear as properties, queryables or schema keys
+    forbidden = (internal_cols | set(LINEAGE_COLUMNS)) - {
+        c.name for sp in project.specs.values() if sp.visibility == "public"
+        for c in output_columns(sp, lineage=False) if c.visibility == "public"}
+    for url, body in bodies:
+        if "/items/" in url and url.endswith("f=json"):
+            props = set(json.loads(body)["properties"])
+            assert not props & forbidden, (url, props & forbidden)
+        if ("/queryables" in url or "/schema" in url) and body.lstrip().startswith("{"):
+            keys = set(json.loads(body).get("properties", {}))
+            assert not keys & forbidden, (url, keys & forbidden)
+
+
+def test_internal_layers_are_404(canary_server) -> None:
+    base, *_ = canary_server
+    for path in ("/api/collections/parcel_tax", "/api/collections/parcel_tax/items",
+                 "/api/collections/parcel_tax/items?f=html", "/api/collections/_quarantine",
+                 "/api/collections/parcel_tax/queryables", "/data/merged/master.gpkg",
+                 "/maps/../../data/merged/master.gpkg", "/static/../../data/merged/master.gpkg"):
+        r = requests.get(base + path, timeout=10)
+        assert r.status_code == 404, (path, r.status_code)

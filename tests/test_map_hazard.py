@@ -1,0 +1,605 @@
+"""The residents' hazard map (publish/maps_hazard.py) in a real headless Chromium on a phone.
+
+The data is the real thing end to end: the sample raw hazard files and GSI shelter lists
+(``etl.sample``), merged by the ETL with the real ``layers/*.yml`` specs, written to a public
+store by ``publish.store``. Expected answers (which zone a spot is in, which shelter is nearest
+and how far) are computed here independently with shapely and pyproj, never by the page's code.
+
+The page is served by a tiny loopback HTTP server (``/static/`` = publish/static, ``/maps/`` =
+the output dir); every request to anything but 127.0.0.1 is aborted, so the basemap tiles fail
+fast and the tests prove the page works without them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import geopandas as gpd
+import pyogrio
+import pytest
+import shapely
+from pyproj import Geod, Transformer
+
+from config import Project, load_project
+from publish import maps_hazard as mh
+from publish import store
+from publish.maps_common import STATIC_DIR, assert_offline
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+PHONE = {"width": 390, "height": 844}
+HAZARD_LAYERS = [mh.FLOOD, mh.TSUNAMI, mh.LANDSLIDE, mh.SHELTER]
+DATES = {mh.FLOOD: "2025-03-31", mh.TSUNAMI: "2024-06-01", mh.LANDSLIDE: "2025-01-10",
+         mh.SHELTER: "2025-04-01"}
+TILE_HOSTS = ("cyberjapandata.gsi.go.jp", "tile.openstreetmap.org")
+# The MLIT table (水害ハザードマップ作成の手引き, H28) and the GSI sediment-zone colours, written
+# out here on purpose: the page takes its colours from the code lists, this checks them.
+MLIT_DEPTH = {"1": "#F7F5A9", "2": "#FFD8C0", "3": "#FFB7B7", "4": "#FF9191", "5": "#F285C9",
+              "6": "#DC7ADC"}
+SEDIMENT = {("steep_slope", "warning"): "#fae600", ("steep_slope", "special_warning"): "#fa2800",
+            ("debris_flow", "warning"): "#e6c832", ("debris_flow", "special_warning"): "#a50021",
+            ("landslide", "warning"): "#ff9900", ("landslide", "special_warning"): "#b40028"}
+GEOD = Geod(ellps="GRS80")
+TO_PLANE = Transformer.from_crs("EPSG:4326", "EPSG:6675", always_xy=True)
+TO_LONLAT = Transformer.from_crs("EPSG:6675", "EPSG:4326", always_xy=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures: the public store, the page, a loopback server, a browser
+
+
+def build_public_store(root: Path) -> tuple[Project, Path]:
+    """sample raw data -> ETL merge of the hazard layers -> public store, all under ``root``.
+
+    Hazard polygons and shelters do not depend on the sample ``scale``; a small scale keeps the
+    other raw files (roads, parcels) quick to write.
+    """
+    from etl.pipeline import run_merge
+    from etl.sample import generate
+
+    real = load_project(REPO)
+    cfg = real.config.model_copy(update={"raw_dir": str(root / "raw"),
+                                         "merged_dir": str(root / "merged"),
+                                         "public_dir": str(root / "public")})
+    project = Project(root=real.root, config=cfg, specs=real.specs, codelists=real.codelists,
+                      spec_hashes=real.spec_hashes)
+    generate(root / "raw", scale=0.02)
+    run_merge(project, only=HAZARD_LAYERS)
+    source = store.locate_master(project)
+    plans = {lid: store.plan_layer(project.specs[lid], project.codelists)
+             for lid in HAZARD_LAYERS}
+    path = root / "public.gpkg"
+    store.write_public_store(project, source, path, plans)
+    return project, path
+
+
+@dataclass
+class Site:
+    project: Project
+    store: Path
+    page: Path
+    base: str
+    blocked: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/maps/{mh.PAGE_FILE}"
+
+
+def _handler(maps_dir: Path) -> type[SimpleHTTPRequestHandler]:
+    class Handler(SimpleHTTPRequestHandler):
+        """``/static/`` -> publish/static, ``/maps/`` -> the built pages; nothing else."""
+
+        extensions_map: ClassVar[dict[str, str]] = {
+            **SimpleHTTPRequestHandler.extensions_map,
+            ".html": "text/html; charset=utf-8",
+            ".js": "text/javascript; charset=utf-8",
+        }
+
+        def translate_path(self, path: str) -> str:
+            path = path.split("?", 1)[0].split("#", 1)[0]
+            for prefix, base in (("/static/", STATIC_DIR), ("/maps/", maps_dir)):
+                if path.startswith(prefix):
+                    target = (base / path[len(prefix):]).resolve()
+                    if target.is_relative_to(base.resolve()):
+                        return str(target)
+            return str(maps_dir / "__none__")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("hazard")
+    project, gpkg = build_public_store(root)
+    page = mh.build_hazard_map(project, gpkg, root / "maps", data_dates=DATES)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root / "maps"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Site(project, gpkg, page, f"http://127.0.0.1:{server.server_address[1]}", [])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian Chromium is not installed")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def open_page(browser: Any, site: Site, *, lang: str | None = None, **ctx_kw: Any) -> Any:
+    """A fresh phone context (390×844, touch) on the hazard page, tiles blocked, ready."""
+    ctx = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True,
+                              has_touch=True, locale="ja-JP", **ctx_kw)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors
+
+    def block(r: Any) -> None:
+        site.blocked.append(r.request.url)
+        r.abort()
+
+    # only non-loopback URLs go through Python (the page's own files load untouched)
+    page.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])"), block)
+    page.goto(site.url + (f"?lang={lang}" if lang else ""))
+    page.wait_for_function("window.UozuHazard && UozuHazard.ready === true")
+    # settle the layout before any pixel maths: the tile notice (tiles are blocked) and the icon
+    # web font both change the height of the sheet, hence of the map
+    page.wait_for_selector("#hz-tiles-notice")
+    page.evaluate("document.fonts.ready.then(() => new Promise(r => requestAnimationFrame(r)))")
+    return page
+
+
+def close(page: Any) -> None:
+    errors = page.errors
+    page.context.close()
+    assert errors == [], errors
+
+
+def tap_at(page: Any, lat: float, lon: float, zoom: int = 16) -> None:
+    """Centre the map on (lat, lon) and tap that pixel like a finger would."""
+    # (``void``: returning the Leaflet map would make playwright serialise its whole graph)
+    page.evaluate(f"void UozuHazard.map.setView([{lat}, {lon}], {zoom}, {{animate: false}})")
+    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    x, y = page.evaluate(f"""(() => {{
+        const m = UozuHazard.map, p = m.latLngToContainerPoint([{lat}, {lon}]);
+        const r = m.getContainer().getBoundingClientRect();
+        return [r.left + p.x, r.top + p.y];
+    }})()""")
+    page.touchscreen.tap(x, y)
+    page.wait_for_selector("#hz-card[data-state=result]")
+
+
+# ---------------------------------------------------------------------------------------------
+# independent expectations
+
+
+def tables(site: Site) -> dict[str, gpd.GeoDataFrame]:
+    return {lid: pyogrio.read_dataframe(site.store, layer=lid) for lid in HAZARD_LAYERS}
+
+
+def inner_point(area_lonlat: shapely.Geometry, inset_m: float = 6.0) -> tuple[float, float]:
+    """A point well inside an area (so a tap a pixel off still lands inside): lon, lat."""
+    plane = shapely.transform(area_lonlat, lambda c: _xy(TO_PLANE, c))
+    parts = sorted(shapely.get_parts(plane), key=lambda g: -g.area)
+    inner = parts[0].buffer(-inset_m)
+    pt = (inner if not inner.is_empty else parts[0]).representative_point()
+    lon, lat = TO_LONLAT.transform(pt.x, pt.y)
+    return lon, lat
+
+
+def _xy(tr: Transformer, c: Any) -> Any:
+    import numpy as np
+    x, y = tr.transform(c[:, 0], c[:, 1])
+    return np.column_stack([x, y])
+
+
+@dataclass
+class Spot:
+    lon: float
+    lat: float
+    phenomenon: str
+    level: str
+
+
+def flood2_landslide_spot(site: Site) -> Spot:
+    """A spot in flood depth rank 2 (and no other rank) and inside a landslide zone."""
+    t = tables(site)
+    flood, land = t[mh.FLOOD], t[mh.LANDSLIDE]
+    rank2 = flood[flood.depth_rank == 2].union_all()
+    other = flood[flood.depth_rank != 2].union_all()
+    best = None
+    for _, z in land.iterrows():
+        x = z.geometry.intersection(rank2).difference(other)
+        if not x.is_empty and (best is None or x.area > best.area):
+            best = x
+    assert best is not None, "the sample data has no flood-rank-2 / landslide overlap"
+    lon, lat = inner_point(best)
+    p = shapely.Point(lon, lat)
+    assert flood[flood.contains(p)].depth_rank.tolist() == [2]
+    here = land[land.contains(p)]
+    assert len(here)
+    levels = list(site.project.codelists[mh.LEVEL_CODES].codes)
+    worst = max(here.itertuples(), key=lambda r: levels.index(r.zone_level))
+    return Spot(lon, lat, worst.phenomenon, worst.zone_level)
+
+
+def quiet_spot(site: Site) -> tuple[float, float]:
+    """A spot inside the data's extent that is in no hazard zone (lon, lat)."""
+    t = tables(site)
+    zones = shapely.union_all([t[k].union_all() for k in (mh.FLOOD, mh.TSUNAMI, mh.LANDSLIDE)])
+    for _, s in t[mh.SHELTER].iterrows():  # next to a shelter: certainly a place people live
+        p = shapely.Point(s.geometry.x + 0.002, s.geometry.y)  # ~180 m east
+        if not zones.buffer(0.0005).intersects(p):  # and ~50 m from any zone
+            return p.x, p.y
+    raise AssertionError("no quiet spot found")
+
+
+def nearest_shelters(site: Site, flag: str, lon: float, lat: float) -> list[tuple[str, float]]:
+    """(name, geodesic metres) of the shelters flagged for ``flag``, nearest first."""
+    sh = tables(site)[mh.SHELTER]
+    sh = sh[sh[flag].fillna(False).astype(bool)]
+    out = []
+    for _, s in sh.iterrows():
+        _, _, d = GEOD.inv(lon, lat, s.geometry.x, s.geometry.y)
+        x0, y0 = TO_PLANE.transform(lon, lat)
+        x1, y1 = TO_PLANE.transform(s.geometry.x, s.geometry.y)
+        assert abs(d - ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5) < 1.0  # geodesic ≈ EPSG:6675
+        out.append((s["name"], d))
+    return sorted(out, key=lambda t: t[1])
+
+
+def card_shelters(page: Any, flag: str) -> list[tuple[str, int]]:
+    items = page.locator(f"#hz-card section[data-flag={flag}] li")
+    out = []
+    for i in range(items.count()):
+        li = items.nth(i)
+        dist = li.locator(".hz-sh-dist").inner_text()
+        out.append((li.locator(".hz-sh-name").inner_text(), int(re.sub(r"\D", "", dist))))
+    return out
+
+
+def page_data(html: str) -> dict[str, Any]:
+    """The JSON the page embeds."""
+    m = re.search(r'<script type="application/json" id="hz-data">(.*?)</script>', html, re.S)
+    assert m, "no embedded data"
+    return json.loads(m.group(1))
+
+
+def labels(site: Site, codelist: str, code: str) -> tuple[str, str]:
+    e = site.project.codelists[codelist].codes[code]
+    return e.ja, e.en
+
+
+# ---------------------------------------------------------------------------------------------
+# the page file itself
+
+
+def test_page_is_small_offline_and_lean(site: Site) -> None:
+    html = site.page.read_text(encoding="utf-8")
+    assert site.page.stat().st_size < mh.MAX_HTML_BYTES
+    assert_offline(html)
+    assert '<html lang="ja">' in html and "user-scalable=no" not in html
+    for lib in ("vendor/turf/turf.min.js", "vendor/geographiclib/geographiclib-geodesic.min.js"):
+        assert f'src="/static/{lib}"' in html and (STATIC_DIR / lib).is_file()
+    for script in re.findall(r'src="(/static/[^"?]+)', html):
+        assert (STATIC_DIR / script[len("/static/"):]).is_file(), script
+    data = page_data(html)
+    t = tables(site)
+    assert len(data["layers"]["flood"]) == len(t[mh.FLOOD])
+    assert len(data["layers"]["landslide"]) == len(t[mh.LANDSLIDE])
+    assert len(data["layers"]["shelter"]) == len(t[mh.SHELTER]) == 56
+    assert sum("hz_flood" in s["hz"] for s in data["layers"]["shelter"]) == int(
+        t[mh.SHELTER].hz_flood.fillna(False).sum())
+    # only the properties the page uses, and at most 6 decimals
+    assert {k for f in data["layers"]["flood"] for k in f["properties"]} <= {"r", "a", "b", "n"}
+    assert {k for f in data["layers"]["landslide"] for k in f["properties"]} <= {
+        "p", "v", "d", "n"}
+    coords = re.findall(r"\d+\.(\d+)", json.dumps(data["layers"]["flood"][0]["geometry"]))
+    assert coords and max(len(c) for c in coords) <= 6
+    # every string the UI shows exists in both languages
+    assert all(set(v) == {"ja", "en"} and v["ja"] and v["en"] for v in mh.UI_STRINGS.values())
+    assert data["meta"]["flood"]["date"] == DATES[mh.FLOOD]
+
+
+def test_site_builder_writes_page_and_index(site: Site, tmp_path: Path) -> None:
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps.json").write_text(json.dumps([{"file": "pipes.html", "title": {
+        "ja": "管路", "en": "Pipes"}}]), encoding="utf-8")
+    lay = SimpleNamespace(data_date="2025-05-05")
+    ctx = SimpleNamespace(project=site.project, store=site.store, site_dir=tmp_path,
+                          layers={mh.FLOOD: lay})
+    mh.site_builder(ctx)
+    pages = json.loads((tmp_path / "maps.json").read_text(encoding="utf-8"))
+    assert [p["file"] for p in pages] == ["pipes.html", mh.PAGE_FILE]
+    assert "2025-05-05" in (tmp_path / "maps" / mh.PAGE_FILE).read_text(encoding="utf-8")
+    from publish import api
+    before = list(api.SITE_BUILDERS)
+    try:
+        mh.register()
+        mh.register()
+        assert api.SITE_BUILDERS.count(mh.site_builder) == 1
+    finally:
+        api.SITE_BUILDERS[:] = before
+
+
+# ---------------------------------------------------------------------------------------------
+# in the browser
+
+
+def test_draws_everything_without_tiles(browser: Any, site: Site, artifacts: Path) -> None:
+    site.blocked.clear()
+    page = open_page(browser, site)
+    t = tables(site)
+    assert page.locator("path.hz-flood").count() == len(t[mh.FLOOD])
+    assert page.locator("path.hz-landslide").count() == len(t[mh.LANDSLIDE])
+    assert page.locator("path.hz-tsunami").count() == 0  # off by default
+    assert page.locator(".leaflet-marker-icon.hz-shelter").count() == len(t[mh.SHELTER])
+    # the blocked tiles are announced, and they are the only thing that was blocked
+    assert page.locator("#hz-tiles-notice").is_visible()
+    assert site.blocked, "the basemap should have asked for tiles"
+    assert all(any(h in u for h in TILE_HOSTS) for u in site.blocked), site.blocked
+    # 出典 of every visible layer + the basemap on screen, with its date
+    attr = page.locator(".leaflet-control-attribution").inner_text()
+    assert "地理院タイル" in attr
+    for lid in (mh.FLOOD, mh.LANDSLIDE, mh.SHELTER):
+        assert site.project.specs[lid].attribution.ja in attr
+        assert DATES[lid] in attr
+    page.screenshot(path=str(artifacts / "hazard_overview_ja.png"))
+    close(page)
+
+
+def test_layer_control_toggles_paths(browser: Any, site: Site) -> None:
+    page = open_page(browser, site)
+    n_flood = page.locator("path.hz-flood").count()
+    assert n_flood > 0
+    page.tap(".leaflet-control-layers-toggle")
+    flood = page.locator(".leaflet-control-layers-overlays label",
+                         has=page.locator("[data-layer=flood]"))
+    tsunami = page.locator(".leaflet-control-layers-overlays label",
+                           has=page.locator("[data-layer=tsunami]"))
+    flood.tap()
+    page.wait_for_function("document.querySelectorAll('path.hz-flood').length === 0")
+    tsunami.tap()
+    page.wait_for_function("document.querySelectorAll('path.hz-tsunami').length > 0")
+    assert page.locator("path.hz-tsunami").count() == len(tables(site)[mh.TSUNAMI])
+    flood.tap()
+    page.wait_for_function(f"document.querySelectorAll('path.hz-flood').length === {n_flood}")
+    attr = page.locator(".leaflet-control-attribution").inner_text()
+    assert site.project.specs[mh.TSUNAMI].attribution.ja in attr
+    close(page)
+
+
+def test_tap_flood_rank2_in_landslide_zone(browser: Any, site: Site, artifacts: Path) -> None:
+    spot = flood2_landslide_spot(site)
+    page = open_page(browser, site)
+    tap_at(page, spot.lat, spot.lon)
+    card = page.locator("#hz-card")
+    text = card.inner_text()
+    assert "浸水深ランク2" in text and "0.5〜3.0 m" in text
+    assert labels(site, mh.DEPTH_CODES, "2")[0] in text  # 0.5m以上3.0m未満
+    ph_ja, _ = labels(site, mh.PHENOMENON_CODES, spot.phenomenon)
+    lv_ja, _ = labels(site, mh.LEVEL_CODES, spot.level)
+    assert f"{ph_ja}の{lv_ja}" in text
+    assert card.locator("[data-hazard=flood]").get_attribute("data-rank") == "2"
+    line = card.locator(f"[data-hazard=landslide] [data-phenomenon={spot.phenomenon}]")
+    assert line.get_attribute("data-level") == spot.level
+    assert card.get_attribute("aria-live") == "polite"
+    # the tap went through the map (what a finger does), close to the intended spot
+    lat, lng = page.evaluate("[UozuHazard.lastPoint().lat, UozuHazard.lastPoint().lng]")
+    assert GEOD.inv(spot.lon, spot.lat, lng, lat)[2] < 3.0
+
+    # nearest shelter for flood, and for landslides: names and distances as computed here
+    for flag in ("hz_flood", "hz_landslide"):
+        want = nearest_shelters(site, flag, lng, lat)[:mh.N_NEAREST]
+        got = card_shelters(page, flag)
+        assert got[0][0] == want[0][0], (flag, got, want)
+        assert [n for n, _ in got] == [n for n, _ in want]
+        for (_, shown), (_, metres) in zip(got, want, strict=True):
+            assert abs(shown - metres) <= 5.0, (flag, shown, metres)
+    assert card.locator("section[data-flag=hz_tsunami]").count() == 0
+    page.screenshot(path=str(artifacts / "hazard_card_ja.png"))
+
+    # English, remembered across a reload
+    page.tap("#hz-lang-btn")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    text = card.inner_text()
+    assert "Depth rank 2" in text and "0.5–3.0 m" in text
+    _, ph_en = labels(site, mh.PHENOMENON_CODES, spot.phenomenon)
+    _, lv_en = labels(site, mh.LEVEL_CODES, spot.level)
+    assert f"{lv_en} for {ph_en.lower()}" in text
+    assert "Shelters for Flood" in text and "in a straight line" in text
+    assert "浸水深" not in text
+    page.screenshot(path=str(artifacts / "hazard_card_en.png"))
+    page.reload()
+    page.wait_for_function("window.UozuHazard && UozuHazard.ready === true")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert page.locator("#hz-lang-btn").inner_text().strip() == "日本語"
+    assert "Tap the map" in page.locator("#hz-card").inner_text()
+    close(page)
+
+
+def test_quiet_spot_lists_earthquake_and_fire_shelters(browser: Any, site: Site) -> None:
+    lon, lat = quiet_spot(site)
+    page = open_page(browser, site)
+    tap_at(page, lat, lon)
+    text = page.locator("#hz-card").inner_text()
+    assert "入っていません" in text
+    assert "浸水想定区域の外です" in text and "土砂災害警戒区域の外です" in text
+    lat, lng = page.evaluate("[UozuHazard.lastPoint().lat, UozuHazard.lastPoint().lng]")
+    for flag in ("hz_earthquake", "hz_large_fire"):
+        want = nearest_shelters(site, flag, lng, lat)
+        got = card_shelters(page, flag)
+        assert got and got[0][0] == want[0][0]
+        assert abs(got[0][1] - want[0][1]) <= 5.0
+    assert page.locator("#hz-card section[data-flag=hz_flood]").count() == 0
+    close(page)
+
+
+def test_tsunami_spot(browser: Any, site: Site) -> None:
+    t = tables(site)
+    ts = t[mh.TSUNAMI]
+    deep = ts[ts.depth_label_rank == ts.depth_label_rank.max()].iloc[0]
+    others = shapely.union_all([*ts[ts.fid != deep.fid].geometry, t[mh.FLOOD].union_all()])
+    lon, lat = inner_point(deep.geometry.difference(others))
+    page = open_page(browser, site, lang="en")
+    tap_at(page, lat, lon)
+    card = page.locator("#hz-card")
+    text = card.inner_text()
+    lo, hi = deep.depth_label_min_m, deep.depth_label_max_m
+    assert f"Inundation depth {lo:.1f}–{hi:.1f} m (rank {deep.depth_label_rank})" in text
+    assert card.locator("[data-hazard=tsunami]").get_attribute("data-rank") == str(
+        deep.depth_label_rank)
+    lat, lng = page.evaluate("[UozuHazard.lastPoint().lat, UozuHazard.lastPoint().lng]")
+    want = nearest_shelters(site, "hz_tsunami", lng, lat)
+    got = card_shelters(page, "hz_tsunami")
+    assert got[0][0] == want[0][0] and abs(got[0][1] - want[0][1]) <= 5.0
+    page.tap("#hz-lang-btn")  # back to Japanese: the raw class label as published
+    assert f"浸水深 {deep.depth_label}" in card.inner_text()
+    close(page)
+
+
+def test_my_location_and_denied(browser: Any, site: Site) -> None:
+    spot = flood2_landslide_spot(site)
+    page = open_page(browser, site, permissions=["geolocation"],
+                     geolocation={"latitude": spot.lat, "longitude": spot.lon, "accuracy": 12})
+    page.tap("#hz-locate")
+    page.wait_for_selector("#hz-card[data-state=result]")
+    text = page.locator("#hz-card").inner_text()
+    assert "現在地" in text and "浸水深ランク2" in text
+    assert card_shelters(page, "hz_flood")[0][0] == nearest_shelters(
+        site, "hz_flood", spot.lon, spot.lat)[0][0]
+    close(page)
+
+    page = open_page(browser, site)  # no permission granted: the browser denies
+    page.tap("#hz-locate")
+    notice = page.locator("#hz-notice")
+    notice.wait_for(state="visible")
+    page.wait_for_function("!document.getElementById('hz-notice').textContent.includes('調べて')")
+    assert "許可されませんでした" in notice.inner_text()
+    assert notice.get_attribute("role") == "status"
+    close(page)
+
+
+def test_legend_colours_are_the_mlit_table(browser: Any, site: Site, artifacts: Path) -> None:
+    page = open_page(browser, site)
+    page.tap("#hz-legend-btn")
+    legend = page.locator("#hz-legend")
+    assert legend.is_visible()
+
+    def rgb(hexcolor: str) -> str:
+        h = hexcolor.lstrip("#")
+        return "rgb({}, {}, {})".format(*(int(h[i:i + 2], 16) for i in (0, 2, 4)))
+
+    for lid in (mh.FLOOD, mh.TSUNAMI):
+        rows = legend.locator(f"[data-legend={lid}] li")
+        got = {}
+        for i in range(rows.count()):
+            sw = rows.nth(i).locator(".hz-swatch")
+            got[rows.nth(i).get_attribute("data-code")] = (
+                sw.get_attribute("data-color"),
+                sw.evaluate("e => getComputedStyle(e).backgroundColor"))
+        assert {k: v[0].upper() for k, v in got.items()} == MLIT_DEPTH
+        assert {k: v[1] for k, v in got.items()} == {k: rgb(v) for k, v in MLIT_DEPTH.items()}
+    rows = legend.locator("[data-legend=landslide_zone] li")
+    got = {}
+    for i in range(rows.count()):
+        r = rows.nth(i)
+        sw = r.locator(".hz-swatch")
+        key = (r.get_attribute("data-phenomenon"), r.get_attribute("data-level"))
+        got[key] = sw.get_attribute("data-color").lower()
+        assert sw.evaluate("e => getComputedStyle(e).backgroundColor") == rgb(got[key])
+    assert got == SEDIMENT
+    # drawn polygons use the same colours (SVG fill attribute)
+    fills = set(page.eval_on_selector_all("path.hz-flood", "ps => ps.map(p => p.getAttribute("
+                                          "'fill').toUpperCase())"))
+    assert fills and fills <= set(MLIT_DEPTH.values())
+    fills = set(page.eval_on_selector_all("path.hz-landslide", "ps => ps.map(p => p.getAttribute("
+                                          "'fill').toLowerCase())"))
+    assert fills and fills <= set(SEDIMENT.values())
+    # sources and dates for every layer
+    sources = legend.locator("#hz-sources").inner_text()
+    for lid in HAZARD_LAYERS:
+        assert site.project.specs[lid].attribution.ja in sources
+        assert f"{DATES[lid]}時点" in sources
+    page.screenshot(path=str(artifacts / "hazard_legend_ja.png"))
+    legend.evaluate("e => { e.scrollTop = e.scrollHeight; }")
+    page.screenshot(path=str(artifacts / "hazard_legend_sources_ja.png"))
+    page.tap("#hz-legend-close")
+    assert not legend.is_visible()
+    close(page)
+
+
+def test_shelter_badges_and_tap_targets(browser: Any, site: Site, artifacts: Path) -> None:
+    sh = tables(site)[mh.SHELTER]
+    flags = list(site.project.codelists[mh.HAZARD_CODES].codes)
+    sh = sh.assign(n=sh[flags].fillna(False).astype(bool).sum(axis=1)).sort_values("n")
+    s = sh.iloc[-1]  # the shelter designated for the most hazards
+    page = open_page(browser, site)
+    page.evaluate(f"void UozuHazard.map.setView([{s.geometry.y}, {s.geometry.x}], 16, "
+                  "{animate: false})")
+    marker = page.locator(f".hz-shelter[data-shelter-id='{s.fid}']")
+    on = {f for f in flags if bool(s[f]) is True}
+    assert marker.locator(".hz-badge.hz-on").count() == len(on)
+    assert marker.locator(".hz-badge.hz-off").count() == len(flags) - len(on)
+    assert marker.locator(".hz-badges").is_visible()
+    label = marker.get_attribute("aria-label")
+    assert s["name"] in label
+    for f in on:  # text alternative names every hazard (not colour alone)
+        assert site.project.codelists[mh.HAZARD_CODES].codes[f].ja in label
+    marker.tap()
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert s["name"] in popup.inner_text() and "対象外" in popup.inner_text()
+    page.wait_for_timeout(400)  # the popup fades in and the map pans to show it
+    page.screenshot(path=str(artifacts / "hazard_shelter_ja.png"))
+    page.evaluate("void UozuHazard.map.closePopup()")
+    # every control a finger needs is at least 44×44 CSS px
+    small = page.evaluate("""() => [...document.querySelectorAll(
+          '.hz-btn, .leaflet-control-zoom a, .leaflet-control-layers-toggle, .hz-shelter')]
+        .filter(e => e.offsetParent !== null)
+        .map(e => [e.id || e.className, e.getBoundingClientRect()])
+        .filter(([, r]) => r.width < 44 || r.height < 44)
+        .map(([n, r]) => `${n} ${r.width}x${r.height}`)""")
+    assert small == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    close(page)
+
+
+def test_build_refuses_store_without_hazard_layers(tmp_path: Path, site: Site) -> None:
+    gdf = gpd.GeoDataFrame({"x": [1]}, geometry=[shapely.Point(137.4, 36.8)], crs="EPSG:4326")
+    pyogrio.write_dataframe(gdf, tmp_path / "none.gpkg", layer="road_segment")
+    with pytest.raises(ValueError, match="no hazard"):
+        mh.build_hazard_map(site.project, tmp_path / "none.gpkg", tmp_path / "out")
+    # a store with only shelters still makes a page (the card lists shelters only)
+    only = tmp_path / "only.gpkg"
+    pyogrio.write_dataframe(tables(site)[mh.SHELTER], only, layer=mh.SHELTER,
+                            layer_options={"FID": "rid"})
+    page = mh.build_hazard_map(site.project, only, tmp_path / "out")
+    data = page_data(page.read_text(encoding="utf-8"))
+    assert set(data["layers"]) == {"shelter"} and set(data["meta"]) == {"shelter"}

@@ -1,0 +1,418 @@
+"""Pipe sheets: one page, true scale, the parcel, dates, disclaimer, and nothing internal.
+
+The project is the real one (``layers/*.yml``, sample exports, the real merge and publish) at a
+small scale, with every internal field of the master overwritten by ``CANARY-...`` strings and
+every row the public filters withhold renamed ``CANARY-WITHHELD-...``: the public store, the PDF
+and the map page must contain none of them. :func:`build_canary_project` is shared with
+``test_map_pipe.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import sqlite3
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyogrio
+import pytest
+import yaml
+from pypdf import PdfReader
+from pypdf.generic import ContentStream
+
+from config import Project, load_project
+from etl.errors import EtlError
+from etl.normalize import apply_normalizer
+from etl.schema import output_columns
+from publish.pipesheet import (
+    MM,
+    TARGET_FILL,
+    PipeSheetError,
+    make_pipe_sheet,
+    parse_paper,
+    render_pipe_sheet,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+CANARY = "CANARY-"
+SCALE = 0.1  # sample size relative to the city: ~2.5k parcels, ~1.7k sewer pipes
+MAP_URL = "http://127.0.0.1:5000/maps/pipe.html"
+
+PROJECT_YML = """
+city: {{ja: 魚津市, en: Uozu City}}
+city_code: "162043"
+target_crs: EPSG:6675
+layers_dir: {repo}/layers
+grids_dir: {repo}/data/grids
+boundary: {{path: {repo}/data/reference/uozu_boundary_n03.geojson, margin_m: 500}}
+transforms:
+  - from_datum: EPSG:6301
+    grids: [TKY2JGD.tif, touhokutaiheiyouoki2011.tif]
+    accuracy_m: 0.2
+    title: {{ja: 旧日本測地系→JGD2011, en: Tokyo datum to JGD2011}}
+  - from_datum: EPSG:6612
+    grids: [touhokutaiheiyouoki2011.tif]
+    accuracy_m: 0.05
+    title: {{ja: JGD2000→JGD2011, en: JGD2000 to JGD2011}}
+publish:
+  title: {{ja: 魚津市 公開型GIS, en: Uozu City public GIS}}
+  description: {{ja: 魚津市の公開データ, en: Public data of Uozu City}}
+  contact_name: 魚津市 上下水道課
+  contact_phone: 0765-23-1000
+  contact_url: https://www.city.uozu.toyama.jp/
+  city_url: https://www.city.uozu.toyama.jp/
+  terms_version: "{terms}"
+  max_items: 1000
+  base_url: {base_url}
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared fixture: real sample -> real merge -> canaries -> real publish (+ the map page)
+# ---------------------------------------------------------------------------------------------
+
+def _canary_master(project: Project, dst: Path) -> dict[str, int]:
+    """Copy the merged master to ``dst`` with every internal text value replaced by a canary.
+
+    Rows a ``public_filter`` withholds get a canary id too, so a withheld row that leaked would
+    show up. Returns how many canary values each layer got.
+    """
+    merged = project.merged_dir
+    base = (merged / "current").resolve() if (merged / "current").exists() else merged
+    src = base / "master.gpkg"
+    dst.mkdir(parents=True, exist_ok=True)
+    out = dst / "master.gpkg"
+    planted: dict[str, int] = {}
+    for name in [str(n) for n in pyogrio.list_layers(src)[:, 0]]:
+        df = pyogrio.read_dataframe(src, layer=name)
+        spec = project.specs.get(name)
+        if spec is not None:
+            n = 0
+            for col in output_columns(spec):
+                if col.visibility == "public" or col.name not in df.columns:
+                    continue
+                if col.type == "str" and (spec.public_filter is None
+                                          or col.name not in spec.public_filter):
+                    df[col.name] = [f"{CANARY}{name}-{col.name}-{i}" for i in range(len(df))]
+                    n += len(df)
+            if spec.public_filter:
+                keep = df.eval(spec.public_filter, engine="python")
+                keep = pd.Series(keep, index=df.index).astype("boolean").fillna(False)
+                withheld = ~keep.to_numpy(dtype=bool)
+                df.loc[withheld, spec.id_field] = [f"{CANARY}WITHHELD-{name}-{i}"
+                                                   for i in range(int(withheld.sum()))]
+                n += int(withheld.sum())
+            planted[name] = n
+        pyogrio.write_dataframe(df, out, layer=name, driver="GPKG")
+    shutil.copy(base / "manifest.json", dst / "manifest.json")
+    return planted
+
+
+def build_canary_project(root: Path, *, base_url: str = "http://127.0.0.1:5000",
+                         terms: str = "3", scale: float = SCALE) -> tuple[Project, Any]:
+    """A published project whose master is full of canaries; returns (project, PublishResult)."""
+    from etl.pipeline import run_merge
+    from etl.sample import generate
+    from publish.api import SITE_BUILDERS, publish
+    from publish.maps_pipe import site_builder
+
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    (root / "config" / "project.yml").write_text(
+        textwrap.dedent(PROJECT_YML).format(repo=REPO, base_url=base_url, terms=terms),
+        encoding="utf-8")
+    project = load_project(root)
+    generate(project.raw_dir, scale=scale)
+    run_merge(project)
+    planted = _canary_master(project, root / "data" / "canary")
+    assert sum(planted.values()) > 1000, planted
+    cfg = project.config.model_copy(update={"merged_dir": str(root / "data" / "canary")})
+    project = Project(root=project.root, config=cfg, specs=project.specs,
+                      codelists=project.codelists, spec_hashes=project.spec_hashes)
+    builders = [] if site_builder in SITE_BUILDERS else [site_builder]
+    return project, publish(project, site_builders=builders)
+
+
+def canary_hits(text: str) -> list[str]:
+    return sorted(set(re.findall(r"CANARY-[\w-]+", text)))[:5]
+
+
+def pick_parcel(store: Path) -> dict[str, Any]:
+    """A parcel with a branch number ("123-4") near the middle of the network."""
+    df = pyogrio.read_dataframe(store, layer="parcel")
+    df = df[df["chiban"].str.fullmatch(r"\d+-\d+", na=False)]
+    pipes = pyogrio.read_dataframe(store, layer="sewer_pipe").to_crs("EPSG:6675")
+    c = pipes.geometry.union_all().centroid
+    d = df.geometry.to_crs("EPSG:6675").centroid.distance(c)
+    row = df.loc[d.idxmin()]
+    return {"fid": row["fid"], "oaza": row["oaza_name"], "chiban": row["chiban"],
+            "geometry": row.geometry}
+
+
+def fullwidth(s: str) -> str:
+    """"123-4" -> "１２３－４" (the variant users type on Japanese keyboards)."""
+    return s.translate(str.maketrans("0123456789-", "０１２３４５６７８９－"))
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Any]:
+    return build_canary_project(tmp_path_factory.mktemp("sheet"))
+
+
+@pytest.fixture(scope="module")
+def parcel(published: tuple[Project, Any]) -> dict[str, Any]:
+    return pick_parcel(published[1].store)
+
+
+@pytest.fixture(scope="module")
+def sheet(published: tuple[Project, Any], parcel: dict[str, Any],
+          tmp_path_factory: pytest.TempPathFactory) -> Any:
+    project, res = published
+    out = tmp_path_factory.mktemp("pdf") / "sheet.pdf"
+    return render_pipe_sheet(project, res.store, oaza=parcel["oaza"],
+                             chiban=fullwidth(parcel["chiban"]), scale=500, paper="A4",
+                             out=out, map_url=MAP_URL)
+
+
+# ---------------------------------------------------------------------------------------------
+# PDF parsing helpers
+# ---------------------------------------------------------------------------------------------
+
+def _hex_rgb(h: str) -> tuple[float, float, float]:
+    return tuple(int(h[i:i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def drawing_ops(path: Path) -> list[tuple[list[Any], bytes]]:
+    reader = PdfReader(path)
+    page = reader.pages[0]
+    return list(ContentStream(page.get_contents(), reader).operations)
+
+
+def filled_paths(path: Path, rgb: tuple[float, float, float]) -> list[list[tuple[float, float]]]:
+    """Points of every path filled with colour ``rgb`` (no transforms are active for them)."""
+    out, pts, fill = [], [], None
+    for operands, op in drawing_ops(path):
+        if op == b"rg":
+            fill = tuple(float(v) for v in operands)
+        elif op in (b"m", b"l"):
+            pts.append((float(operands[0]), float(operands[1])))
+        elif op in (b"f", b"F", b"B", b"b", b"f*", b"B*", b"b*"):
+            if fill and all(abs(a - b) < 0.003 for a, b in zip(fill, rgb, strict=True)):
+                out.append(pts)
+            pts = []
+        elif op in (b"S", b"s", b"n"):
+            pts = []
+    return out
+
+
+def rects(path: Path) -> list[tuple[float, float, float, float]]:
+    return [tuple(float(v) for v in operands) for operands, op in drawing_ops(path)  # type: ignore[misc]
+            if op == b"re"]
+
+
+def pdf_text(path: Path) -> str:
+    reader = PdfReader(path)
+    meta = " ".join(str(v) for v in (reader.metadata or {}).values())
+    return "\n".join(p.extract_text() for p in reader.pages) + "\n" + meta
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("paper", "size"), [
+    ("A4", (595.28, 841.89)), ("A3", (841.89, 1190.55)),
+    ("A4-landscape", (841.89, 595.28)), ("A3-landscape", (1190.55, 841.89)),
+])
+def test_one_page_of_the_requested_paper(published: tuple[Project, Any],
+                                         parcel: dict[str, Any], tmp_path: Path, paper: str,
+                                         size: tuple[float, float]) -> None:
+    project, res = published
+    out = make_pipe_sheet(project, res.store, oaza=parcel["oaza"], chiban=parcel["chiban"],
+                          paper=paper, out=tmp_path / "s.pdf", map_url=MAP_URL)
+    reader = PdfReader(out)
+    assert len(reader.pages) == 1
+    box = reader.pages[0].mediabox
+    w, h = float(box.width), float(box.height)
+    assert (w, h) == pytest.approx(size, abs=0.05)
+    base, landscape = parse_paper(paper)
+    assert (w > h) == landscape and base in paper
+
+
+@pytest.mark.parametrize(("scale", "bar_m"), [(500, 10.0), (1000, 20.0)])
+def test_scale_bar_matches_the_scale(published: tuple[Project, Any], parcel: dict[str, Any],
+                                     tmp_path: Path, scale: int, bar_m: float) -> None:
+    project, res = published
+    r = render_pipe_sheet(project, res.store, oaza=parcel["oaza"], chiban=parcel["chiban"],
+                          scale=scale, out=tmp_path / "s.pdf", map_url=MAP_URL)
+    expected_pt = bar_m * 1000.0 / scale * MM  # 10 m at 1/500 = 20 mm = 56.69 pt
+    assert r.layout.bar_m == bar_m
+    assert r.layout.bar_pt == pytest.approx(expected_pt, abs=1e-9)
+    assert expected_pt == pytest.approx(56.6929, abs=1e-3)
+    # stated in the text ...
+    text = pdf_text(r.path)
+    assert f"{bar_m:g} m = 20.00 mm = 56.69 pt" in text
+    assert f"1/{scale}" in text and f"1:{scale}" in text
+    # ... and drawn: the bar is one stroked rectangle of exactly that width at the bar's origin
+    x, y = r.layout.bar_xy
+    bars = [rc for rc in rects(r.path) if rc[0] == pytest.approx(x, abs=0.01)
+            and rc[1] == pytest.approx(y, abs=0.01)
+            and rc[2] == pytest.approx(expected_pt, abs=0.01)
+            and rc[3] == pytest.approx(r.layout.bar_h, abs=0.01)]
+    assert bars, "no scale-bar rectangle of the stated length"
+
+
+def test_parcel_is_drawn_at_true_scale(sheet: Any, parcel: dict[str, Any]) -> None:
+    """The highlighted parcel's outline on paper = its EPSG:6675 outline x 1000/scale mm."""
+    geom = gpd_to_plane(parcel["geometry"])
+    paths = filled_paths(sheet.path, _hex_rgb(TARGET_FILL))
+    assert paths, "highlighted parcel not found in the drawing"
+    xs = [p[0] for path in paths for p in path]
+    ys = [p[1] for path in paths for p in path]
+    e0, n0, e1, n1 = geom.bounds
+    k = 1000.0 / 500 * MM
+    assert sheet.layout.pt_per_m == pytest.approx(k)
+    assert max(xs) - min(xs) == pytest.approx((e1 - e0) * k, abs=0.02)
+    assert max(ys) - min(ys) == pytest.approx((n1 - n0) * k, abs=0.02)
+    # and it sits where the layout says (the frame is centred on the parcel)
+    assert (min(xs), min(ys)) == pytest.approx(sheet.layout.to_page(e0, n0), abs=0.02)
+    fx, _, fw, _ = sheet.layout.frame
+    assert (min(xs) + max(xs)) / 2 == pytest.approx(fx + fw / 2, abs=0.05)
+
+
+def gpd_to_plane(geom: Any) -> Any:
+    import geopandas as gpd
+
+    return gpd.GeoSeries([geom], crs="EPSG:4326").to_crs("EPSG:6675").iloc[0]
+
+
+def test_text_has_parcel_date_stamp_disclaimer_and_link(sheet: Any, parcel: dict[str, Any],
+                                                        published: tuple[Project, Any]) -> None:
+    text = pdf_text(sheet.path)
+    assert sheet.chiban == parcel["chiban"] and sheet.oaza == parcel["oaza"]
+    assert f"大字 {parcel['oaza']}" in text and f"地番 {parcel['chiban']}" in text
+    dates = {lay.data_date for lay in published[1].layers.values() if lay.data_date}
+    assert dates and any(d in text for d in dates)
+    assert "データ時点" in text and "Data as of" in text
+    assert "参考図" in text and "REFERENCE ONLY" in text
+    ja_flat, en_flat = text.replace("\n", ""), text.replace("\n", " ")
+    assert "工事・設計・不動産取引" in ja_flat and "Reference only" in en_flat
+    assert "EPSG:6675" in text
+    assert sheet.url.startswith(MAP_URL + "#map=18/")
+    assert "chiban=" in sheet.url and sheet.counts.get("sewer_pipe", 0) > 0
+    assert re.search(r"[汚雨合]φ\d+", text), "no 管径・管種 labels on sewer pipes"
+    assert re.search(r"水φ\d+", text), "no 管径・管種 labels on water pipes"
+
+
+@pytest.mark.parametrize("variant", ["{m}-{b}", "{fm}－{fb}", "{m}番{b}", "{m}の{b}",
+                                     "{m}番地{b}", " {fm}ー{fb} "])
+def test_chiban_variants_find_the_same_parcel(published: tuple[Project, Any],
+                                              parcel: dict[str, Any], tmp_path: Path,
+                                              variant: str) -> None:
+    project, res = published
+    m, b = parcel["chiban"].split("-")
+    raw = variant.format(m=m, b=b, fm=fullwidth(m), fb=fullwidth(b))
+    norm = apply_normalizer("chiban", pd.Series([raw]))[""].iloc[0]
+    assert norm == parcel["chiban"]
+    r = render_pipe_sheet(project, res.store, oaza=f" {parcel['oaza']} ", chiban=raw,
+                          out=tmp_path / "v.pdf", map_url=MAP_URL)
+    assert r.parcel_ids == [parcel["fid"]]
+
+
+def test_unknown_parcel_is_a_clear_bilingual_error(published: tuple[Project, Any],
+                                                   parcel: dict[str, Any], tmp_path: Path
+                                                   ) -> None:
+    project, res = published
+    with pytest.raises(PipeSheetError) as e:
+        make_pipe_sheet(project, res.store, oaza=parcel["oaza"], chiban="99999-9",
+                        out=tmp_path / "x.pdf", map_url=MAP_URL)
+    assert isinstance(e.value, EtlError)
+    msg = str(e.value)
+    assert "地番 99999-9" in msg and "does not exist" in msg and parcel["oaza"] in msg
+    main = parcel["chiban"].split("-")[0]
+    with pytest.raises(PipeSheetError, match="Nearby lots") as e2:
+        make_pipe_sheet(project, res.store, oaza=parcel["oaza"], chiban=f"{main}-999",
+                        out=tmp_path / "x.pdf", map_url=MAP_URL)
+    assert parcel["chiban"] in str(e2.value)  # a close lot is suggested
+    with pytest.raises(PipeSheetError, match="town") as e3:
+        make_pipe_sheet(project, res.store, oaza=parcel["oaza"] + "X", chiban="1",
+                        out=tmp_path / "x.pdf", map_url=MAP_URL)
+    assert "大字" in str(e3.value) and parcel["oaza"] in str(e3.value)
+    with pytest.raises(PipeSheetError, match="scale 1:600"):
+        make_pipe_sheet(project, res.store, oaza=parcel["oaza"], chiban=parcel["chiban"],
+                        scale=600, out=tmp_path / "x.pdf", map_url=MAP_URL)
+    with pytest.raises(PipeSheetError, match="paper 'B5'"):
+        make_pipe_sheet(project, res.store, oaza=parcel["oaza"], chiban=parcel["chiban"],
+                        paper="B5", out=tmp_path / "x.pdf", map_url=MAP_URL)
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_no_internal_value_reaches_the_store_or_the_pdf(published: tuple[Project, Any],
+                                                        sheet: Any, tmp_path: Path) -> None:
+    project, res = published
+    # the master really is full of canaries (so the checks below can fail)
+    master = project.merged_dir / "master.gpkg"
+    con = sqlite3.connect(master)
+    try:
+        assert con.execute("SELECT count(*) FROM sewer_pipe WHERE treatment_district "
+                           "LIKE 'CANARY-%'").fetchone()[0] > 0
+        assert con.execute("SELECT count(*) FROM water_pipe WHERE pipe_id "
+                           "LIKE 'CANARY-WITHHELD-%'").fetchone()[0] > 0
+    finally:
+        con.close()
+    dump = "\n".join(sqlite3.connect(res.store).iterdump())
+    assert canary_hits(dump) == []
+    assert canary_hits(pdf_text(sheet.path)) == []
+    # a 1/1000 A3 sheet covers far more pipes; still nothing internal
+    big = make_pipe_sheet(project, res.store, oaza=sheet.oaza, chiban=sheet.chiban, scale=1000,
+                          paper="A3", out=tmp_path / "big.pdf", map_url=MAP_URL)
+    assert canary_hits(pdf_text(big)) == []
+    assert canary_hits(big.read_bytes().decode("latin-1")) == []
+
+
+def test_process_plugin_through_pygeoapi(published: tuple[Project, Any],
+                                         parcel: dict[str, Any]) -> None:
+    """POST /processes/pipe-sheet/execution on a pygeoapi app built from the release config."""
+    from pygeoapi.openapi import get_oas
+
+    from publish.process_pipesheet import PROCESS_ID, process_resource
+    from publish.server import load_pygeoapi_app
+
+    project, res = published
+    cfg = yaml.safe_load(res.config.read_text(encoding="utf-8"))
+    cfg["resources"].setdefault(PROCESS_ID, process_resource(res.store, project.root, MAP_URL))
+    oas = get_oas(cfg, fail_on_invalid_collection=True)
+    assert f"/processes/{PROCESS_ID}/execution" in oas["paths"]
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "c.yml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+        (Path(d) / "o.yml").write_text(yaml.safe_dump(oas, allow_unicode=True), encoding="utf-8")
+        client = load_pygeoapi_app(Path(d) / "c.yml", Path(d) / "o.yml").test_client()
+        desc = client.get(f"/processes/{PROCESS_ID}?f=json")
+        assert desc.status_code == 200
+        assert set(desc.json["inputs"]) == {"oaza", "chiban", "scale", "paper"}
+        ok = client.post(f"/processes/{PROCESS_ID}/execution", json={"inputs": {
+            "oaza": parcel["oaza"], "chiban": fullwidth(parcel["chiban"]), "scale": 1000,
+            "paper": "A4"}})
+        assert ok.status_code == 200
+        assert ok.headers["Content-Type"].startswith("application/pdf")
+        assert ok.data.startswith(b"%PDF")
+        pdf = Path(d) / "p.pdf"
+        pdf.write_bytes(ok.data)
+        assert f"地番 {parcel['chiban']}" in pdf_text(pdf)
+        logging.disable(logging.CRITICAL)  # the dummy manager logs user errors with a traceback
+        try:
+            bad = client.post(f"/processes/{PROCESS_ID}/execution", json={"inputs": {
+                "oaza": parcel["oaza"], "chiban": "99999"}})
+            missing = client.post(f"/processes/{PROCESS_ID}/execution",
+                                  json={"inputs": {"oaza": parcel["oaza"]}})
+        finally:
+            logging.disable(logging.NOTSET)
+        assert bad.status_code == 400
+        desc_text = json.loads(bad.data)["description"]
+        assert "はありません" in desc_text and "does not exist" in desc_text
+        assert missing.status_code == 400 and "chiban" in json.loads(missing.data)["description"]

@@ -1,0 +1,220 @@
+"""The public store is public by construction: allow-listed layers, rows and columns only."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+from publish_fixtures import (
+    QUOTE_DISTRICT,
+    SECRETS,
+    isolated_site_builders,
+    make_project,
+    sample_frames,
+    write_master,
+    write_project,
+)
+
+from config import Project
+from publish import store
+from publish.api import publish
+from publish.errors import LeakCheckError, PublishError
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _only_our_site_builders() -> Iterator[None]:
+    with isolated_site_builders():
+        yield
+
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, object]:
+    project = make_project(tmp_path_factory.mktemp("store"))
+    return project, publish(project)
+
+
+def test_plan_is_the_spec_allow_list(tmp_path: Path) -> None:
+    project = write_project(tmp_path)
+    plans = store.plan_store(project)
+    assert list(plans) == ["sewer_pipes", "shelters"]  # parcel_tax is internal
+    pipes = plans["sewer_pipes"]
+    assert pipes.names == ["fid", "pipe_id", "material", "diameter_mm", "length_m", "install_fy",
+                           "district", "material_ja", "material_en"]
+    # the public_filter's internal column is read (to filter), remarks and lineage never are
+    assert set(pipes.read_columns) == set(pipes.names[1:7]) | {"status"}
+    assert pipes.queryables == ["pipe_id", "material", "diameter_mm", "district"]
+
+
+@pytest.mark.parametrize(("expr", "names"), [
+    ('status == "in_use"', {"status"}),
+    ("diameter_mm >= 200 and not abandoned", {"diameter_mm", "abandoned"}),
+    ("`my col` == 'x' or district.str.startswith('本')", {"my col", "district"}),
+    ("status in ['in_use', 'planned']", {"status"}),
+])
+def test_filter_names_ignore_string_literals(expr: str, names: set[str]) -> None:
+    assert store.filter_names(expr) == names
+
+
+def test_store_holds_only_public_rows_and_columns(published: tuple[Project, object]) -> None:
+    project, result = published
+    path = result.store
+    assert {str(n) for n in pyogrio.list_layers(path)[:, 0]} == {"sewer_pipes", "shelters"}
+    pipes = pyogrio.read_dataframe(path, layer="sewer_pipes")
+    # 40 pipes: every 5th abandoned (8) and one with unknown status are withheld
+    assert len(pipes) == 31 and result.layers["sewer_pipes"].withheld == 9
+    assert "SP-00003" not in set(pipes["fid"]) and "SP-00004" not in set(pipes["fid"])
+    assert list(pipes.columns) == [*store.plan_store(project)["sewer_pipes"].names, "geometry"]
+    assert (pipes["fid"] == pipes["pipe_id"]).all()
+    assert set(pipes.loc[pipes["material"] == "VU", "material_ja"]) == {"硬質塩化ビニル管 (薄肉)"}
+    assert set(pipes.loc[pipes["material"] == "HP", "material_en"]) == {
+        "Hume (reinforced concrete) pipe"}
+    assert QUOTE_DISTRICT in set(pipes["district"])
+    shelters = pyogrio.read_dataframe(path, layer="shelters")
+    assert len(shelters) == 9
+    assert "manager_phone" not in shelters.columns
+    assert shelters["opened"].iloc[0] == "2020-04-01"  # dates as ISO text
+
+
+def test_no_secret_reaches_any_release_file(published: tuple[Project, object]) -> None:
+    """Byte-level scan of every file of the release (store, configs, pages)."""
+    _, result = published
+    files = [p for p in result.path.rglob("*") if p.is_file()]
+    assert result.store in files
+    for p in files:
+        data = p.read_bytes()
+        for secret in (*SECRETS, "source_file", "quality_flags", "owner_name", "parcel_tax",
+                       "/secret/path"):
+            assert secret.encode("utf-8") not in data, f"{secret!r} leaked into {p.name}"
+
+
+def test_store_is_crs84_rounded_and_indexed(published: tuple[Project, object]) -> None:
+    project, result = published
+    for lid in result.layers:
+        info = pyogrio.read_info(result.store, layer=lid)
+        assert info["crs"] == "EPSG:4326" and info["geometry_name"] == "geom"
+        assert info["fid_column"] == "rid"
+        minx, miny, maxx, maxy = info["total_bounds"]
+        assert 137.2 < minx <= maxx < 137.7 and 36.7 < miny <= maxy < 36.95  # lon, lat at Uozu
+        gdf = pyogrio.read_dataframe(result.store, layer=lid)
+        xy = shapely.get_coordinates(gdf.geometry.values)
+        assert np.allclose(xy, np.round(xy, 7), atol=1e-12)
+        back = gdf.to_crs("EPSG:6675")
+        master = pyogrio.read_dataframe(store.locate_master(project).master, layer=lid,
+                                        columns=[project.specs[lid].id_field])
+        master = master.set_index(master[project.specs[lid].id_field].astype(str))
+        d = back.geometry.values.distance(master.loc[gdf["fid"]].geometry.values)
+        assert float(np.max(d)) < 0.02  # 1e-7 degree rounding is about 1 cm
+    con = sqlite3.connect(result.store)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    con.close()
+    assert {f"rtree_{lid}_geom" for lid in result.layers} <= tables
+
+
+def test_leak_check_catches_an_extra_column_and_table(published: tuple[Project, object],
+                                                      tmp_path: Path) -> None:
+    project, result = published
+    expected, forbidden = store.expected_tables(project), store.forbidden_columns(project)
+    store.check_public_store(result.store, expected, forbidden)  # the real one passes
+    bad = tmp_path / "bad.gpkg"
+    bad.write_bytes(result.store.read_bytes())
+    con = sqlite3.connect(bad)
+    con.execute('ALTER TABLE "shelters" ADD COLUMN "manager_phone" TEXT')
+    con.commit()
+    con.close()
+    with pytest.raises(LeakCheckError, match="manager_phone"):
+        store.check_public_store(bad, expected, forbidden)
+    bad.write_bytes(result.store.read_bytes())
+    con = sqlite3.connect(bad)
+    con.execute("CREATE TABLE owners (name TEXT)")  # invisible to GDAL, visible to SQLite
+    con.commit()
+    con.close()
+    with pytest.raises(LeakCheckError, match="owners"):
+        store.check_public_store(bad, expected, forbidden)
+    bad.write_bytes(result.store.read_bytes())
+    con = sqlite3.connect(bad)
+    con.execute("CREATE TABLE rtree_owners (name TEXT)")  # a system-looking name is no excuse
+    con.commit()
+    con.close()
+    with pytest.raises(LeakCheckError, match="rtree_owners"):
+        store.check_public_store(bad, expected, forbidden)
+
+
+def _spec_with(text: str, old: str, new: str) -> str:
+    assert old in text
+    return text.replace(old, new)
+
+
+def test_public_filter_errors_are_bilingual(tmp_path: Path) -> None:
+    import publish_fixtures as fx
+
+    spec = _spec_with(fx.SEWER_PIPES, 'public_filter: status == "in_use"',
+                      'public_filter: colour == "red"')
+    project = write_project(tmp_path / "a", extra_specs={"sewer_pipes": spec})
+    write_master(project, sample_frames())
+    with pytest.raises(PublishError, match=r"public_filter.*colour.*/ layer 'sewer_pipes'"):
+        publish(project)
+    spec = _spec_with(fx.SEWER_PIPES, 'public_filter: status == "in_use"',
+                      "public_filter: status ==")
+    project = write_project(tmp_path / "b", extra_specs={"sewer_pipes": spec})
+    write_master(project, sample_frames())
+    with pytest.raises(PublishError, match="評価できません"):
+        publish(project)
+    assert not (project.public_dir / "current").exists()
+    assert list((project.public_dir / "releases").iterdir()) == []  # nothing half-written
+
+
+def test_internal_id_field_cannot_be_the_public_id(tmp_path: Path) -> None:
+    import publish_fixtures as fx
+
+    spec = _spec_with(fx.SHELTERS, "shelter_id: {from: ID, required: true, unique: true, "
+                      "visibility: public,", "shelter_id: {from: ID, required: true, unique: true,")
+    project = write_project(tmp_path, extra_specs={"shelters": spec})
+    write_master(project, sample_frames())
+    with pytest.raises(PublishError, match="id_field 'shelter_id'"):
+        publish(project)
+
+
+def test_missing_master_and_columns(tmp_path: Path) -> None:
+    project = write_project(tmp_path)
+    with pytest.raises(PublishError, match="uozu-gis merge"):
+        publish(project)
+    write_master(project, sample_frames(), drop={"shelters": ["capacity"]})
+    with pytest.raises(PublishError, match="capacity"):
+        publish(project)
+    frames = sample_frames()
+    frames["shelters"] = pd.concat([frames["shelters"], frames["shelters"].iloc[:1]])
+    write_master(project, frames)
+    with pytest.raises(PublishError, match=r"duplicate id.*H000"):
+        publish(project)
+
+
+def test_empty_public_layer_is_published(tmp_path: Path) -> None:
+    import publish_fixtures as fx
+
+    spec = _spec_with(fx.SEWER_PIPES, 'public_filter: status == "in_use"',
+                      'public_filter: status == "no such status"')
+    project = write_project(tmp_path, extra_specs={"sewer_pipes": spec})
+    write_master(project, sample_frames())
+    res = publish(project)
+    assert res.layers["sewer_pipes"].features == 0 and res.layers["sewer_pipes"].bbox is None
+    assert pyogrio.read_info(res.store, layer="sewer_pipes")["features"] == 0
+    assert list(pyogrio.read_dataframe(res.store, layer="sewer_pipes").columns) == [
+        *store.plan_store(project)["sewer_pipes"].names, "geometry"]
+
+
+def test_only_crs84_can_be_the_publish_crs(tmp_path: Path) -> None:
+    project = write_project(tmp_path)
+    write_master(project, sample_frames())
+    for crs in ("OGC:CRS84", "EPSG:4326"):
+        cfg = project.config.model_copy(update={"publish_crs": crs})
+        publish(Project(project.root, cfg, project.specs, project.codelists))
+    cfg = project.config.model_copy(update={"publish_crs": "EPSG:6675"})
+    with pytest.raises(PublishError, match="publish_crs 'EPSG:6675'"):
+        publish(Project(project.root, cfg, project.specs, project.codelists))

@@ -1,0 +1,289 @@
+"""A real gunicorn server on a loopback port, driven by real clients (GDAL, OWSLib, schemathesis).
+
+Also the atomic-publish proof: publish again and again while clients hammer the API; every
+response must be a 200 and wholly from one release.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyogrio
+import pytest
+import requests
+from publish_fixtures import (
+    free_port,
+    isolated_site_builders,
+    make_project,
+    public_copy,
+    sample_frames,
+    write_master,
+)
+
+from config import Project
+from publish.api import PublishResult, publish
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+@pytest.fixture(scope="module", autouse=True)
+def _only_our_site_builders() -> Iterator[None]:
+    with isolated_site_builders():
+        yield
+
+
+
+class LiveServer:
+    """``python -m publish.server`` in a subprocess (gunicorn, 2 sync workers)."""
+
+    def __init__(self, project: Project, port: int, workers: int = 2) -> None:
+        self.project, self.port = project, port
+        self.base = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        # A file, not a pipe: an unread pipe fills up and blocks the server's logging.
+        self.log = project.public_dir.parent / f"server-{port}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "publish.server", "--root", str(project.root),
+                 "--port", str(port), "--workers", str(workers), "--base-url", self.base,
+                 "--public-dir", str(project.public_dir)],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.output()[-3000:]}")
+            try:
+                if requests.get(self.base + "/healthz", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("server did not start within 60 s")
+
+    def stop(self) -> str:
+        """Stop our own process (by its pid, SIGTERM then SIGKILL) and return its output."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.output()
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture(scope="module", params=["synthetic", "uozu_sample"])
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[tuple[Project, PublishResult, LiveServer]]:
+    """A published project behind gunicorn: the synthetic fixture, then the real specs over the
+    ETL's merge of the sample exports (conftest's session fixture ``uozu_merged``)."""
+    port = free_port()
+    tmp = tmp_path_factory.mktemp(f"live-{request.param}")
+    base = f"http://127.0.0.1:{port}"
+    if request.param == "synthetic":
+        project = make_project(tmp, base_url=base, n_pipes=230, n_shelters=23)
+    else:
+        from config import load_project
+
+        root, _ = request.getfixturevalue("uozu_merged")
+        project = public_copy(load_project(root), tmp / "public", base_url=base)
+    res = publish(project)
+    server = LiveServer(project, port)
+    try:
+        yield project, res, server
+    finally:
+        server.stop()
+
+
+def test_gdal_oapif_reads_every_collection(live: tuple[Project, PublishResult, LiveServer]
+                                           ) -> None:
+    _, res, server = live
+    url = f"OAPIF:{server.base}/api"
+    names = {str(n) for n in pyogrio.list_layers(url)[:, 0]}
+    assert names == set(res.layers)
+    for lid, lay in res.layers.items():
+        gdf = pyogrio.read_dataframe(url, layer=lid)
+        assert len(gdf) == lay.features, lid
+        assert gdf.crs.to_string() == "OGC:CRS84"
+        local = pyogrio.read_dataframe(res.store, layer=lid)
+        assert set(gdf["id"].astype(str)) == set(local["fid"])
+        text_cols = [c for c in local.columns if c not in ("fid", "geometry")
+                     and pd.api.types.is_string_dtype(local[c])]
+        for c in text_cols[:4]:  # Japanese text survives the round trip
+            got = gdf[c].dropna()
+            if pd.api.types.is_datetime64_any_dtype(got):  # GDAL reads format: date as Date
+                got = got.dt.strftime("%Y-%m-%d")
+            assert set(got.astype(str)) == set(local[c].dropna().astype(str)), c
+    info = pyogrio.read_info(url, layer=next(iter(res.layers)))
+    assert info["features"] == next(iter(res.layers.values())).features  # from numberMatched
+
+
+def test_owslib_features(live: tuple[Project, PublishResult, LiveServer]) -> None:
+    from owslib.ogcapi.features import Features
+
+    _, res, server = live
+    api = Features(f"{server.base}/api")
+    assert "conformsTo" in api.conformance()
+    ids = {c["id"] for c in api.collections()["collections"]}
+    assert ids == set(res.layers)
+    for lid, lay in res.layers.items():
+        page = api.collection_items(lid, limit=5)
+        assert page["numberMatched"] == lay.features
+        assert len(page["features"]) == min(5, lay.features)
+        one = api.collection_item(lid, page["features"][0]["id"])
+        assert one["id"] == page["features"][0]["id"]
+        q = api.collection_queryables(lid)
+        assert "geometry" in q["properties"]
+
+
+def _offline_openapi(doc: dict[str, Any]) -> dict[str, Any]:
+    """Replace remote ``$ref`` (schemas.opengis.net, GitHub): this machine has no network."""
+
+    def param(ref: str) -> dict[str, Any]:
+        name = ref.rstrip("/").rsplit("/", 1)[-1].replace(".yaml", "")
+        if name == "featureId":
+            return {"name": "featureId", "in": "path", "required": True,
+                    "schema": {"type": "string"}}
+        return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+
+    def walk(node: Any, key: str = "") -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("http"):
+                if key == "parameters":
+                    return param(ref)
+                if key == "responses":
+                    return {"description": "remote response"}
+                return {}
+            return {k: (walk_list(v, k) if isinstance(v, list) else
+                        {rk: walk(rv, "responses") for rk, rv in v.items()}
+                        if k == "responses" and isinstance(v, dict) else walk(v, k))
+                    for k, v in node.items()}
+        return node
+
+    def walk_list(items: list[Any], key: str) -> list[Any]:
+        return [walk(i, key) for i in items]
+
+    return walk(doc)
+
+
+def test_schemathesis_finds_no_server_error(live: tuple[Project, PublishResult, LiveServer],
+                                            tmp_path: Path) -> None:
+    _, res, server = live
+    examples = "30" if len(res.layers) <= 3 else "10"  # the real specs have 10 collections
+    doc = _offline_openapi(requests.get(f"{server.base}/api/openapi?f=json", timeout=30).json())
+    for lid in res.layers:  # real ids as examples, so item pages are reached, not only 404s
+        fid = str(pyogrio.read_dataframe(res.store, layer=lid, max_features=1)["fid"].iloc[0])
+        for p in doc["paths"][f"/collections/{lid}/items/{{featureId}}"]["get"]["parameters"]:
+            if p.get("name") == "featureId":
+                p["schema"] = {"type": "string", "example": fid}
+                p["example"] = fid
+    spec = tmp_path / "openapi.json"
+    spec.write_text(json.dumps(doc), encoding="utf-8")
+    st = Path(sys.executable).parent / "st"
+    cmd = [str(st), "run", str(spec), "--url", f"{server.base}/api",
+           "--checks", "not_a_server_error", "--max-examples", examples, "--no-shrink",
+           "--phases", "examples,coverage,fuzzing", "--seed", "1", "--workers", "2",
+           "--max-failures", "5", "--generation-database", "none", "--request-timeout", "30",
+           "--no-color"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=170, cwd=tmp_path)
+    tail = (out.stdout + out.stderr)[-4000:]
+    assert out.returncode == 0, tail
+    assert "passed" in out.stdout and "Server error" not in out.stdout, tail
+
+
+def _public_count(n_pipes: int) -> int:
+    """Pipes that pass the fixture's public_filter (see sample_frames)."""
+    return sum(1 for i in range(n_pipes) if i != 3 and i % 5 != 4)
+
+
+def test_publish_under_load_is_atomic(tmp_path: Path) -> None:
+    port = free_port()
+    n_of = {g: 40 + 7 * g for g in range(7)}
+    project = make_project(tmp_path, base_url=f"http://127.0.0.1:{port}", n_pipes=n_of[0])
+    publish(project)
+    server = LiveServer(project, port)
+    stop = threading.Event()
+    seen: list[tuple[str, int, str]] = []  # (release, generation, kind)
+    errors: list[str] = []
+
+    def client(k: int) -> None:
+        s = requests.Session()
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                if (i + k) % 3:
+                    r = s.get(f"{server.base}/api/collections/sewer_pipes/items?limit=1000",
+                              timeout=30)
+                    if r.status_code != 200:
+                        errors.append(f"items {r.status_code} {r.text[:200]}")
+                        continue
+                    fc = r.json()
+                    gens = {(f["properties"]["install_fy"] - 1980) // 100 for f in fc["features"]}
+                    if len(gens) != 1:
+                        errors.append(f"mixed generations {gens}")
+                        continue
+                    g = gens.pop()
+                    if not fc["numberMatched"] == len(fc["features"]) == _public_count(n_of[g]):
+                        errors.append(f"gen {g}: {fc['numberMatched']}/{len(fc['features'])}")
+                    seen.append((r.headers["X-Release"], g, "items"))
+                else:
+                    r = s.get(f"{server.base}/api/collections/sewer_pipes?f=json&lang=en",
+                              timeout=30)
+                    if r.status_code != 200:
+                        errors.append(f"collection {r.status_code} {r.text[:200]}")
+                        continue
+                    m = re.search(r"as of 2025-04-(\d\d)", r.json()["description"])
+                    if not m:
+                        errors.append(f"no data date in {r.json()['description']!r}")
+                        continue
+                    seen.append((r.headers["X-Release"], int(m.group(1)) - 1, "collection"))
+            except Exception as e:  # any client-side failure is a test failure
+                errors.append(f"{type(e).__name__}: {e}")
+
+    def date(g: int) -> str:
+        return f"2025-04-{g + 1:02d}"
+
+    write_master(project, sample_frames(n_of[0], generation=0), data_date=date(0))
+    publish(project, keep=2)
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        releases = []
+        for g in range(1, 7):
+            time.sleep(0.4)
+            write_master(project, sample_frames(n_of[g], generation=g), data_date=date(g))
+            releases.append(publish(project, keep=2).release_id)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        log = server.stop()
+    assert not errors, (errors[:10], log[-2000:])
+    by_release: dict[str, set[int]] = defaultdict(set)
+    for rid, g, _ in seen:
+        by_release[rid].add(g)
+    assert all(len(g) == 1 for g in by_release.values()), by_release  # wholly old or new
+    gens = {g for _, g, _ in seen}
+    print(f"{len(seen)} responses from {len(by_release)} releases, generations {sorted(gens)}")
+    assert len(seen) > 50 and len(gens) >= 4, (len(seen), gens)
+    assert {rid for rid, _, _ in seen} >= set(releases[-1:])  # the last one was served
