@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import textwrap
 import time
@@ -72,9 +69,8 @@ WAIT_DATA = ("window.UozuPipe && UozuPipe.app && UozuPipe.app.stats.requests > 0
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    from publish.server import free_port
+    return free_port()
 
 
 def prepare(scale: float, work: Path, port: int, seed: int = 42,
@@ -112,36 +108,9 @@ def prepare(scale: float, work: Path, port: int, seed: int = 42,
     return t
 
 
-class _Server:
-    def __init__(self, root: Path, port: int) -> None:
-        import requests
-
-        self.base = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "publish.server", "--root", str(root), "--port", str(port),
-             "--workers", "2", "--base-url", self.base],
-            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.base + "/healthz", timeout=2).status_code == 200:
-                    # warm both workers (pygeoapi loads per worker on first use)
-                    for _ in range(4):
-                        requests.get(self.base + "/api/collections?f=json", timeout=30)
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("server did not start")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+def _Server(root: Path, port: int):
+    from publish.server import ServerProcess
+    return ServerProcess(root, port, warm=4, log=root / f"server-{port}.log")
 
 
 def measure(url: str, reps: int = 3, zoom: int | None = None) -> dict[str, Any]:

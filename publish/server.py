@@ -505,3 +505,78 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def free_port() -> int:
+    """An unused loopback port (for tests, benches and throwaway servers)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """``python -m publish.server`` (gunicorn) in a subprocess on loopback, for tests and benches.
+
+    Waits for ``/healthz``; the log goes to a file (an unread pipe fills up and blocks the
+    server). Use as a context manager, or call :meth:`stop`.
+    """
+
+    def __init__(self, root: Path, port: int | None = None, *, workers: int = 2,
+                 public_dir: Path | None = None, log: Path | None = None,
+                 warm: int = 0, timeout: float = 60) -> None:
+        import subprocess
+        import sys
+        import time
+
+        import requests
+
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        repo = Path(__file__).resolve().parent.parent
+        self.log = log or (Path(public_dir or root / "data") / f"server-{self.port}.log")
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "publish.server", "--root", str(root), "--port",
+               str(self.port), "--workers", str(workers), "--base-url", self.base]
+        if public_dir:
+            cmd += ["--public-dir", str(public_dir)]
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(cmd, cwd=repo, stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, "PYTHONPATH": str(repo)})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.output()[-3000:]}")
+            try:
+                if requests.get(self.base + "/healthz", timeout=2).status_code == 200:
+                    for _ in range(warm):  # pygeoapi loads per worker on first use
+                        requests.get(self.base + "/api/collections?f=json", timeout=30)
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not start within {timeout:.0f} s")
+
+    def stop(self) -> str:
+        """Stop our own process (SIGTERM, then SIGKILL) and return its output."""
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.output()
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -17,7 +17,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,11 +161,6 @@ def isolated_site_builders() -> Iterator[None]:
         yield
 
 
-def free_port() -> int:
-    """A free loopback port (bind to port 0 and let the kernel pick)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def public_copy(project: Project, public_dir: Path, **publish: Any) -> Project:

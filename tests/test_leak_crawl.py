@@ -12,10 +12,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +26,7 @@ from conftest import make_uozu_project
 from config import load_project
 from etl.pipeline import run_merge
 from etl.schema import LINEAGE_COLUMNS, output_columns
+from publish.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -90,12 +87,6 @@ def _plant(root: Path) -> tuple[set[str], set[str], set[str]]:
     return canaries, internal_cols, files
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def canary_server(tmp_path_factory: pytest.TempPathFactory):
     root = make_uozu_project(tmp_path_factory.mktemp("leak"), scale=0.05)
@@ -117,25 +108,10 @@ def canary_server(tmp_path_factory: pytest.TempPathFactory):
         publish(project)
     finally:
         SITE_BUILDERS[:] = saved
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "publish.server", "--root", str(root),
-                             "--port", str(port), "--workers", "2",
-                             "--base-url", f"http://127.0.0.1:{port}"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        assert time.time() < deadline
-        time.sleep(0.2)
+    server = ServerProcess(root)
+    base = server.base
     yield base, canaries, internal_cols, files, project
-    proc.terminate()
-    proc.wait(20)
+    server.stop()
 
 
 LINK = re.compile(r'(?:href|src)="([^"#]+)"')

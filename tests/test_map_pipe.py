@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,13 +21,13 @@ import pandas as pd
 import pyogrio
 import pytest
 import requests
-from publish_fixtures import free_port
 from test_pipesheet import build_canary_project, canary_hits, fullwidth, pick_parcel
 
 from config import Project
 from etl.normalize import apply_normalizer
 from publish.maps_common import assert_offline
 from publish.maps_pipe import PAGE_NAME, build_pipe_map
+from publish.server import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/lib/chromium/chromium"
@@ -40,38 +37,9 @@ TERMS = "3"
 browser_only = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium")
 
 
-class Server:
+def Server(project: Project, port: int) -> ServerProcess:
     """``python -m publish.server`` (gunicorn, 2 sync workers) on a free loopback port."""
-
-    def __init__(self, project: Project, port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "publish.server", "--root", str(project.root), "--port",
-             str(port), "--workers", "2", "--base-url", self.base, "--public-dir",
-             str(project.public_dir)],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stdout.read()[-3000:]}")
-            try:
-                if requests.get(self.base + "/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("server did not start within 60 s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+    return ServerProcess(project.root, port, public_dir=project.public_dir)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ response must be a 200 and wholly from one release.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -23,7 +22,6 @@ import pyogrio
 import pytest
 import requests
 from publish_fixtures import (
-    free_port,
     isolated_site_builders,
     make_project,
     public_copy,
@@ -33,6 +31,7 @@ from publish_fixtures import (
 
 from config import Project
 from publish.api import PublishResult, publish
+from publish.server import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -44,48 +43,13 @@ def _only_our_site_builders() -> Iterator[None]:
 
 
 
-class LiveServer:
+class LiveServer(ServerProcess):
     """``python -m publish.server`` in a subprocess (gunicorn, 2 sync workers)."""
 
     def __init__(self, project: Project, port: int, workers: int = 2) -> None:
-        self.project, self.port = project, port
-        self.base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        # A file, not a pipe: an unread pipe fills up and blocks the server's logging.
-        self.log = project.public_dir.parent / f"server-{port}.log"
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "publish.server", "--root", str(project.root),
-                 "--port", str(port), "--workers", str(workers), "--base-url", self.base,
-                 "--public-dir", str(project.public_dir)],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.output()[-3000:]}")
-            try:
-                if requests.get(self.base + "/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("server did not start within 60 s")
-
-    def stop(self) -> str:
-        """Stop our own process (by its pid, SIGTERM then SIGKILL) and return its output."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.output()
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
+        self.project = project
+        super().__init__(project.root, port, workers=workers, public_dir=project.public_dir,
+                         log=project.public_dir.parent / f"server-{port}.log")
 
 
 @pytest.fixture(scope="module", params=["synthetic", "uozu_sample"])
