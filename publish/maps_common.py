@@ -59,3 +59,15 @@ def assert_offline(html: str) -> None:
     import re
     for url in re.findall(r'(?:src|href)="(https?://[^"]+\.(?:js|css))"', html):
         raise AssertionError(f"page depends on an external asset: {url}")
+
+
+def write_page(html: str, out_dir: Path, name: str) -> Path:
+    """Check a page is offline-safe, then write it atomically (a server may be serving it)."""
+    assert_offline(html)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+    return path

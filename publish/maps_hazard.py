@@ -39,7 +39,7 @@ from markupsafe import Markup, escape
 
 from config import Project
 from config.models import CodeList, LayerSpec
-from publish.maps_common import STATIC_DIR, VENDOR_URL, assert_offline, offline_map
+from publish.maps_common import STATIC_DIR, VENDOR_URL, offline_map, write_page
 
 PAGE_FILE = "hazard.html"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -611,15 +611,7 @@ def build_hazard_map(project: Project, public_gpkg: Path, out_dir: Path, *,
     tiles = [c.get_name() for c in m._children.values() if isinstance(c, folium.TileLayer)]
     HazardInit(layers, tiles).add_to(m)
     html = root.render()
-    html = _finish_html(html)
-    assert_offline(html)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / PAGE_FILE
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_page(_finish_html(html), out_dir, PAGE_FILE)
 
 
 def _finish_html(html: str) -> str:

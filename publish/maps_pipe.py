@@ -28,7 +28,7 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 from config import Project
-from publish.maps_common import STATIC_DIR, VENDOR_URL, assert_offline, offline_map
+from publish.maps_common import STATIC_DIR, VENDOR_URL, offline_map, write_page
 
 PAGE_NAME = "pipe.html"
 PIPE_STATIC = STATIC_DIR / "pipe"
@@ -422,14 +422,7 @@ def build_pipe_map(project: Project, public_gpkg: Path, out_dir: Path, *, api_ba
     city = project.config.city
     title = f"{city.ja} {TEXT['title'][0]} / {city.en} {TEXT['title'][1]}"
     m.add_child(PipeMapElement(config, control, title))
-    html = m.get_root().render()
-    assert_offline(html)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / PAGE_NAME
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_page(m.get_root().render(), out_dir, PAGE_NAME)
 
 
 def site_builder(ctx: Any) -> None:
