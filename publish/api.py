@@ -15,6 +15,7 @@ release, untouched.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -41,6 +42,23 @@ class SiteContext:
     layers: dict[str, store.StoreLayer]
     plans: dict[str, store.LayerPlan]
     base_url: str
+
+    @property
+    def data_dates(self) -> dict[str, str]:
+        return {lid: lay.data_date for lid, lay in self.layers.items() if lay.data_date}
+
+    def add_page(self, file: str, title: object) -> None:
+        """List a page in ``site/maps.json`` (the landing page's map list); idempotent."""
+        index = self.site_dir / "maps.json"
+        try:
+            pages = json.loads(index.read_text(encoding="utf-8")) if index.exists() else []
+        except ValueError:
+            pages = []  # another builder's broken index must not fail the publish
+        if not isinstance(pages, list):
+            pages = []
+        pages = [p for p in pages if isinstance(p, dict) and p.get("file") != file]
+        pages.append({"file": file, "title": title})
+        index.write_text(json.dumps(pages, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 SiteBuilder = Callable[[SiteContext], None]

@@ -636,18 +636,8 @@ def site_builder(ctx: Any) -> None:
     have = {str(n) for n in pyogrio.list_layers(ctx.store)[:, 0]}
     if not have & {FLOOD, TSUNAMI, LANDSLIDE, SHELTER}:
         return
-    dates = {lid: lay.data_date for lid, lay in ctx.layers.items() if lay.data_date}
-    build_hazard_map(ctx.project, ctx.store, ctx.site_dir / "maps", data_dates=dates)
-    index = ctx.site_dir / "maps.json"
-    try:
-        pages = json.loads(index.read_text(encoding="utf-8")) if index.exists() else []
-    except ValueError:
-        pages = []  # another builder's broken index must not fail the publish
-    if not isinstance(pages, list):
-        pages = []
-    pages = [p for p in pages if isinstance(p, dict) and p.get("file") != PAGE_FILE]
-    pages.append({"file": PAGE_FILE, "title": UI_STRINGS["page_title"]})
-    index.write_text(json.dumps(pages, ensure_ascii=False, indent=1), encoding="utf-8")
+    build_hazard_map(ctx.project, ctx.store, ctx.site_dir / "maps", data_dates=ctx.data_dates)
+    ctx.add_page(PAGE_FILE, UI_STRINGS["page_title"])
 
 
 def register() -> None:

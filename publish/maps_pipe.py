@@ -436,19 +436,9 @@ def site_builder(ctx: Any) -> None:
     info = read_store_info(ctx.store)
     if not set(info.columns) & {"water_pipe", "sewer_pipe"}:
         return
-    dates = {lid: lay.data_date for lid, lay in ctx.layers.items() if lay.data_date}
     build_pipe_map(ctx.project, ctx.store, ctx.site_dir / "maps", api_base=API_PATH,
-                   data_dates=dates)
-    index = ctx.site_dir / "maps.json"
-    try:
-        pages = json.loads(index.read_text(encoding="utf-8")) if index.exists() else []
-    except ValueError:
-        pages = []  # another builder's broken index must not fail the publish
-    if not isinstance(pages, list):
-        pages = []
-    pages = [p for p in pages if isinstance(p, dict) and p.get("file") != PAGE_NAME]
-    pages.append({"file": PAGE_NAME, "title": t("title")})
-    index.write_text(json.dumps(pages, ensure_ascii=False, indent=1), encoding="utf-8")
+                   data_dates=ctx.data_dates)
+    ctx.add_page(PAGE_NAME, t("title"))
 
 
 def register() -> None:

@@ -332,8 +332,10 @@ def test_site_builder_writes_page_and_index(site: Site, tmp_path: Path) -> None:
     (tmp_path / "maps.json").write_text(json.dumps([{"file": "pipes.html", "title": {
         "ja": "管路", "en": "Pipes"}}]), encoding="utf-8")
     lay = SimpleNamespace(data_date="2025-05-05")
-    ctx = SimpleNamespace(project=site.project, store=site.store, site_dir=tmp_path,
-                          layers={mh.FLOOD: lay})
+    from publish.api import SiteContext
+    ctx = SiteContext(project=site.project, release_id="test", site_dir=tmp_path,
+                      store=site.store, layers={mh.FLOOD: lay}, plans={},
+                      base_url="http://127.0.0.1")
     mh.site_builder(ctx)
     pages = json.loads((tmp_path / "maps.json").read_text(encoding="utf-8"))
     assert [p["file"] for p in pages] == ["pipes.html", mh.PAGE_FILE]
