@@ -154,8 +154,9 @@ def _extract(ctx: RunContext, spec: LayerSpec) -> tuple[gpd.GeoDataFrame, list[S
                 geoms[failed] = None
                 df = gpd.GeoDataFrame(df.drop(columns="geometry"), geometry=geoms, crs=target)
                 if failed.any():
-                    issues.append(Issue(_align(failed, df, frames), "TRANSFORM_FAILED",
-                                        pd.Series("outside datum grid", index=df.index)))
+                    det = pd.Series("outside datum grid", index=df.index)
+                    det.attrs["src"] = len(frames)  # masks are per source until concatenated
+                    issues.append(Issue(failed, "TRANSFORM_FAILED", det))
                 issues += _sanity(ctx, spec, src, src_crs, df, rel, frames)
         else:
             df = gpd.GeoDataFrame(df.drop(columns="geometry"),
@@ -177,10 +178,6 @@ def _extract(ctx: RunContext, spec: LayerSpec) -> tuple[gpd.GeoDataFrame, list[S
         det = pd.Series(iss.detail.to_numpy(), index=np.arange(offsets[si], offsets[si + 1]))
         full.append(Issue(m, iss.reason, det.reindex(frame.index).fillna(""), iss.action))
     return frame, stats, full, tables
-
-
-def _align(mask: np.ndarray, df: pd.DataFrame, frames: list) -> np.ndarray:
-    return mask
 
 
 def _sanity(ctx: RunContext, spec: LayerSpec, src: Any, src_crs: CRS, df: gpd.GeoDataFrame,
@@ -236,7 +233,6 @@ def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
         issues += fr.issues
     ctx.tick("normalize", spec.id, 1, 1)
     flags = fr.flags.copy()
-    flag_counts: Counter = Counter({f"sentinel:{k}": v for k, v in fr.sentinels.items()})
     repaired = 0
     out_geoms = frame.geometry.values
     with Timer(ctx, "validate"):
@@ -253,7 +249,6 @@ def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
             repaired = int(g.repaired.sum())
             if repaired:
                 flags = flags.mask(g.repaired, flags + "repaired_geometry;")
-                flag_counts["repaired_geometry"] += repaired
         # first failing reason per record, in a fixed order; all reasons go into the detail
         order = {c: i for i, c in enumerate(GEOM_ORDER + FIELD_ORDER)}
         reason = np.full(n, "", dtype=object)
@@ -289,11 +284,11 @@ def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
             _apply_rule(ref.on_missing, idx[missing], "MISSING_REFERENCE",
                         f"{ref.field}=" + sub[ref.field].astype(str).to_numpy()[missing]
                         + f" not in {ref.layer}.{ref.key}", reason, detail, out,
-                        f"missing_ref:{ref.field}", flag_counts)
+                        f"missing_ref:{ref.field}")
             _apply_rule(ref.on_far, idx[far & ~missing], "FAR_FROM_REFERENCE",
                         f"{ref.field}: " + np.round(dist.to_numpy()[far & ~missing], 2).astype(str)
                         + f" m > {ref.tolerance_m} m", reason, detail, out,
-                        f"far_from:{ref.field}", flag_counts)
+                        f"far_from:{ref.field}")
             keep = reason == ""
         if spec.join is not None:
             keep = _join(ctx, spec, out, keep, reason, detail)
@@ -312,10 +307,9 @@ def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
         if st.read != st.merged + st.quarantined:
             raise EtlError("conservation", layer=spec.id, read=st.read, merged=st.merged,
                            quarantined=st.quarantined)
-    for f in good["quality_flags"].dropna().unique():  # same keys, same first-seen order
-        for part in filter(None, str(f).split(";")):
-            if not part.startswith("sentinel:") and part != "repaired_geometry":
-                flag_counts[part.split(":")[0] + ":" + part.split(":", 1)[-1]] += 0
+    # quality flags as they stand on the merged features (sentinels, repairs, warnings)
+    parts = good["quality_flags"].dropna().astype(str).str.split(";").explode()
+    flag_counts = Counter({k: int(v) for k, v in parts[parts != ""].value_counts().items()})
     if spec.public_filter:
         try:
             good.query(spec.public_filter)
@@ -330,7 +324,7 @@ def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
 
 
 def _apply_rule(action: str, idx: np.ndarray, code: str, det: np.ndarray, reason: np.ndarray,
-                detail: np.ndarray, out: pd.DataFrame, flag: str, counts: Counter) -> None:
+                detail: np.ndarray, out: pd.DataFrame, flag: str) -> None:
     if len(idx) == 0:
         return
     if action == "quarantine":
@@ -339,7 +333,6 @@ def _apply_rule(action: str, idx: np.ndarray, code: str, det: np.ndarray, reason
     elif action in ("warn", "null"):
         col = out.columns.get_loc("_flags")
         out.iloc[idx, col] = out.iloc[idx, col] + flag + ";"
-        counts[flag] += len(idx)
 
 
 def _join(ctx: RunContext, spec: LayerSpec, out: gpd.GeoDataFrame, keep: np.ndarray,
