@@ -24,7 +24,6 @@ import argparse
 import json
 import statistics
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -36,32 +35,6 @@ if str(REPO) not in sys.path:
 CHROMIUM = "/usr/lib/chromium/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
-PROJECT_YML = """
-city: {{ja: 魚津市, en: Uozu City}}
-city_code: "162043"
-target_crs: EPSG:6675
-layers_dir: {repo}/layers
-grids_dir: {repo}/data/grids
-boundary: {{path: {repo}/data/reference/uozu_boundary_n03.geojson, margin_m: 500}}
-transforms:
-  - from_datum: EPSG:6301
-    grids: [TKY2JGD.tif, touhokutaiheiyouoki2011.tif]
-    accuracy_m: 0.2
-    title: {{ja: 旧日本測地系→JGD2011, en: Tokyo datum to JGD2011}}
-  - from_datum: EPSG:6612
-    grids: [touhokutaiheiyouoki2011.tif]
-    accuracy_m: 0.05
-    title: {{ja: JGD2000→JGD2011, en: JGD2000 to JGD2011}}
-publish:
-  title: {{ja: 魚津市 公開型GIS, en: Uozu City public GIS}}
-  description: {{ja: ベンチマーク, en: benchmark}}
-  contact_name: 魚津市
-  contact_url: https://www.city.uozu.toyama.jp/
-  city_url: https://www.city.uozu.toyama.jp/
-  terms_version: "1"
-  max_items: 1000
-  base_url: {base_url}
-"""
 
 WAIT_DATA = ("window.UozuPipe && UozuPipe.app && UozuPipe.app.stats.requests > 0"
              " && document.querySelector('.uozu-pipe-map').dataset.loading === '0'"
@@ -79,16 +52,14 @@ def prepare(scale: float, work: Path, port: int, seed: int = 42,
 
     ``reuse`` keeps an existing merged master (sample and merge are skipped).
     """
-    from config import load_project
+    from config import load_project, write_derived_project
     from etl.pipeline import run_merge
     from etl.sample import generate
     from publish.api import SITE_BUILDERS, publish
     from publish.maps_pipe import site_builder
 
     root = work / f"scale_{scale:g}"
-    (root / "config").mkdir(parents=True, exist_ok=True)
-    (root / "config" / "project.yml").write_text(textwrap.dedent(PROJECT_YML).format(
-        repo=REPO, base_url=f"http://127.0.0.1:{port}"), encoding="utf-8")
+    write_derived_project(root, base_url=f"http://127.0.0.1:{port}")
     project = load_project(root)
     t: dict[str, Any] = {"scale": scale}
     if not (reuse and (project.merged_dir / "current" / "master.gpkg").exists()):

@@ -244,3 +244,23 @@ def _cross_checks(layers_dir: Path, specs: dict[str, LayerSpec],
             if other not in specs:
                 errs.append(ConfigError("spec_unknown_layer", file=f, key=key, layer=other))
     return errs
+
+
+def write_derived_project(root: Path, *, base: Path = PACKAGE_ROOT,
+                          **publish: Any) -> Path:
+    """Write ``root/config/project.yml``: ``base``'s city config with absolute shared paths.
+
+    For throwaway projects (tests, benchmarks) that keep their own raw/merged/public data but
+    use the city's specs, grids and boundary; ``publish`` overrides keys of the publish block
+    (e.g. ``base_url``, ``terms_version``).
+    """
+    data = yaml.safe_load((base / "config/project.yml").read_text(encoding="utf-8"))
+    for key in ("layers_dir", "grids_dir"):
+        data[key] = str((base / data.get(key, key.removesuffix("_dir"))).resolve())
+    if data.get("boundary"):
+        data["boundary"]["path"] = str((base / data["boundary"]["path"]).resolve())
+    data["publish"].update(publish)
+    out = root / "config" / "project.yml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return out

@@ -15,7 +15,6 @@ import re
 import shutil
 import sqlite3
 import tempfile
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import yaml
 from pypdf import PdfReader
 from pypdf.generic import ContentStream
 
-from config import Project, load_project
+from config import Project, load_project, write_derived_project
 from etl.errors import EtlError
 from etl.normalize import apply_normalizer
 from etl.schema import output_columns
@@ -44,33 +43,6 @@ CANARY = "CANARY-"
 SCALE = 0.1  # sample size relative to the city: ~2.5k parcels, ~1.7k sewer pipes
 MAP_URL = "http://127.0.0.1:5000/maps/pipe.html"
 
-PROJECT_YML = """
-city: {{ja: 魚津市, en: Uozu City}}
-city_code: "162043"
-target_crs: EPSG:6675
-layers_dir: {repo}/layers
-grids_dir: {repo}/data/grids
-boundary: {{path: {repo}/data/reference/uozu_boundary_n03.geojson, margin_m: 500}}
-transforms:
-  - from_datum: EPSG:6301
-    grids: [TKY2JGD.tif, touhokutaiheiyouoki2011.tif]
-    accuracy_m: 0.2
-    title: {{ja: 旧日本測地系→JGD2011, en: Tokyo datum to JGD2011}}
-  - from_datum: EPSG:6612
-    grids: [touhokutaiheiyouoki2011.tif]
-    accuracy_m: 0.05
-    title: {{ja: JGD2000→JGD2011, en: JGD2000 to JGD2011}}
-publish:
-  title: {{ja: 魚津市 公開型GIS, en: Uozu City public GIS}}
-  description: {{ja: 魚津市の公開データ, en: Public data of Uozu City}}
-  contact_name: 魚津市 上下水道課
-  contact_phone: 0765-23-1000
-  contact_url: https://www.city.uozu.toyama.jp/
-  city_url: https://www.city.uozu.toyama.jp/
-  terms_version: "{terms}"
-  max_items: 1000
-  base_url: {base_url}
-"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,10 +94,7 @@ def build_canary_project(root: Path, *, base_url: str = "http://127.0.0.1:5000",
     from publish.api import SITE_BUILDERS, publish
     from publish.maps_pipe import site_builder
 
-    (root / "config").mkdir(parents=True, exist_ok=True)
-    (root / "config" / "project.yml").write_text(
-        textwrap.dedent(PROJECT_YML).format(repo=REPO, base_url=base_url, terms=terms),
-        encoding="utf-8")
+    write_derived_project(root, base_url=base_url, terms_version=terms)
     project = load_project(root)
     generate(project.raw_dir, scale=scale)
     run_merge(project)
