@@ -22,8 +22,10 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 class Ctx:
-    def __init__(self, project_dir: str | None, quiet: bool, as_json: bool, debug: bool) -> None:
+    def __init__(self, project_dir: str | None, quiet: bool, as_json: bool, debug: bool,
+                 store: str | None = None) -> None:
         self.project_dir = project_dir
+        self.store = store
         self.quiet = quiet
         self.json = as_json
         self.debug = debug
@@ -35,6 +37,11 @@ class Ctx:
             from config import load_project
             self._project = load_project(self.project_dir)
         return self._project
+
+    def open_store(self):
+        """The master store in effect: --store > UOZU_GIS_STORE > config (etl.store_url)."""
+        from etl.load import open_store
+        return open_store(self.project, self.store)
 
     def out(self, data: Any, human: str) -> None:
         """Result to stdout: JSON for machines or the human line."""
@@ -127,17 +134,22 @@ def run_guarded(fn: Callable[[], None], ctx: Ctx) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="進捗を表示しない / no progress output.")
 @click.option("--json", "as_json", is_flag=True, help="結果をJSONで出力 / print results as JSON.")
 @click.option("--debug", is_flag=True, help="エラー時にトレースバック / show tracebacks.")
+@click.option("--store", default=None, metavar="URL",
+              help="保存先: gpkg または postgresql://user@host:port/db (パスワードは PGPASSWORD/"
+                   "~/.pgpass)。既定は環境変数 UOZU_GIS_STORE、次に config / store: gpkg or a "
+                   "postgresql:// URL without password (default: $UOZU_GIS_STORE, then config).")
 @click.version_option("0.1.0", prog_name="uozu-gis")
 @click.pass_context
 def cli(cctx: click.Context, project_dir: str | None, quiet: bool, as_json: bool,
-        debug: bool) -> None:
+        debug: bool, store: str | None) -> None:
     """統合型・公開型GIS (魚津市) / Integrated and public GIS for Uozu City.
 
     \b
     Example:
         uozu-gis sample && uozu-gis merge && uozu-gis publish && uozu-gis serve
+        uozu-gis --store postgresql://gis@127.0.0.1:5432/gis merge
     """
-    cctx.obj = Ctx(project_dir, quiet, as_json, debug)
+    cctx.obj = Ctx(project_dir, quiet, as_json, debug, store)
 
 
 @cli.command()
@@ -202,7 +214,7 @@ def validate(ctx: Ctx, layers: tuple[str, ...]) -> None:
 @click.argument("layers", nargs=-1)
 @click.pass_obj
 def merge(ctx: Ctx, layers: tuple[str, ...]) -> None:
-    """元データを統合してマスタを作成 / Merge the sources into the master GeoPackage.
+    """元データを統合してマスタを作成 / Merge the sources into the master (GeoPackage or PostGIS).
 
     With LAYER names only those layers (and what they depend on) are rebuilt; the rest of the
     master is carried over from the current run.
@@ -216,7 +228,7 @@ def merge(ctx: Ctx, layers: tuple[str, ...]) -> None:
         from etl.pipeline import run_merge
         with ProgressBars(ctx) as progress:
             res = run_merge(ctx.project, only=list(layers) or None, progress=progress,
-                            argv=sys.argv[1:])
+                            argv=sys.argv[1:], store=ctx.open_store())
         m = res.manifest
         t = m["totals"]
         ctx.log(text("report_written", path=res.run_dir / "report.html"))
@@ -237,9 +249,8 @@ def layers_cmd(ctx: Ctx) -> None:
         uozu-gis layers --json
     """
     def go() -> None:
-        from etl.load import open_store
         p = ctx.project
-        store = open_store(p.config.store, p.merged_dir, p.config.keep_runs)
+        store = ctx.open_store()
         man = store.manifest() or {}
         rows = []
         for lid, spec in p.specs.items():
@@ -266,9 +277,7 @@ def runs(ctx: Ctx) -> None:
         uozu-gis runs
     """
     def go() -> None:
-        from etl.load import open_store
-        p = ctx.project
-        store = open_store(p.config.store, p.merged_dir, p.config.keep_runs)
+        store = ctx.open_store()
         cur = store.current_run()
         rows = [{"run_id": m["run_id"], "current": m["run_id"] == cur,
                  "finished_at": m.get("finished_at"), "partial": m.get("partial"),
@@ -292,9 +301,7 @@ def rollback(ctx: Ctx, run_id: str | None) -> None:
         uozu-gis rollback 20261124T101500-ab12cd
     """
     def go() -> None:
-        from etl.load import open_store
-        p = ctx.project
-        store = open_store(p.config.store, p.merged_dir, p.config.keep_runs)
+        store = ctx.open_store()
         rid = store.rollback(run_id)
         ctx.out({"run_id": rid}, text("rollback_done", run=rid))
     run_guarded(go, ctx)
@@ -323,7 +330,7 @@ def publish(ctx: Ctx) -> None:
         from publish.api import publish as do_publish
         _site_builders()
         with ProgressBars(ctx) as progress:
-            res = do_publish(ctx.project, progress=progress)
+            res = do_publish(ctx.project, progress=progress, store=ctx.store)
         ctx.out({"release": res.release_id, "path": str(res.path), "layers": res.counts,
                  "features": res.features, "timings": res.timings}, res.message())
     run_guarded(go, ctx)

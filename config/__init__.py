@@ -169,6 +169,8 @@ def load_project(root: Path | str | None = None, *,
         cfg: ProjectConfig = load_model(root / config_file, ProjectConfig)
     except ConfigErrors as e:
         raise e
+    from etl.store_url import check_config_store
+    check_config_store(cfg, _rel(root / config_file))
     layers_dir = root / cfg.layers_dir
 
     codelists: dict[str, CodeList] = {}

@@ -275,6 +275,18 @@ class PublishConfig(Strict):
     base_url: str = "http://127.0.0.1:5000"
 
 
+class PostgisConfig(Strict):
+    """Names used when ``store`` is a PostGIS URL (one prefix per city on a shared server).
+
+    Schemas: ``<prefix>_run_<run>`` (one per merge run), ``<prefix>_master`` (views on the
+    current run, for QGIS), ``<prefix>_meta`` (run history), ``<prefix>_pub_<release>`` (public
+    tables of one release, the only schema ``reader_role`` may read).
+    """
+
+    schema_prefix: str = "uozu"
+    reader_role: str = "uozu_public_reader"
+
+
 class ProjectConfig(Strict):
     """``config/project.yml``: the city, its CRS and paths (a new city edits this + layers/)."""
 
@@ -291,4 +303,7 @@ class ProjectConfig(Strict):
     keep_runs: int = 5
     transforms: list[GridTransform] = Field(default_factory=list)
     publish: PublishConfig
+    #: ``gpkg`` (embedded default) or ``postgresql://user@host:port/db`` without a password;
+    #: ``--store`` and the ``UOZU_GIS_STORE`` environment variable override it.
     store: str = "gpkg"
+    postgis: PostgisConfig = Field(default_factory=PostgisConfig)

@@ -141,6 +141,51 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "実行 '{run}' の保存データがありません。保存されている実行: {known}",
         "no stored data for run '{run}'. Stored runs: {known}",
     ),
+    # --- stores (GeoPackage default, PostGIS server)
+    "store_unknown": (
+        "保存先 '{store}' は使えません。使えるもの: gpkg または postgresql://ユーザー@ホスト:ポート/DB名",
+        "unknown store '{store}'. Use gpkg or postgresql://user@host:port/dbname",
+    ),
+    "store_password_in_file": (
+        "{file}: store にパスワードが書かれています。設定ファイルに認証情報を置かないでください。"
+        "修正: URL からパスワードを消し、PGPASSWORD か ~/.pgpass、または環境変数 "
+        "UOZU_GIS_STORE / --store で渡す",
+        "{file}: the store URL contains a password; credentials must not be in config files. "
+        "Fix: remove it from the URL and use PGPASSWORD or ~/.pgpass, or pass the URL through "
+        "UOZU_GIS_STORE / --store",
+    ),
+    "store_unreachable": (
+        "PostGIS {store} に接続できません: {detail}。修正: URL・サーバーの起動・"
+        "PGPASSWORD/~/.pgpass を確認",
+        "cannot connect to PostGIS {store}: {detail}. Fix: check the URL, that the server is "
+        "running, and PGPASSWORD/~/.pgpass",
+    ),
+    "store_no_postgis": (
+        "データベース {store} に PostGIS 拡張がありません。修正: 管理者が "
+        "'CREATE EXTENSION postgis;' を実行",
+        "database {store} has no PostGIS extension. Fix: have an administrator run "
+        "'CREATE EXTENSION postgis;'",
+    ),
+    "store_bad_identifier": (
+        "postgis.{key} '{value}' は PostgreSQL の名前として使えません。修正: 英小文字・数字・_ "
+        "(先頭は英字, 40文字まで)",
+        "postgis.{key} '{value}' is not a usable PostgreSQL name. Fix: lower-case letters, "
+        "digits and _ (starting with a letter, at most 40 characters)",
+    ),
+    "pg_reader_missing": (
+        "公開用の読取ロール '{role}' がなく、作成もできません ({detail})。修正: 管理者が "
+        "'CREATE ROLE {role} LOGIN;' を実行 (パスワードは ~/.pgpass に)",
+        "the public reader role '{role}' does not exist and cannot be created ({detail}). "
+        "Fix: have an administrator run 'CREATE ROLE {role} LOGIN;' (password in ~/.pgpass)",
+    ),
+    "pg_publish_failed": (
+        "PostGIS 公開ストアへの書込みに失敗しました (レイヤ '{layer}'): {detail}",
+        "writing the PostGIS public store failed (layer '{layer}'): {detail}",
+    ),
+    "store_write_failed": (
+        "PostGIS への書込みに失敗しました (レイヤ '{layer}'): {detail}",
+        "writing to PostGIS failed (layer '{layer}'): {detail}",
+    ),
     "conservation": (
         "レイヤ '{layer}': 件数が合いません (読込 {read} ≠ 統合 {merged} + 隔離 {quarantined})",
         "layer '{layer}': counts do not add up (read {read} != merged {merged} + "
@@ -309,6 +354,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "err_no_cql": (
         "この API は filter (CQL) に対応していません。項目名=値 で絞り込んでください",
         "this API does not support filter (CQL); use property=value filters",
+    ),
+    "err_bad_filter": (
+        "filter を実行できません ({detail})。例: diameter_mm > 150 AND material = 'DIP'",
+        "cannot run this filter ({detail}). Example: diameter_mm > 150 AND material = 'DIP'",
     ),
     "err_no_q": (
         "この API は全文検索 (q) に対応していません。項目名=値 で絞り込んでください",

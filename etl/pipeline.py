@@ -27,7 +27,7 @@ from config import Project
 from config.models import LayerSpec
 from etl import crs as crsmod
 from etl.errors import ConfigError, EtlError, SourceError
-from etl.load import MASTER, GpkgStore, open_store
+from etl.load import MasterStore, StagedRun, open_store
 from etl.messages import reason as reason_label
 from etl.readers import READERS, file_hash, load_lookup
 from etl.schema import CODES_TABLE, LAYER_META_TABLE, QUARANTINE_TABLE, output_columns
@@ -456,7 +456,7 @@ class RunResult:
 
 
 def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool = False,
-              progress: Progress | None = None, store: GpkgStore | None = None,
+              progress: Progress | None = None, store: MasterStore | None = None,
               argv: list[str] | None = None) -> RunResult:
     """Merge the layers (``only`` plus their dependencies; default all) into a new master."""
     from etl.report import change_summary, write_reports
@@ -483,54 +483,56 @@ def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool 
     if errors:
         raise RunErrors(errors)
     wanted = order if not only else [lid for lid in order if lid in set(only) | set(order)]
-    store = store or open_store(project.config.store, project.merged_dir, project.config.keep_runs)
+    store = store or open_store(project)
     manifest = _manifest(ctx, started, wanted, only, argv)
     if dry_run:
         manifest["seconds"] = round(time.perf_counter() - t0, 2)
         return RunResult(run_id, manifest, ctx.outputs, None)
     with store.lock():
         prev = store.manifest()
-        staging = store.staging(run_id)
+        staged = store.begin(run_id, partial=bool(only))
         try:
             with Timer(ctx, "write"):
-                path = store.start_from_current(staging) if only else staging / MASTER
-                _write_master(ctx, store, path, wanted, partial=bool(only))
+                _write_master(ctx, staged, wanted, partial=bool(only))
                 for lid in wanted:
                     res = ctx.outputs[lid]
-                    res.change = change_summary(store, prev, staging, lid, res)
+                    res.change = change_summary(store, prev, staged, lid, res)
             manifest = _manifest(ctx, started, wanted, only, argv, prev=prev)
+            manifest["store"] = store.kind
             manifest["seconds"] = round(time.perf_counter() - t0, 2)
             manifest["peak_rss_mb"] = round(
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-            write_reports(project, manifest, ctx.outputs, staging)
-            rd = store.commit(staging, run_id, manifest)
+            write_reports(project, manifest, ctx.outputs, staged.artifacts)
+            rd = staged.commit(manifest)
         except BaseException:
-            import shutil
-            shutil.rmtree(staging, ignore_errors=True)
+            staged.abort()
             raise
     return RunResult(run_id, manifest, ctx.outputs, rd)
 
 
-def _write_master(ctx: RunContext, store: GpkgStore, path: Path, layers: list[str], *,
+def _write_master(ctx: RunContext, staged: StagedRun, layers: list[str], *,
                   partial: bool) -> None:
+    """Every layer, then ``_quarantine``, ``_code_table`` and ``_layer_meta`` (same in all stores).
+
+    A partial run keeps the other layers' rows of the two bookkeeping tables.
+    """
     project = ctx.project
     for i, lid in enumerate(layers):
         res = ctx.outputs[lid]
         gt = res.spec.geometry_type if res.spec.join is None else "MultiPolygon"
-        store.write_layer(path, lid, res.frame, geometry_type=gt)
+        staged.write_layer(lid, res.frame, geometry_type=gt)
         ctx.tick("write", lid, i + 1, len(layers))
     q = pd.concat([ctx.outputs[lid].quarantine for lid in layers], ignore_index=True)
-    if partial and path.exists() and QUARANTINE_TABLE in store_layers(path):
-        import pyogrio
-        old = pyogrio.read_dataframe(path, layer=QUARANTINE_TABLE, read_geometry=False)
+    old = staged.read_current(QUARANTINE_TABLE) if partial else None
+    if old is not None:
         q = pd.concat([old[~old["layer"].isin(layers)], q], ignore_index=True)
     if q.empty:
         q = pd.DataFrame({c: pd.Series(dtype="string") for c in q.columns})
-    store.write_layer(path, QUARANTINE_TABLE, q.astype("string"), geometry_type=None)
+    staged.write_layer(QUARANTINE_TABLE, q.astype("string"), geometry_type=None)
     codes = [{"codelist": cl.id, "code": code, "label_ja": e.ja, "label_en": e.en,
               "color": e.color, "min": e.min, "max": e.max}
              for cl in project.codelists.values() for code, e in cl.codes.items()]
-    store.write_layer(path, CODES_TABLE, pd.DataFrame(codes), geometry_type=None)
+    staged.write_layer(CODES_TABLE, pd.DataFrame(codes), geometry_type=None)
     meta = []
     for lid in project.specs:
         if lid in ctx.outputs:
@@ -540,16 +542,10 @@ def _write_master(ctx: RunContext, store: GpkgStore, path: Path, layers: list[st
                          "transform": "; ".join(sorted({(s.transform or {}).get("title_en", "")
                                                         for s in r.sources})),
                          "run_id": ctx.run_id})
-    if partial and path.exists() and LAYER_META_TABLE in store_layers(path):
-        import pyogrio
-        old = pyogrio.read_dataframe(path, layer=LAYER_META_TABLE, read_geometry=False)
-        meta = old[~old["layer"].isin(layers)].to_dict("records") + meta
-    store.write_layer(path, LAYER_META_TABLE, pd.DataFrame(meta), geometry_type=None)
-
-
-def store_layers(path: Path) -> list[str]:
-    import pyogrio
-    return [str(n) for n, _ in pyogrio.list_layers(path)]
+    old_meta = staged.read_current(LAYER_META_TABLE) if partial else None
+    if old_meta is not None:
+        meta = old_meta[~old_meta["layer"].isin(layers)].to_dict("records") + meta
+    staged.write_layer(LAYER_META_TABLE, pd.DataFrame(meta), geometry_type=None)
 
 
 def _manifest(ctx: RunContext, started: str, layers: list[str], only: list[str] | None,

@@ -18,10 +18,9 @@ from config import Project
 from etl.messages import REASONS
 
 if TYPE_CHECKING:
-    from etl.load import GpkgStore
+    from etl.load import MasterStore, StagedRun
     from etl.pipeline import LayerResult
 
-HASH_DIR = "hashes"
 LINEAGE_SKIP = {"run_id", "source_hash", "spec_version", "source_record", "source_file"}
 
 
@@ -39,20 +38,16 @@ def feature_hashes(res: LayerResult) -> pd.DataFrame:
                          "hash": h.astype("uint64")})
 
 
-def change_summary(store: GpkgStore, prev: dict | None, staging: Path, lid: str,
+def change_summary(store: MasterStore, prev: dict | None, staged: StagedRun, lid: str,
                    res: LayerResult) -> dict[str, int]:
-    """Added / changed / deleted against the previous run's hashes (stored beside each run)."""
+    """Added / changed / deleted against the previous run's hashes (stored with each run)."""
     cur = feature_hashes(res)
-    (staging / HASH_DIR).mkdir(exist_ok=True)
-    cur.to_parquet(staging / HASH_DIR / f"{lid}.parquet", index=False)
-    if not prev:
+    staged.write_hashes(lid, cur)
+    old = store.read_hashes(prev["run_id"], lid) if prev else None
+    if old is None:
         return {"added": len(cur), "changed": 0, "deleted": 0, "unchanged": 0,
-                "previous_run": None}
-    p = store.run_dir(prev["run_id"]) / HASH_DIR / f"{lid}.parquet"
-    if not p.exists():
-        return {"added": len(cur), "changed": 0, "deleted": 0, "unchanged": 0,
-                "previous_run": prev["run_id"]}
-    old = pd.read_parquet(p).drop_duplicates("id")
+                "previous_run": (prev or {}).get("run_id")}
+    old = old.drop_duplicates("id")
     cur = cur.drop_duplicates("id")
     m = cur.merge(old, on="id", how="outer", suffixes=("", "_old"), indicator=True)
     both = m["_merge"] == "both"

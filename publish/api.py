@@ -143,12 +143,18 @@ def check_publish_crs(crs: str) -> None:
 
 def publish(project: Project, *, progress: Progress | None = None,
             site_builders: list[SiteBuilder] | None = None,
-            keep: int | None = None) -> PublishResult:
+            keep: int | None = None, store_url: str | None = None) -> PublishResult:
     """Publish the current master as a new release and switch the server to it atomically.
+
+    ``store_url`` overrides the store in effect (``UOZU_GIS_STORE``, then the config). With a
+    PostGIS store the master is read from PostGIS and the API serves the release's public schema
+    (see :mod:`publish.pgpublic`); the release folder always holds the public GeoPackage too,
+    which the map pages and pipe sheets read and which is the downloadable open-data file.
 
     Raises :class:`publish.errors.PublishError` (an ``EtlError``) with a bilingual message for
     anything the user can fix; the previous release stays current on any failure.
     """
+    from etl import store_url as urls
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     public_dir = project.public_dir
@@ -158,24 +164,35 @@ def publish(project: Project, *, progress: Progress | None = None,
             progress(stage, layer, done, total)
 
     check_publish_crs(project.config.publish_crs)
+    url = urls.resolve(project.config.store, store_url)
     with release.publish_lock(public_dir):
         plans = store.plan_store(project)
-        source = store.locate_master(project)
+        source = store.locate_master(project, url)
         previous = release.current_id(public_dir)
         rid = release.new_release_id()
         rdir = release.releases_dir(public_dir) / rid
         rdir.mkdir(parents=True)
+        pgw = None
         try:
             t0 = time.perf_counter()
+            if urls.scheme(url) == "postgresql":
+                from publish import pgpublic
+                pgw = pgpublic.PgPublicWriter(project, url, rid)
             layers = store.write_public_store(project, source, rdir / release.STORE, plans,
-                                              tick=tick)
+                                              tick=tick, also=pgw.write if pgw else None)
             timings["store"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
             tick("check")
-            store.check_public_store(rdir / release.STORE, store.expected_tables(project),
-                                     store.forbidden_columns(project),
-                                     {lid: lay.features for lid, lay in layers.items()})
+            expected, forbidden = store.expected_tables(project), store.forbidden_columns(project)
+            counts = {lid: lay.features for lid, lay in layers.items()}
+            store.check_public_store(rdir / release.STORE, expected, forbidden, counts)
+            if pgw:
+                pgw.grant()
+                allowed = set(pgpublic.release_schemas(pgw.conn, pgw.prefix))
+                pgpublic.check(pgw.conn, pgw.schema, pgw.reader, expected, forbidden, counts,
+                               allowed)
+                pgw.commit()  # visible to the reader role from here on; the switch is later
             timings["check"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
@@ -183,7 +200,8 @@ def publish(project: Project, *, progress: Progress | None = None,
             locale_dir = rdir / release.LOCALE
             apiconfig.write_locale(locale_dir)
             cfg = apiconfig.build_config(project, rdir / release.STORE, layers, plans,
-                                         locale_dir=locale_dir)
+                                         locale_dir=locale_dir,
+                                         pg=pgw.target if pgw else None)
             apiconfig.validate(cfg)
             apiconfig.dump_yaml(cfg, rdir / release.CONFIG)
             timings["config"] = time.perf_counter() - t0
@@ -207,14 +225,22 @@ def publish(project: Project, *, progress: Progress | None = None,
             t0 = time.perf_counter()
             tick("switch")
             timings["total"] = time.perf_counter() - t_start
-            release.write_meta(rdir, _meta(project, rid, source, layers, plans, timings))
+            meta = _meta(project, rid, source, layers, plans, timings)
+            meta["store"] = {"kind": urls.scheme(url), "url": urls.redact(url),
+                             "schema": pgw.schema if pgw else None}
+            release.write_meta(rdir, meta)
             release.switch(public_dir, rid)
             timings["switch"] = time.perf_counter() - t0
         except BaseException as e:
             shutil.rmtree(rdir, ignore_errors=True)
+            if pgw:
+                pgw.close()
+                pgpublic.drop_schema(url, pgw.schema)
             e.add_note(msg.text("publish_failed", current=previous or "-"))
             raise
         pruned = release.prune(public_dir, keep if keep is not None else project.config.keep_runs)
+        if pgw:  # schemas of pruned (or earlier failed) releases
+            pgpublic.drop_except(project, url, release.list_releases(public_dir))
     timings["total"] = time.perf_counter() - t_start
     return PublishResult(rid, rdir, rdir / release.STORE, rdir / release.CONFIG,
                          rdir / release.OPENAPI, layers, timings, previous, tuple(pruned))

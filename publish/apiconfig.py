@@ -22,7 +22,7 @@ import datetime as dt
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from babel.messages.catalog import Catalog
@@ -32,13 +32,17 @@ from config import Project
 from config.models import LayerSpec
 from publish import messages as msg
 from publish.errors import PublishError
-from publish.store import ID_COLUMN, LayerPlan, StoreLayer
+from publish.store import GEOM_COLUMN, ID_COLUMN, LayerPlan, StoreLayer
+
+if TYPE_CHECKING:
+    from publish.pgpublic import PgTarget
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
 EPSG6675 = "http://www.opengis.net/def/crs/EPSG/0/6675"
 GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 PROVIDER = "publish.providers.PublicOGRProvider"
+PG_PROVIDER = "publish.providers_pg.PublicPostgreSQLProvider"
 API_PATH = "/api"  # where the server mounts pygeoapi; server.url must say the same
 # pygeoapi routes the public API serves (below API_PATH); processes, jobs, STAC, tiles, EDR and
 # admin stay closed, and are left out of the OpenAPI document.
@@ -111,8 +115,12 @@ def _title_field(spec: LayerSpec, plan: LayerPlan) -> str | None:
 
 def build_config(project: Project, store: Path, layers: dict[str, StoreLayer],
                  plans: dict[str, LayerPlan], *, locale_dir: Path,
-                 base_url: str | None = None) -> dict[str, Any]:
-    """The pygeoapi config dict for one release (absolute paths into the release directory)."""
+                 base_url: str | None = None, pg: PgTarget | None = None) -> dict[str, Any]:
+    """The pygeoapi config dict for one release (absolute paths into the release directory).
+
+    With ``pg`` the collections read the release's PostGIS schema as the SELECT-only reader role
+    (CQL2 ``filter`` works there); otherwise the release's public GeoPackage.
+    """
     pc = project.config.publish
     base = (base_url or pc.base_url).rstrip("/")
     licenses = {(s.license, s.license_url) for s in (p.spec for p in plans.values())}
@@ -134,12 +142,16 @@ def build_config(project: Project, store: Path, layers: dict[str, StoreLayer],
         spec, lay = plan.spec, layers[lid]
         titles = {c.name: (f"{c.title.ja} / {c.title.en}" if c.title else c.name)
                   + (f" [{c.unit}]" if c.unit else "") for c in plan.columns}
-        provider: dict[str, Any] = {
-            "type": "feature",
-            "name": PROVIDER,
-            "data": {"source_type": "GPKG", "source": str(store), "source_options": {}},
+        provider: dict[str, Any] = {"type": "feature"}
+        if pg is None:
+            provider |= {"name": PROVIDER, "layer": lid,
+                         "data": {"source_type": "GPKG", "source": str(store),
+                                  "source_options": {}}}
+        else:
+            provider |= {"name": PG_PROVIDER, "table": lid, "geom_field": GEOM_COLUMN,
+                         "data": pg.provider_data()}
+        provider |= {
             "id_field": ID_COLUMN,
-            "layer": lid,
             "storage_crs": CRS84,
             "crs": [CRS84, EPSG4326, EPSG6675],
             "queryables": plan.queryables,

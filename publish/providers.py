@@ -101,6 +101,33 @@ def quote_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def typed_value(name: str, value: Any, typ: str) -> bool | int | float | str:
+    """A query value as its JSON-Schema type (integer, number, boolean, text) or a 400."""
+    raw = str(value)
+    bad = ProviderInvalidQueryError(
+        user_msg=text("err_bad_value", name=name, value=raw[:40], type=typ))
+    if "\x00" in raw:
+        raise bad
+    try:
+        if typ == "integer":
+            return int(raw.strip())
+        if typ == "number":
+            num = float(raw.strip())
+            if not math.isfinite(num):
+                raise ValueError(raw)
+            return num
+        if typ == "boolean":
+            low = raw.strip().lower()
+            if low in TRUE:
+                return True
+            if low in FALSE:
+                return False
+            raise ValueError(raw)
+    except ValueError:
+        raise bad from None
+    return raw
+
+
 class PublicOGRProvider(OGRProvider):
     """OGR provider for the public GeoPackage: typed filters, counts, sorting, exact bbox."""
 
@@ -173,30 +200,14 @@ class PublicOGRProvider(OGRProvider):
     # ---- SQL building
     def _literal(self, name: str, value: Any) -> str:
         """A typed SQL literal for ``name = value``; bad input is a 400, never a 500."""
-        typ = self._fields.get(name, {}).get("type", "string")
-        raw = str(value)
-        if "\x00" in raw:
-            raise ProviderInvalidQueryError(
-                user_msg=text("err_bad_value", name=name, value=raw[:40], type=typ))
-        try:
-            if typ == "integer":
-                return str(int(raw.strip()))
-            if typ == "number":
-                num = float(raw.strip())
-                if not math.isfinite(num):
-                    raise ValueError(raw)
-                return repr(num)
-            if typ == "boolean":
-                low = raw.strip().lower()
-                if low in TRUE:
-                    return "1"
-                if low in FALSE:
-                    return "0"
-                raise ValueError(raw)
-        except ValueError:
-            raise ProviderInvalidQueryError(
-                user_msg=text("err_bad_value", name=name, value=raw[:40], type=typ)) from None
-        return quote_text(raw)
+        v = typed_value(name, value, self._fields.get(name, {}).get("type", "string"))
+        if isinstance(v, bool):
+            return "1" if v else "0"
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, float):
+            return repr(v)
+        return quote_text(v)
 
     def _names(self, layer: Any) -> tuple[str, str, str]:
         table = self.layer_name

@@ -20,16 +20,15 @@ with both GDAL and plain SQLite and fails unless tables and columns are exactly 
 from __future__ import annotations
 
 import io
-import json
 import keyword
 import re
 import sqlite3
 import time
 import tokenize
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -42,6 +41,9 @@ from config.models import CodeList, I18nText, LayerSpec
 from etl.schema import GEOMETRY_COLUMN, LINEAGE_COLUMNS, output_columns, public_columns
 from publish import messages as msg
 from publish.errors import LeakCheckError, PublishError
+
+if TYPE_CHECKING:
+    from etl.load import MasterStore
 
 ID_COLUMN = "fid"  # public, stable feature id (text) = the spec's id_field value
 ROWID_COLUMN = "rid"  # the GeoPackage integer primary key; not a property, never served
@@ -117,42 +119,37 @@ class StoreLayer:
 
 @dataclass(frozen=True)
 class MasterSource:
-    """One consistent (master, manifest) pair of the ETL's output."""
+    """One consistent (master, manifest) pair of the ETL's output: a fixed run of a store."""
 
-    master: Path
+    store: MasterStore
+    run_id: str
     manifest: dict[str, Any]
-
-    @property
-    def run_id(self) -> str | None:
-        return self.manifest.get("run_id")
 
     def data_date(self, layer: str) -> str | None:
         return (self.manifest.get("layers", {}).get(layer) or {}).get("data_date")
 
+    def columns(self, layer: str) -> list[str] | None:
+        return self.store.columns(layer, run_id=self.run_id)
 
-def locate_master(project: Project) -> MasterSource:
-    """Find the master and its manifest, resolving the ETL's ``current`` symlink once.
+    def read_layer(self, layer: str, columns: list[str] | None = None) -> gpd.GeoDataFrame:
+        return self.store.read_layer(layer, columns=columns, run_id=self.run_id)
 
-    Why resolve first: ``merged_dir/master.gpkg`` and ``manifest.json`` are symlinks through
-    ``current``; reading both through the resolved run directory guarantees they belong to the
-    same run even if a merge switches ``current`` meanwhile.
+
+def locate_master(project: Project, store_url: str | None = None) -> MasterSource:
+    """The current master run of the store in effect, resolved once.
+
+    Why resolve first: every layer is then read from that one run (an immutable run folder or
+    run schema), so the tables and the manifest belong together even if a merge switches
+    ``current`` meanwhile.
     """
-    merged = project.merged_dir
-    base = merged
-    cur = merged / "current"
-    if cur.exists() and (cur / "master.gpkg").exists():
-        base = cur.resolve()
-    master = base / "master.gpkg"
-    if not master.exists():
-        raise PublishError("publish_no_master", path=master)
-    mpath = base / "manifest.json"
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8")) if mpath.exists() else {}
-    except (OSError, ValueError) as e:
-        raise PublishError("manifest_invalid", path=mpath, detail=e) from e
-    if not isinstance(manifest, dict):
-        raise PublishError("manifest_invalid", path=mpath, detail="not a JSON object")
-    return MasterSource(master.resolve(), manifest)
+    from etl.load import open_store
+
+    st = open_store(project, store_url)
+    rid = st.current_run()
+    manifest = st.manifest(rid) if rid else None
+    if rid is None or manifest is None:
+        raise PublishError("publish_no_master", path=st.describe())
+    return MasterSource(st, rid, manifest)
 
 
 def filter_names(expr: str) -> set[str]:
@@ -254,17 +251,15 @@ def forbidden_columns(project: Project) -> set[str]:
     return bad - public  # a name can be internal in one layer and public in another
 
 
-def _read_layer(master: Path, plan: LayerPlan) -> gpd.GeoDataFrame:
-    info = pyogrio.list_layers(master)
-    if plan.id not in {str(n) for n in info[:, 0]}:
-        raise PublishError("master_layer_missing", layer=plan.id, path=master)
-    have = set(pyogrio.read_info(master, layer=plan.id)["fields"])
+def _read_layer(source: MasterSource, plan: LayerPlan) -> gpd.GeoDataFrame:
+    have = source.columns(plan.id)
+    if have is None:
+        raise PublishError("master_layer_missing", layer=plan.id, path=source.store.describe())
     missing = [c for c in plan.read_columns if c not in have]
     if missing:
         raise PublishError("master_columns_missing", layer=plan.id, columns=", ".join(missing))
-    # The allow-list is applied here, at read time: nothing else leaves the master file.
-    return pyogrio.read_dataframe(master, layer=plan.id, columns=list(plan.read_columns),
-                                  use_arrow=True)
+    # The allow-list is applied here, at read time: nothing else leaves the master.
+    return source.read_layer(plan.id, columns=list(plan.read_columns))
 
 
 def _apply_filter(df: gpd.GeoDataFrame, plan: LayerPlan) -> gpd.GeoDataFrame:
@@ -350,8 +345,13 @@ def write_layer(path: Path, table: gpd.GeoDataFrame, spec: LayerSpec) -> None:
 
 
 def write_public_store(project: Project, source: MasterSource, path: Path,
-                       plans: dict[str, LayerPlan], *, tick: Any = None) -> dict[str, StoreLayer]:
-    """Write every public layer of ``source`` into the new GeoPackage ``path``."""
+                       plans: dict[str, LayerPlan], *, tick: Any = None,
+                       also: Callable[[LayerSpec, gpd.GeoDataFrame], None] | None = None,
+                       ) -> dict[str, StoreLayer]:
+    """Write every public layer of ``source`` into the new GeoPackage ``path``.
+
+    ``also`` receives each finished public table too (the PostGIS public store).
+    """
     if path.exists():
         path.unlink()
     out: dict[str, StoreLayer] = {}
@@ -359,7 +359,7 @@ def write_public_store(project: Project, source: MasterSource, path: Path,
         t0 = time.perf_counter()
         if tick:
             tick("read", lid, i, len(plans))
-        df = _read_layer(source.master, plan)
+        df = _read_layer(source, plan)
         n_master = len(df)
         df = _apply_filter(df, plan)
         table = build_table(df, plan, project.codelists)
@@ -367,6 +367,8 @@ def write_public_store(project: Project, source: MasterSource, path: Path,
         if tick:
             tick("store", lid, i, len(plans))
         write_layer(path, table, plan.spec)
+        if also is not None:
+            also(plan.spec, table)
         geoms = table.geometry[~(table.geometry.isna() | table.geometry.is_empty)]
         bbox = tuple(round(float(v), DECIMALS) for v in geoms.total_bounds) if len(geoms) else None
         out[lid] = StoreLayer(lid, len(table), n_master, bbox,  # type: ignore[arg-type]

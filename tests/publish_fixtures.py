@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
-import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +23,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import pytest
 from shapely.geometry import LineString, Point, box
 
@@ -52,6 +49,7 @@ city: {{ja: 魚津市, en: Uozu City}}
 city_code: "162043"
 target_crs: EPSG:6675
 keep_runs: 3
+store: {store}
 publish:
   title: {{ja: 魚津市 公開型GIS, en: Uozu City public GIS}}
   description:
@@ -171,12 +169,17 @@ def public_copy(project: Project, public_dir: Path, **publish: Any) -> Project:
 
 
 def write_project(root: Path, *, base_url: str = "http://127.0.0.1:5000", max_items: int = 1000,
-                  default_items: int = 10, extra_specs: dict[str, str] | None = None) -> Project:
-    """Write config, specs and code lists under ``root`` and load them."""
+                  default_items: int = 10, extra_specs: dict[str, str] | None = None,
+                  store: str = "gpkg") -> Project:
+    """Write config, specs and code lists under ``root`` and load them.
+
+    ``store``: ``gpkg`` or a PostGIS URL (conftest's ``store_url`` fixture gives both).
+    """
     (root / "config").mkdir(parents=True, exist_ok=True)
     (root / "layers" / "codelists").mkdir(parents=True, exist_ok=True)
     (root / "config" / "project.yml").write_text(
-        PROJECT_YML.format(base_url=base_url, max_items=max_items, default_items=default_items),
+        PROJECT_YML.format(base_url=base_url, max_items=max_items, default_items=default_items,
+                           store=store),
         encoding="utf-8")
     specs = {"sewer_pipes": SEWER_PIPES, "shelters": SHELTERS, "parcel_tax": PARCEL_TAX,
              **(extra_specs or {})}
@@ -236,49 +239,56 @@ def sample_frames(n_pipes: int = 40, n_shelters: int = 9, *, generation: int = 0
 
 
 def write_master(project: Project, frames: dict[str, gpd.GeoDataFrame], *,
-                 run_id: str = "run-test-1", data_date: str = "2025-03-31",
+                 run_id: str | None = None, data_date: str = "2025-03-31",
                  data_dates: dict[str, str] | None = None,
-                 drop: dict[str, list[str]] | None = None) -> Path:
-    """Write ``master.gpkg`` + ``manifest.json`` following the ETL's output contract.
+                 drop: dict[str, list[str]] | None = None) -> str:
+    """Commit a master run through the project's store, following the ETL's output contract.
 
-    ``drop`` removes columns from a layer, to simulate a master older than its spec.
+    Written with the same store API the ETL uses (``begin`` / ``write_layer`` / ``commit``), so
+    the publication tests run unchanged on the GeoPackage and the PostGIS store. ``drop``
+    removes columns from a layer, to simulate a master older than its spec. Returns the run id.
     """
-    merged = project.merged_dir
-    merged.mkdir(parents=True, exist_ok=True)
-    tmp = merged / "master.tmp.gpkg"
-    if tmp.exists():
-        tmp.unlink()
+    from etl.load import open_store
+    from etl.pipeline import new_run_id
+
+    store = open_store(project)
+    run_id = run_id or new_run_id()
     layers: dict[str, Any] = {}
-    for lid, gdf in frames.items():
-        spec = project.specs[lid]
-        df = gdf.copy()
-        for col in output_columns(spec):
-            if col.name not in df.columns:
-                df[col.name] = f"{col.name}-value" if col.name in LINEAGE_COLUMNS else None
-        df["source_file"] = f"/secret/path/{lid}.shp"
-        df["quality_flags"] = "管理者メモ"
-        df = df[[c.name for c in output_columns(spec)
-                 if c.name not in (drop or {}).get(lid, [])] + ["geometry"]]
-        pyogrio.write_dataframe(df, tmp, layer=lid, driver="GPKG", use_arrow=True)
-        layers[lid] = {"features": len(df),
-                       "data_date": (data_dates or {}).get(lid, data_date)}
-    extra = {
-        QUARANTINE_TABLE: pd.DataFrame({"layer": ["sewer_pipes"], "reason": ["BAD_VALUE"],
-                                        "record": ["山田太郎"]}),
-        CODES_TABLE: pd.DataFrame({"codelist": ["sewer_material"], "code": ["VU"],
-                                   "label_ja": ["硬質塩化ビニル管"], "label_en": ["PVC"],
-                                   "color": ["#1f77b4"]}),
-        LAYER_META_TABLE: pd.DataFrame({"layer": list(layers), "run_id": run_id}),
-    }
-    for name, table in extra.items():
-        pyogrio.write_dataframe(table, tmp, layer=name, driver="GPKG")
-    os.replace(tmp, merged / "master.gpkg")
-    manifest = {"run_id": run_id,
-                "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "layers": layers}
-    (merged / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2),
-                                          encoding="utf-8")
-    return merged / "master.gpkg"
+    with store.lock():
+        staged = store.begin(run_id, partial=False)
+        try:
+            for lid, gdf in frames.items():
+                spec = project.specs[lid]
+                df = gdf.copy()
+                for col in output_columns(spec):
+                    if col.name not in df.columns:
+                        df[col.name] = (f"{col.name}-value" if col.name in LINEAGE_COLUMNS
+                                        else None)
+                df["source_file"] = f"/secret/path/{lid}.shp"
+                df["quality_flags"] = "管理者メモ"
+                df = df[[c.name for c in output_columns(spec)
+                         if c.name not in (drop or {}).get(lid, [])] + ["geometry"]]
+                staged.write_layer(lid, df, geometry_type=spec.geometry_type)
+                layers[lid] = {"features": len(df),
+                               "data_date": (data_dates or {}).get(lid, data_date)}
+            extra = {
+                QUARANTINE_TABLE: pd.DataFrame({"layer": ["sewer_pipes"], "reason": ["BAD_VALUE"],
+                                                "record": ["山田太郎"]}),
+                CODES_TABLE: pd.DataFrame({"codelist": ["sewer_material"], "code": ["VU"],
+                                           "label_ja": ["硬質塩化ビニル管"], "label_en": ["PVC"],
+                                           "color": ["#1f77b4"]}),
+                LAYER_META_TABLE: pd.DataFrame({"layer": list(layers), "run_id": run_id}),
+            }
+            for name, table in extra.items():
+                staged.write_layer(name, table, geometry_type=None)
+            manifest = {"run_id": run_id,
+                        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                        "layers": layers}
+            staged.commit(manifest)
+        except BaseException:
+            staged.abort()
+            raise
+    return run_id
 
 
 def make_project(root: Path, *, n_pipes: int = 40, n_shelters: int = 9, generation: int = 0,

@@ -44,7 +44,7 @@ def test_real_master_publishes_public_layers_only(real: tuple[Project, Any]) -> 
     project, res = real
     public = {lid for lid, s in project.specs.items() if s.visibility == "public"}
     assert set(res.layers) == public and "parcel_tax" not in res.layers
-    master = store.locate_master(project).master
+    master = project.merged_dir / "master.gpkg"
     for lid, lay in res.layers.items():
         spec = project.specs[lid]
         if spec.public_filter:
@@ -63,7 +63,7 @@ def test_no_internal_value_reaches_the_store(real: tuple[Project, Any]) -> None:
     """Canaries: distinct values of internal text columns (owner names, addresses, remarks)."""
     project, res = real
     blob = res.store.read_bytes()
-    master = store.locate_master(project).master
+    master = project.merged_dir / "master.gpkg"
     public_values: set[str] = set()
     for lid in res.layers:
         pub = pyogrio.read_dataframe(res.store, layer=lid, read_geometry=False)

@@ -11,6 +11,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from conftest import store_for
 from publish_fixtures import (
     QUOTE_DISTRICT,
     SECRETS,
@@ -20,6 +21,7 @@ from publish_fixtures import (
     write_master,
     write_project,
 )
+from stores import STORES
 
 from config import Project
 from publish import store
@@ -34,9 +36,11 @@ def _only_our_site_builders() -> Iterator[None]:
 
 
 
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, object]:
-    project = make_project(tmp_path_factory.mktemp("store"))
+@pytest.fixture(scope="module", params=STORES)
+def published(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, object]:
+    project = make_project(tmp_path_factory.mktemp("store"),
+                           store=store_for(request, request.param))
     return project, publish(project)
 
 
@@ -106,8 +110,8 @@ def test_store_is_crs84_rounded_and_indexed(published: tuple[Project, object]) -
         xy = shapely.get_coordinates(gdf.geometry.values)
         assert np.allclose(xy, np.round(xy, 7), atol=1e-12)
         back = gdf.to_crs("EPSG:6675")
-        master = pyogrio.read_dataframe(store.locate_master(project).master, layer=lid,
-                                        columns=[project.specs[lid].id_field])
+        master = store.locate_master(project).read_layer(lid,
+                                                         columns=[project.specs[lid].id_field])
         master = master.set_index(master[project.specs[lid].id_field].astype(str))
         d = back.geometry.values.distance(master.loc[gdf["fid"]].geometry.values)
         assert float(np.max(d)) < 0.02  # 1e-7 degree rounding is about 1 cm
