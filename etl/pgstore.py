@@ -18,13 +18,16 @@ failed or killed run leaves nothing behind. One merge at a time: a session advis
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -105,14 +108,19 @@ def write_frame(conn: Connection, schema: str, table: str, frame: pd.DataFrame, 
         frame = pd.DataFrame(frame.drop(columns=frame.geometry.name))
     if is_geo:
         assert isinstance(frame, gpd.GeoDataFrame)
+        from geoalchemy2 import Geometry
+
         gname = frame.geometry.name
-        srid = frame.crs.to_epsg()
-        frame.to_postgis(table, conn, schema=schema, index=False)
+        srid = int(frame.crs.to_epsg())
+        ewkb = shapely.to_wkb(shapely.set_srid(np.asarray(frame.geometry.values), srid),
+                              hex=True, include_srid=True)
+        plain = pd.DataFrame(frame.drop(columns=gname)).assign(**{gname: ewkb})
+        plain.to_sql(table, conn, schema=schema, index=False, method=_copy,
+                     dtype={gname: Geometry("GEOMETRY", srid=srid)})
+        multi = "ST_Multi" if geometry_type.startswith("Multi") else ""
         conn.execute(text(
             f"ALTER TABLE {qi(schema)}.{qi(table)} ALTER COLUMN {qi(gname)} "
-            f"TYPE geometry({geometry_type}, {int(srid)}) "
-            f"USING ST_SetSRID({'ST_Multi(' if geometry_type.startswith('Multi') else '('}"
-            f"{qi(gname)}), {int(srid)})"))
+            f"TYPE geometry({geometry_type}, {srid}) USING {multi}({qi(gname)})"))
         idx = qi(f"idx_{table}_{gname}")  # the name geoalchemy2 gives the index it creates
         conn.execute(text(f"CREATE INDEX IF NOT EXISTS {idx} ON {qi(schema)}.{qi(table)} "
                           f"USING gist ({qi(gname)})"))
@@ -123,11 +131,31 @@ def write_frame(conn: Connection, schema: str, table: str, frame: pd.DataFrame, 
                           f"({qi(primary_key)})"))
 
 
-def _copy(table: Any, conn: Any, keys: list[str], data_iter: Any) -> None:
-    """pandas ``to_sql`` method: COPY instead of INSERTs (geopandas does the same)."""
-    from geopandas.io.sql import _psql_insert_copy
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-    _psql_insert_copy(table, conn, keys, data_iter)
+
+def _copy_value(v: Any) -> str:
+    """One value in COPY's text format: ``\\N`` is NULL, so '' stays an empty string."""
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return "\\N"
+    if isinstance(v, bytes):
+        return "\\\\x" + v.hex()
+    return str(v).translate(_ESCAPES)
+
+
+def _copy(table: Any, conn: Any, keys: list[str], data_iter: Any) -> None:
+    """pandas ``to_sql`` method: one COPY in text format (CSV would turn '' into NULL)."""
+    buf = io.StringIO()
+    for row in data_iter:
+        buf.write("\t".join(_copy_value(v) for v in row))
+        buf.write("\n")
+    buf.seek(0)
+    name = qi(table.table.name)
+    if table.table.schema:
+        name = f"{qi(table.table.schema)}.{name}"
+    cols = ", ".join(qi(k) for k in keys)
+    with conn.connection.cursor() as cur:
+        cur.copy_expert(f"COPY {name} ({cols}) FROM STDIN", buf)
 
 
 def run_schema(prefix: str, run_id: str) -> str:
@@ -328,8 +356,11 @@ class PostgisStore(MasterStore):
             names = [c for c, udt in cols if udt != "geometry"] if columns is None else columns
             select = ", ".join(qi(c) for c in [*names, *geom])
             sql = text(f"SELECT {select} FROM {qi(schema)}.{qi(layer)}")
-            if geom:
-                return gpd.read_postgis(sql, conn, geom_col=geom[0])
+            if geom:  # CRS from the column's typmod (an empty or null first row has no SRID)
+                srid = conn.execute(text("SELECT Find_SRID(:s, :t, :g)"),
+                                    {"s": schema, "t": layer, "g": geom[0]}).scalar()
+                return gpd.read_postgis(sql, conn, geom_col=geom[0],
+                                        crs=f"EPSG:{srid}" if srid else None)
             return pd.read_sql(sql, conn)
 
     def read_hashes(self, run_id: str, layer: str) -> pd.DataFrame | None:

@@ -35,6 +35,23 @@ from publish.providers import LAST_PAGE, QUERYABLES_VIEW, typed_value
 LOGGER = logging.getLogger(__name__)
 
 
+def filter_attributes(node: Any) -> set[str]:
+    """Property names a parsed CQL2 filter (pygeofilter AST) refers to."""
+    import pygeofilter.ast as cql
+
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cql.Attribute):
+            out.add(n.name)
+        elif isinstance(n, cql.Node):
+            stack.extend(n.get_sub_nodes())
+        elif isinstance(n, (list, tuple)):
+            stack.extend(n)
+    return out
+
+
 class PublicPostgreSQLProvider(PostgreSQLProvider):
     """PostgreSQL provider with typed, validated filters and the public field view."""
 
@@ -84,6 +101,11 @@ class PublicPostgreSQLProvider(PostgreSQLProvider):
         for s in sortby or []:
             if s["property"] not in self._fields:
                 raise ProviderInvalidQueryError(user_msg=f"sortby: {s['property']}")
+        if filterq is not None:
+            unknown = sorted(filter_attributes(filterq) - set(self._fields))
+            if unknown:  # pygeofilter would compare NULL instead: a silent empty answer
+                raise ProviderInvalidQueryError(user_msg=text(
+                    "err_bad_filter", detail=f"unknown properties: {', '.join(unknown)}"))
         box = [float(b) for b in bbox or []]
         if len(box) == 6:  # 3D bbox: x/y only
             box = [box[0], box[1], box[3], box[4]]

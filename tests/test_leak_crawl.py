@@ -21,7 +21,8 @@ import pandas as pd
 import pyogrio
 import pytest
 import requests
-from conftest import make_uozu_project
+from conftest import make_uozu_project, store_for
+from stores import STORES, set_store_in_file
 
 from config import load_project
 from etl.pipeline import run_merge
@@ -87,16 +88,17 @@ def _plant(root: Path) -> tuple[set[str], set[str], set[str]]:
     return canaries, internal_cols, files
 
 
-@pytest.fixture(scope="module")
-def canary_server(tmp_path_factory: pytest.TempPathFactory):
+@pytest.fixture(scope="module", params=STORES)
+def canary_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     root = make_uozu_project(tmp_path_factory.mktemp("leak"), scale=0.05)
+    set_store_in_file(root, store_for(request, request.param))
     canaries, internal_cols, files = _plant(root)
     assert len(canaries) >= 5  # every plain-text internal field; others are checked by name
     project = load_project(root)
     res = run_merge(project)
     # the canaries really are in the master (so finding none outside means something)
-    master = root / "data/merged/master.gpkg"
-    tax = pyogrio.read_dataframe(master, layer="parcel_tax", read_geometry=False)
+    from etl.load import open_store
+    tax = open_store(project).read_layer("parcel_tax")
     assert tax.astype(str).apply(lambda c: c.str.contains("CANARY")).any().any()
     assert res.manifest["totals"]["merged"] > 1000
     from publish import maps_hazard, maps_pipe

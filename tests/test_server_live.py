@@ -21,6 +21,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import requests
+from conftest import store_for
 from publish_fixtures import (
     isolated_site_builders,
     make_project,
@@ -28,6 +29,7 @@ from publish_fixtures import (
     sample_frames,
     write_master,
 )
+from stores import STORES, with_store
 
 from config import Project
 from publish.api import PublishResult, publish
@@ -52,21 +54,32 @@ class LiveServer(ServerProcess):
                          log=project.public_dir.parent / f"server-{port}.log")
 
 
-@pytest.fixture(scope="module", params=["synthetic", "uozu_sample"])
+@pytest.fixture(scope="module", params=[(d, s) for d in ("synthetic", "uozu_sample")
+                                        for s in STORES], ids="-".join)
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[tuple[Project, PublishResult, LiveServer]]:
-    """A published project behind gunicorn: the synthetic fixture, then the real specs over the
-    ETL's merge of the sample exports (conftest's session fixture ``uozu_merged``)."""
+    """A published project behind gunicorn, on each store: the synthetic fixture, then the real
+    specs over the ETL's merge of the sample exports (conftest's ``uozu_merged``; for PostGIS
+    the same exports merged again into a fresh database)."""
+    data, kind = request.param
     port = free_port()
-    tmp = tmp_path_factory.mktemp(f"live-{request.param}")
+    tmp = tmp_path_factory.mktemp(f"live-{data}-{kind}")
     base = f"http://127.0.0.1:{port}"
-    if request.param == "synthetic":
-        project = make_project(tmp, base_url=base, n_pipes=230, n_shelters=23)
+    url = store_for(request, kind)
+    if data == "synthetic":
+        project = make_project(tmp, base_url=base, n_pipes=230, n_shelters=23, store=url)
     else:
         from config import load_project
+        from etl.pipeline import run_merge
 
         root, _ = request.getfixturevalue("uozu_merged")
         project = public_copy(load_project(root), tmp / "public", base_url=base)
+        if kind != "gpkg":
+            project = with_store(project, url)
+            project = Project(project.root, project.config.model_copy(
+                update={"merged_dir": str(tmp / "merged")}), project.specs, project.codelists,
+                project.spec_hashes)
+            run_merge(project)
     res = publish(project)
     server = LiveServer(project, port)
     try:
