@@ -264,3 +264,25 @@ def test_publish_under_load_is_atomic(tmp_path: Path) -> None:
     print(f"{len(seen)} responses from {len(by_release)} releases, generations {sorted(gens)}")
     assert len(seen) > 50 and len(gens) >= 4, (len(seen), gens)
     assert {rid for rid, _, _ in seen} >= set(releases[-1:])  # the last one was served
+
+
+def test_cql2_filter_over_http(live: tuple[Project, PublishResult, LiveServer]) -> None:
+    """The README's example query: answered exactly on PostGIS, a clear 400 on GeoPackage."""
+    import requests
+
+    from etl.store_url import scheme
+
+    project, res, server = live
+    lid = "water_pipe" if "water_pipe" in res.layers else "sewer_pipes"
+    expr = "diameter_mm > 150 AND material = 'DIP'"
+    r = requests.get(f"{server.base}/api/collections/{lid}/items",
+                     params={"filter": expr, "limit": 1000, "f": "json"}, timeout=60)
+    if scheme(project.config.store) == "gpkg":
+        assert r.status_code == 400 and "filter (CQL)" in r.json()["description"]
+        return
+    assert r.status_code == 200, r.text[:300]
+    local = pyogrio.read_dataframe(res.store, layer=lid, read_geometry=False)
+    exp = local[(local["diameter_mm"] > 150) & (local["material"] == "DIP")]
+    assert len(exp) > 0 and r.json()["numberMatched"] == len(exp)
+    got = {f["id"] for f in r.json()["features"]}
+    assert got <= set(exp["fid"]) and len(got) == min(1000, len(exp))
