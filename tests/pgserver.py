@@ -3,9 +3,10 @@
 Why: the PostGIS code paths need a real server, but tests must neither need nor touch a system
 cluster. This starts a private one on a free loopback port in a temporary directory, with
 durability switched off (the data is thrown away), and makes sure it is stopped and removed
-afterwards::
+afterwards (``import tests.pgserver`` does not work in this venv: pygeoapi installs a top-level
+``tests`` package that shadows ours)::
 
-    from tests.pgserver import pg_server, postgis_available
+    from pgserver import pg_server, postgis_available  # tests/ is on sys.path (conftest.py)
 
     if (why := postgis_available()) is not None:
         pytest.skip(why)
@@ -312,7 +313,7 @@ class _Cluster:
             if not any(s in log_text for s in _PORT_TAKEN):
                 raise RuntimeError(
                     f"postgres exited with status {self.proc.returncode} during start-up; "
-                    f"server log ({self.logfile}):\n{log_text}"
+                    f"server log:\n{log_text}"
                 )
         raise RuntimeError(
             f"postgres could not bind a free port on {HOST} in {_PORT_ATTEMPTS} attempts; "
@@ -331,7 +332,7 @@ class _Cluster:
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"PostgreSQL did not accept connections on {HOST}:{self.port} within "
-                    f"{START_TIMEOUT:.0f}s; server log tail ({self.logfile}):\n{self.log_tail()}"
+                    f"{START_TIMEOUT:.0f}s; server log tail:\n{self.log_tail()}"
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.2)
@@ -505,7 +506,10 @@ def pg_server(
             f"ALTER DATABASE {_ident(TEMPLATE_DB)} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false",
             dbname="postgres",
         )
-        srv.create_database(dbname)
+        if dbname == "postgres":  # exists already
+            srv.psql("CREATE EXTENSION IF NOT EXISTS postgis", dbname=dbname)
+        else:
+            srv.create_database(dbname)
         yield srv
     finally:
         cluster.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -50,19 +49,22 @@ MAP_URL = "http://127.0.0.1:5000/maps/pipe.html"
 # ---------------------------------------------------------------------------------------------
 
 def _canary_master(project: Project, dst: Path) -> dict[str, int]:
-    """Copy the merged master to ``dst`` with every internal text value replaced by a canary.
+    """Commit a copy of the current master as a run in ``dst`` with every internal text value
+    replaced by a canary (through the store API, like the ETL).
 
     Rows a ``public_filter`` withholds get a canary id too, so a withheld row that leaked would
     show up. Returns how many canary values each layer got.
     """
-    merged = project.merged_dir
-    base = (merged / "current").resolve() if (merged / "current").exists() else merged
-    src = base / "master.gpkg"
-    dst.mkdir(parents=True, exist_ok=True)
-    out = dst / "master.gpkg"
+    from etl.load import GpkgStore, open_store
+
+    src = open_store(project)
+    manifest = src.manifest()
+    assert manifest is not None
+    out = GpkgStore(dst, keep_runs=2)
+    staged = out.begin(manifest["run_id"], partial=False)
     planted: dict[str, int] = {}
-    for name in [str(n) for n in pyogrio.list_layers(src)[:, 0]]:
-        df = pyogrio.read_dataframe(src, layer=name)
+    for name in src.layers():
+        df = src.read_layer(name)
         spec = project.specs.get(name)
         if spec is not None:
             n = 0
@@ -81,8 +83,10 @@ def _canary_master(project: Project, dst: Path) -> dict[str, int]:
                                                    for i in range(int(withheld.sum()))]
                 n += int(withheld.sum())
             planted[name] = n
-        pyogrio.write_dataframe(df, out, layer=name, driver="GPKG")
-    shutil.copy(base / "manifest.json", dst / "manifest.json")
+        gt = spec.geometry_type if spec is not None and spec.join is None else (
+            "MultiPolygon" if spec is not None else None)
+        staged.write_layer(name, df, geometry_type=gt)
+    staged.commit(manifest)
     return planted
 
 
