@@ -9,6 +9,10 @@ for a fixed duration, as in performance-anchors §3:
 Prints a JSON report (requests, errors, req/s, p50/p95/p99 latency overall and per kind) and a
 Markdown table row for ``bench/README.md``.
 
+:func:`run` is also the engine of ``bench/bench_serve_stores.py``, which needs one kind at a time
+(``bbox_share`` 1 or 0), a request count instead of a duration (``max_requests``) and the same
+boxes for two servers (:func:`prepare`, passed as ``setup``).
+
 Usage::
 
     # against a running server (e.g. `uozu-gis serve`), first collection by default
@@ -50,6 +54,8 @@ class Stats:
     lat: dict[str, list[float]] = field(default_factory=lambda: {"bbox": [], "page": []})
     errors: dict[str, int] = field(default_factory=lambda: {"bbox": 0, "page": 0})
     nbytes: int = 0
+    bbox_returned: list[int] = field(default_factory=list)  # numberReturned per bbox response
+    issued: int = 0  # requests started (for max_requests)
     samples: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,9 +78,34 @@ def _get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
     return r.status, r.read()
 
 
+Box = tuple[float, float, float, float]
+Setup = tuple[str, int, list[Box], float]  # collection id, features, boxes, mean numberMatched
+
+
+def _returned(body: bytes) -> int | None:
+    """``numberReturned`` of a GeoJSON page without parsing it (pygeoapi writes it last)."""
+    i = body.rfind(b'"numberReturned"')
+    if i < 0:
+        return None
+    j = body.find(b":", i) + 1
+    k = j
+    while k < len(body) and body[k:k + 1] in b" 0123456789":
+        k += 1
+    try:
+        return int(body[j:k])
+    except ValueError:
+        return None
+
+
+def prepare(url: str, collection: str | None = None, seed: int = 1, box_m: float = 500.0
+            ) -> Setup:
+    """The collection, its feature count and the 100 deterministic boxes, for :func:`run`."""
+    host, port, prefix = _loopback_only(url)
+    return _setup(host, port, prefix, collection, seed, box_m)
+
+
 def _setup(host: str, port: int, prefix: str, collection: str | None,
-           seed: int, box_m: float
-           ) -> tuple[str, int, list[tuple[float, float, float, float]], float]:
+           seed: int, box_m: float) -> Setup:
     """Pick the collection, count its features, build 100 deterministic boxes (+ mean hits)."""
     conn = http.client.HTTPConnection(host, port, timeout=60)
     status, body = _get(conn, f"{prefix}/api/collections?f=json")
@@ -111,13 +142,19 @@ def _setup(host: str, port: int, prefix: str, collection: str | None,
 
 
 def _client(k: int, host: str, port: int, prefix: str, cid: str, total: int,
-            boxes: list[tuple[float, float, float, float]], deadline: float, stats: Stats,
-            bbox_limit: int, page_limit: int, seed: int) -> None:
+            boxes: list[Box], deadline: float, stats: Stats,
+            bbox_limit: int, page_limit: int, seed: int, bbox_share: float = 0.5,
+            max_requests: int | None = None) -> None:
     rng = random.Random(seed * 1000 + k)
     conn = http.client.HTTPConnection(host, port, timeout=60)
     base = f"{prefix}/api/collections/{cid}/items"
     while time.monotonic() < deadline:
-        kind = "bbox" if rng.random() < 0.5 else "page"
+        if max_requests is not None:
+            with stats.lock:
+                if stats.issued >= max_requests:
+                    break
+                stats.issued += 1
+        kind = "bbox" if rng.random() < bbox_share else "page"
         if kind == "bbox":
             b = rng.choice(boxes)
             q = {"f": "json", "limit": bbox_limit, "bbox": ",".join(f"{v:.7f}" for v in b)}
@@ -136,6 +173,10 @@ def _client(k: int, host: str, port: int, prefix: str, cid: str, total: int,
         with stats.lock:
             stats.lat[kind].append(dt)
             stats.nbytes += len(body)
+            if kind == "bbox" and ok:
+                n = _returned(body)
+                if n is not None:
+                    stats.bbox_returned.append(n)
             if not ok:
                 stats.errors[kind] += 1
                 if len(stats.samples) < 5:
@@ -151,16 +192,25 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def run(url: str, seconds: float, clients: int, collection: str | None, seed: int,
-        box_m: float, bbox_limit: int, page_limit: int) -> dict[str, Any]:
-    """Run the load; returns the report dict."""
+        box_m: float, bbox_limit: int, page_limit: int, *, bbox_share: float = 0.5,
+        max_requests: int | None = None, setup: Setup | None = None) -> dict[str, Any]:
+    """Run the load; returns the report dict.
+
+    ``bbox_share``: probability that a request is a bbox one (1 = bbox only, 0 = paging only).
+    ``max_requests``: stop after that many requests in all (``seconds`` stays an upper bound).
+    ``setup``: a :func:`prepare` result, to send the same boxes to several servers.
+    """
     host, port, prefix = _loopback_only(url)
-    cid, total, boxes, mean_hits = _setup(host, port, prefix, collection, seed, box_m)
+    if setup is None:
+        setup = _setup(host, port, prefix, collection, seed, box_m)
+    cid, total, boxes, mean_hits = setup
     stats = Stats()
     t_start = time.monotonic()
     deadline = t_start + seconds
     threads = [threading.Thread(target=_client, daemon=True,
                                 args=(k, host, port, prefix, cid, total, boxes, deadline, stats,
-                                      bbox_limit, page_limit, seed)) for k in range(clients)]
+                                      bbox_limit, page_limit, seed, bbox_share, max_requests))
+               for k in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
@@ -184,6 +234,8 @@ def run(url: str, seconds: float, clients: int, collection: str | None, seed: in
                    f"{platform.python_version()}",
         "box_m": box_m, "bbox_limit": bbox_limit, "page_limit": page_limit,
         "bbox_mean_matched": round(mean_hits, 1),
+        "bbox_mean_returned": (round(statistics.fmean(stats.bbox_returned), 1)
+                               if stats.bbox_returned else None),
     }
     return report
 
