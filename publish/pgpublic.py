@@ -36,6 +36,7 @@ from etl.pgstore import (
     schema_exists,
     table_columns,
     table_names,
+    write_frame,
 )
 from publish.errors import LeakCheckError, PublishError
 from publish.store import GEOM_COLUMN, ID_COLUMN
@@ -108,7 +109,6 @@ class PgPublicWriter:
         frame = table.rename_geometry(GEOM_COLUMN) if table.geometry.name != GEOM_COLUMN \
             else table
         gt = spec.geometry_type
-        from etl.pgstore import write_frame
         try:
             write_frame(self.conn, self.schema, spec.id, frame, geometry_type=gt,
                         primary_key=ID_COLUMN)
