@@ -96,10 +96,8 @@ class MasterStore:
         raise NotImplementedError
 
     def manifest(self, run_id: str | None = None) -> dict[str, Any] | None:
-        rid = run_id or self.current_run()
-        if rid is None:
-            return None
-        return next((m for m in self.list_runs() if m["run_id"] == rid), None)
+        """The manifest of ``run_id`` (default: the current run), None if there is none."""
+        raise NotImplementedError
 
     def layers(self, run_id: str | None = None) -> list[str]:
         raise NotImplementedError

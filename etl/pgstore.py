@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,18 +56,53 @@ def make_engine(url: str) -> Engine:
                          connect_args={"application_name": "uozu-gis", "connect_timeout": 10})
 
 
-@contextlib.contextmanager
-def connect(engine: Engine, url: str) -> Iterator[Connection]:
+def db_error(e: DBAPIError) -> str:
+    """The first line of the server's message (what a user can act on)."""
+    return str(e.orig or e).strip().splitlines()[0]
+
+
+def open_connection(engine: Engine, url: str) -> Connection:
     """A connection, with connection failures turned into a bilingual, fixable error."""
     try:
-        conn = engine.connect()
+        return engine.connect()
     except OperationalError as e:
-        detail = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
-        raise EtlError("store_unreachable", store=store_url.redact(url), detail=detail) from None
+        raise EtlError("store_unreachable", store=store_url.redact(url),
+                       detail=db_error(e)) from None
+
+
+@contextlib.contextmanager
+def connect(engine: Engine, url: str) -> Iterator[Connection]:
+    conn = open_connection(engine, url)
     try:
         yield conn
     finally:
         conn.close()
+
+
+class Transaction:
+    """One connection with one open transaction on a database that has PostGIS.
+
+    Why a class and not ``with``: a run's transaction spans several pipeline calls
+    (``begin`` ... ``commit``). Closing without :meth:`commit` rolls everything back, and so
+    does the server when the process dies.
+    """
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.conn = open_connection(engine, url)
+        try:
+            self.tx = self.conn.begin()
+            check_postgis(self.conn, url)
+        except BaseException:
+            self.close()
+            raise
+
+    def commit(self) -> None:
+        self.tx.commit()
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # already failing; the connection may be gone
+            self.conn.close()
 
 
 def check_postgis(conn: Connection, url: str) -> None:
@@ -171,26 +207,23 @@ class PgRun(StagedRun):
         self.artifacts = store.local_staging(run_id)
         self.written: list[str] = []
         self.hashed: list[str] = []
-        self._cm = connect(store.engine, store.url)
-        self.conn = self._cm.__enter__()
+        self.db = Transaction(store.engine, store.url)
+        self.conn = self.db.conn
         try:
-            self.tx = self.conn.begin()
-            check_postgis(self.conn, store.url)
             store.ensure_meta(self.conn)
             self.current = store.current_run_in(self.conn)
             self.conn.execute(text(f"CREATE SCHEMA {qi(self.schema)}"))
             self.conn.execute(text(f"CREATE TABLE {qi(self.schema)}.{HASH_TABLE} "
                                    "(layer text NOT NULL, id text, hash bigint NOT NULL)"))
         except BaseException:
-            self._close()
+            self.db.close()
             raise
 
     def write_layer(self, layer: str, frame: pd.DataFrame, *, geometry_type: str | None) -> None:
         try:
             write_frame(self.conn, self.schema, layer, frame, geometry_type=geometry_type)
         except DBAPIError as e:
-            raise EtlError("store_write_failed", layer=layer,
-                           detail=str(e.orig).strip().splitlines()[0]) from e
+            raise EtlError("store_write_failed", layer=layer, detail=db_error(e)) from e
         self.written.append(layer)
 
     def read_current(self, table: str) -> pd.DataFrame | None:
@@ -234,19 +267,14 @@ class PgRun(StagedRun):
                  "m": json.dumps(manifest, ensure_ascii=False, default=str)})
             self.store.set_current(self.conn, self.run_id)
             self.store.prune_in(self.conn)
-            self.tx.commit()
+            self.db.commit()
         finally:
-            self._close()
+            self.db.close()
         return self.store.publish_artifacts(self.artifacts, self.run_id, manifest)
 
     def abort(self) -> None:
-        self._close()  # closing with the transaction open rolls it back
-        import shutil
+        self.db.close()  # closing with the transaction open rolls it back
         shutil.rmtree(self.artifacts, ignore_errors=True)
-
-    def _close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._cm.__exit__(None, None, None)
 
 
 class PostgisStore(MasterStore):
@@ -336,9 +364,8 @@ class PostgisStore(MasterStore):
 
     def layers(self, run_id: str | None = None) -> list[str]:
         with connect(self.engine, self.url) as conn:
-            if run_id is None and self.current_run_in(conn) is None:
-                return []
-            return table_names(conn, self._schema(conn, run_id))
+            rid = run_id or self.current_run_in(conn)
+            return table_names(conn, run_schema(self.prefix, rid)) if rid else []
 
     def columns(self, layer: str, run_id: str | None = None) -> list[str] | None:
         with connect(self.engine, self.url) as conn:

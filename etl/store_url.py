@@ -33,7 +33,7 @@ def has_password(url: str) -> bool:
     from sqlalchemy.engine import make_url
 
     try:
-        u = make_url(_sqlalchemy_url(url))
+        u = make_url(sqlalchemy_url(url))
     except Exception:  # not a URL at all: the store registry reports it
         return False
     return bool(u.password) or "password" in u.query
@@ -46,7 +46,7 @@ def redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     try:
-        u = make_url(_sqlalchemy_url(url))
+        u = make_url(sqlalchemy_url(url))
     except Exception:
         return "postgresql://***"
     if "password" in u.query:
@@ -54,16 +54,12 @@ def redact(url: str) -> str:
     return u.render_as_string(hide_password=True).replace("postgresql+psycopg2", "postgresql")
 
 
-def _sqlalchemy_url(url: str) -> str:
+def sqlalchemy_url(url: str) -> str:
+    """The psycopg2 SQLAlchemy URL of a libpq-style ``postgresql://`` URL."""
     for s in PG_SCHEMES:
         if url.startswith(s + "://"):
             return "postgresql+psycopg2://" + url[len(s) + 3:]
     return url
-
-
-def sqlalchemy_url(url: str) -> str:
-    """The psycopg2 SQLAlchemy URL of a libpq-style ``postgresql://`` URL."""
-    return _sqlalchemy_url(url)
 
 
 def resolve(config_store: str, override: str | None = None) -> str:

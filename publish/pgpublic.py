@@ -29,8 +29,9 @@ from config import Project
 from config.models import LayerSpec
 from etl import store_url
 from etl.pgstore import (
-    check_postgis,
+    Transaction,
     connect,
+    db_error,
     make_engine,
     qi,
     schema_exists,
@@ -81,16 +82,14 @@ class PgPublicWriter:
         self.target = PgTarget(u.host or "127.0.0.1", int(u.port or 5432), u.database or "",
                                self.reader, self.schema)
         self.engine = make_engine(url)
-        self._cm = connect(self.engine, url)
-        self.conn: Connection = self._cm.__enter__()
+        self.db = Transaction(self.engine, url)
+        self.conn: Connection = self.db.conn
         try:
-            self.tx = self.conn.begin()
-            check_postgis(self.conn, url)
             self._ensure_reader()
             self.conn.execute(text(f"DROP SCHEMA IF EXISTS {qi(self.schema)} CASCADE"))
             self.conn.execute(text(f"CREATE SCHEMA {qi(self.schema)}"))
         except BaseException:
-            self.close()
+            self.db.close()
             raise
 
     def _ensure_reader(self) -> None:
@@ -102,8 +101,7 @@ class PgPublicWriter:
             with self.conn.begin_nested():
                 self.conn.execute(text(f"CREATE ROLE {qi(self.reader)} LOGIN NOINHERIT"))
         except DBAPIError as e:
-            raise PublishError("pg_reader_missing", role=self.reader,
-                               detail=str(e.orig).strip().splitlines()[0]) from e
+            raise PublishError("pg_reader_missing", role=self.reader, detail=db_error(e)) from e
 
     def write(self, spec: LayerSpec, table: gpd.GeoDataFrame) -> None:
         frame = table.rename_geometry(GEOM_COLUMN) if table.geometry.name != GEOM_COLUMN \
@@ -113,8 +111,7 @@ class PgPublicWriter:
             write_frame(self.conn, self.schema, spec.id, frame, geometry_type=gt,
                         primary_key=ID_COLUMN)
         except DBAPIError as e:
-            raise PublishError("pg_publish_failed", layer=spec.id,
-                               detail=str(e.orig).strip().splitlines()[0]) from e
+            raise PublishError("pg_publish_failed", layer=spec.id, detail=db_error(e)) from e
 
     def grant(self) -> None:
         r, s = qi(self.reader), qi(self.schema)
@@ -122,13 +119,11 @@ class PgPublicWriter:
         self.conn.execute(text(f"GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}"))
 
     def commit(self) -> None:
-        self.tx.commit()
-        self.close()
+        self.db.commit()
 
     def close(self) -> None:
         """Closing with the transaction still open rolls it back (nothing was written)."""
-        with contextlib.suppress(Exception):  # already failing; the connection may be gone
-            self._cm.__exit__(None, None, None)
+        self.db.close()
 
 
 def check(conn: Connection, schema: str, reader: str, expected: dict[str, set[str]],

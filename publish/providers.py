@@ -31,12 +31,14 @@ It reads only the public GeoPackage written by :mod:`publish.store` and fixes wh
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
 import json
 import logging
 import math
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from osgeo import gdal, ogr
@@ -91,6 +93,16 @@ def pooled_dataset(path: str) -> Any:
     return ds
 
 
+@contextlib.contextmanager
+def result_set(conn: Any, sql: str) -> Iterator[Any]:
+    """``ExecuteSQL`` whose result set is always released (OGR leaks it otherwise)."""
+    rs = conn.ExecuteSQL(sql)
+    try:
+        yield rs
+    finally:
+        conn.ReleaseResultSet(rs)
+
+
 def quote_ident(name: str) -> str:
     """SQL identifier (names come from the schema, but quote them anyway)."""
     return '"' + name.replace('"', '""') + '"'
@@ -128,17 +140,58 @@ def typed_value(name: str, value: Any, typ: str) -> bool | int | float | str:
     return raw
 
 
-class PublicOGRProvider(OGRProvider):
+class PublicView:
+    """What every public provider shares: the spec's queryables and bilingual field titles.
+
+    Mixed in before the pygeoapi provider class, so its ``fields`` wins in the MRO.
+    """
+
+    queryables: list[str]
+    field_titles: dict[str, str]
+    _fields: dict[str, dict[str, Any]]
+
+    def _init_view(self, provider_def: dict[str, Any]) -> None:
+        # Extra keys written by publish.apiconfig (pygeoapi passes the whole dict through).
+        self.queryables = list(provider_def.get("queryables", []))
+        self.field_titles = dict(provider_def.get("field_titles", {}))
+
+    @property
+    def fields(self) -> dict[str, dict[str, Any]]:
+        f = self._fields or self.get_fields()  # type: ignore[attr-defined]
+        if QUERYABLES_VIEW.get():
+            return {k: v for k, v in f.items() if k in self.queryables}
+        return f
+
+    def check_queryable(self, name: str) -> None:
+        """A property filter on anything but a declared queryable is a 400, not a no-op."""
+        if name not in self.queryables:
+            raise ProviderInvalidQueryError(user_msg=text(
+                "err_not_queryable", name=name, known=", ".join(self.queryables) or "-"))
+
+
+class PublicOGRProvider(PublicView, OGRProvider):
     """OGR provider for the public GeoPackage: typed filters, counts, sorting, exact bbox."""
 
     def __init__(self, provider_def: dict[str, Any]) -> None:
-        # Extra keys written by publish.apiconfig (pygeoapi passes the whole dict through).
-        self.queryables: list[str] = list(provider_def.get("queryables", []))
-        self.field_titles: dict[str, str] = dict(provider_def.get("field_titles", {}))
+        self._init_view(provider_def)
         try:
             super().__init__(provider_def)
         finally:
             gdal.PopErrorHandler()  # the base class pushed one; UseExceptions() raises anyway
+
+    @contextlib.contextmanager
+    def _gdal_call(self) -> Iterator[Any]:
+        """The layer for one provider call: GDAL errors become a ProviderQueryError (500 with a
+        log line, not a traceback) and the dataset goes back to the pool whatever happens."""
+        try:
+            yield self._get_layer()
+        except ProviderGenericError:
+            raise
+        except RuntimeError as err:
+            LOGGER.error(err)
+            raise ProviderQueryError(err) from err
+        finally:
+            self._close()
 
     # ---- connection: pooled per thread instead of opened and closed twice per request
     def _open(self) -> None:
@@ -159,8 +212,8 @@ class PublicOGRProvider(OGRProvider):
         if cached is not None:
             self._fields = {k: dict(v) for k, v in cached.items()}
             return self._fields
-        try:
-            defn = self._get_layer().GetLayerDefn()
+        with self._gdal_call() as layer:
+            defn = layer.GetLayerDefn()
             for i in range(defn.GetFieldCount()):
                 fd = defn.GetFieldDefn(i)
                 name, typ = fd.GetName(), fd.GetType()
@@ -179,23 +232,11 @@ class PublicOGRProvider(OGRProvider):
                 if name in self.field_titles:
                     entry["title"] = self.field_titles[name]
                 self._fields[name] = entry
-        except RuntimeError as err:
-            LOGGER.error(err)
-            raise ProviderQueryError(err) from err
-        finally:
-            self._close()
         with _FIELDS_LOCK:
             if len(_FIELDS) > 256:  # one entry per (release, layer): forget old releases
                 _FIELDS.clear()
             _FIELDS[key] = {k: dict(v) for k, v in self._fields.items()}
         return self._fields
-
-    @property
-    def fields(self) -> dict[str, dict[str, Any]]:
-        f = self._fields or self.get_fields()
-        if QUERYABLES_VIEW.get():
-            return {k: v for k, v in f.items() if k in self.queryables}
-        return f
 
     # ---- SQL building
     def _literal(self, name: str, value: Any) -> str:
@@ -220,9 +261,7 @@ class PublicOGRProvider(OGRProvider):
         table, rid, geom = self._names(layer)
         conds: list[str] = []
         for name, value in properties:
-            if name not in self.queryables:
-                raise ProviderInvalidQueryError(user_msg=text(
-                    "err_not_queryable", name=name, known=", ".join(self.queryables) or "-"))
+            self.check_queryable(name)
             conds.append(f"{quote_ident(name)} = {self._literal(name, value)}")
         if bbox:
             conds.append(self._bbox_condition(conn, table, rid, geom, bbox, conds))
@@ -252,14 +291,11 @@ class PublicOGRProvider(OGRProvider):
         box = ogr.Geometry(ogr.wkbPolygon)
         box.AddGeometry(ring)
         edge: list[str] = []
-        rs = conn.ExecuteSQL(sql)
-        try:
+        with result_set(conn, sql) as rs:
             for feat in rs:
                 g = feat.GetGeometryRef()
                 if g is not None and g.Intersects(box):
                     edge.append(str(int(feat.GetFID())))
-        finally:
-            conn.ReleaseResultSet(rs)
         cond = f"{quote_ident(rid)} IN ({inside})"
         if edge:
             cond = f"({cond} OR {quote_ident(rid)} IN ({','.join(edge)}))"
@@ -290,8 +326,7 @@ class PublicOGRProvider(OGRProvider):
         if q:
             raise ProviderInvalidQueryError(user_msg=text("err_no_q"))
         self.get_fields()
-        try:
-            layer = self._get_layer()
+        with self._gdal_call() as layer:
             conn = self.conn
             table, rid, geom = self._names(layer)
             conds = self._conditions(conn, layer, bbox or [], properties or [])
@@ -299,11 +334,8 @@ class PublicOGRProvider(OGRProvider):
             if not conds:  # GeoPackage keeps the count (gpkg_ogr_contents): no table scan
                 matched = int(layer.GetFeatureCount())
             else:
-                rs = conn.ExecuteSQL(f"SELECT COUNT(*) FROM {quote_ident(table)}{where}")
-                try:
+                with result_set(conn, f"SELECT COUNT(*) FROM {quote_ident(table)}{where}") as rs:
                     matched = int(rs.GetNextFeature().GetField(0))
-                finally:
-                    conn.ReleaseResultSet(rs)
             if resulttype == "hits":
                 return {"type": "FeatureCollection", "numberMatched": matched, "features": []}
             if select_properties:
@@ -316,24 +348,13 @@ class PublicOGRProvider(OGRProvider):
                    f"ORDER BY {self._order(layer, sortby or [])} "
                    f"LIMIT {int(limit)} OFFSET {int(offset)}")
             transform = self._get_crs_transform(crs_transform_spec)
-            features = []
-            rs = conn.ExecuteSQL(sql)
-            try:
+            with result_set(conn, sql) as rs:
                 plan = self._props_plan(rs.GetLayerDefn())
-                for feat in rs:
-                    features.append(self._feature_json(feat, skip_geometry, transform, plan))
-            finally:
-                conn.ReleaseResultSet(rs)
+                features = [self._feature_json(feat, skip_geometry, transform, plan)
+                            for feat in rs]
             LAST_PAGE.set((matched, int(offset), len(features)))
             return {"type": "FeatureCollection", "features": features,
                     "numberMatched": matched, "numberReturned": len(features)}
-        except ProviderGenericError:
-            raise
-        except RuntimeError as err:
-            LOGGER.error(err)
-            raise ProviderQueryError(err) from err
-        finally:
-            self._close()
 
     def get(self, identifier: str, crs_transform_spec: Any = None,
             **kwargs: Any) -> dict[str, Any]:
@@ -341,29 +362,17 @@ class PublicOGRProvider(OGRProvider):
         ident = str(identifier)
         if "\x00" in ident:
             raise ProviderItemNotFoundError(f"item {ident[:40]!r} not found")
-        try:
-            layer = self._get_layer()
-            conn = self.conn
+        with self._gdal_call() as layer:
             table, _, _ = self._names(layer)
             sql = (f"SELECT * FROM {quote_ident(table)} "
                    f"WHERE {quote_ident(self.id_field)} = {quote_text(ident)} LIMIT 1")
-            rs = conn.ExecuteSQL(sql)
-            try:
+            with result_set(self.conn, sql) as rs:
                 feat = rs.GetNextFeature()
                 if feat is None:
                     raise ProviderItemNotFoundError(f"item {ident[:40]!r} not found")
                 return self._feature_json(feat, False,
                                           self._get_crs_transform(crs_transform_spec),
                                           self._props_plan(rs.GetLayerDefn()))
-            finally:
-                conn.ReleaseResultSet(rs)
-        except ProviderGenericError:
-            raise
-        except RuntimeError as err:
-            LOGGER.error(err)
-            raise ProviderQueryError(err) from err
-        finally:
-            self._close()
 
     @staticmethod
     def _props_plan(defn: Any) -> list[tuple[int, str, bool]]:

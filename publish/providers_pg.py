@@ -30,7 +30,7 @@ from pygeoapi.provider.sql import PostgreSQLProvider
 from sqlalchemy.exc import DataError, OperationalError, ProgrammingError, StatementError
 
 from publish.messages import text
-from publish.providers import LAST_PAGE, QUERYABLES_VIEW, typed_value
+from publish.providers import LAST_PAGE, PublicView, typed_value
 
 LOGGER = logging.getLogger(__name__)
 PUBLIC_SRID = 4326  # publish.pgpublic writes geometry(<type>, 4326), checked by its leak guard
@@ -53,12 +53,11 @@ def filter_attributes(node: Any) -> set[str]:
     return out
 
 
-class PublicPostgreSQLProvider(PostgreSQLProvider):
+class PublicPostgreSQLProvider(PublicView, PostgreSQLProvider):
     """PostgreSQL provider with typed, validated filters and the public field view."""
 
     def __init__(self, provider_def: dict[str, Any]) -> None:
-        self.queryables: list[str] = list(provider_def.get("queryables", []))
-        self.field_titles: dict[str, str] = dict(provider_def.get("field_titles", {}))
+        self._init_view(provider_def)
         super().__init__(provider_def)
 
     def get_fields(self) -> dict[str, dict[str, Any]]:
@@ -69,13 +68,6 @@ class PublicPostgreSQLProvider(PostgreSQLProvider):
                     clean["title"] = self.field_titles[name]
                 self._fields[name] = clean
         return self._fields
-
-    @property
-    def fields(self) -> dict[str, dict[str, Any]]:
-        f = self._fields or self.get_fields()
-        if QUERYABLES_VIEW.get():
-            return {k: v for k, v in f.items() if k in self.queryables}
-        return f
 
     def _get_bbox_filter(self, bbox: list[float]) -> Any:
         """The public schema is always SRID 4326 (x = lon): no per-request CRS lookup.
@@ -93,9 +85,7 @@ class PublicPostgreSQLProvider(PostgreSQLProvider):
     def _typed_properties(self, properties: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
         out = []
         for name, value in properties:
-            if name not in self.queryables:
-                raise ProviderInvalidQueryError(user_msg=text(
-                    "err_not_queryable", name=name, known=", ".join(self.queryables) or "-"))
+            self.check_queryable(name)
             typ = self._fields.get(name, {}).get("type", "string")
             out.append((name, typed_value(name, value, typ)))
         return out

@@ -24,7 +24,9 @@ import cli
 from config import Project, load_project
 from etl.errors import ConfigError, EtlError
 from etl.load import open_store
+from etl.pgstore import run_schema
 from etl.pipeline import run_merge
+from etl.store_url import sqlalchemy_url
 from publish.api import PublishResult, publish
 from publish.errors import LeakCheckError
 from publish.server import create_app
@@ -52,6 +54,19 @@ def items(client: FlaskClient, lid: str, query: str, status: int = 200) -> dict:
     r = client.get(f"/api/collections/{lid}/items?f=json&{limit}{query}")
     assert r.status_code == status, (query, r.status_code, r.get_data(as_text=True)[:300])
     return r.get_json(force=True)
+
+
+def engine(url: str):
+    import sqlalchemy as sa
+    return sa.create_engine(sqlalchemy_url(url))
+
+
+def pub_schemas(url: str) -> list[str]:
+    """The release schemas in a database."""
+    import sqlalchemy as sa
+    with engine(url).connect() as c:
+        return c.execute(sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE "
+                                 "'uozu\\_pub\\_%'")).scalars().all()
 
 
 def public_frame(res: PublishResult, lid: str) -> pd.DataFrame:
@@ -122,7 +137,7 @@ def test_cql2_text_is_bound_not_interpolated(pgenv) -> None:
 
 def _as_reader(url: str, sql: str) -> list:
     from sqlalchemy.engine import make_url
-    u = make_url(url.replace("postgresql://", "postgresql+psycopg2://"))
+    u = make_url(sqlalchemy_url(url))
     con = psycopg2.connect(host=u.host, port=u.port, dbname=u.database, user=READER)
     try:
         with con.cursor() as cur:
@@ -140,11 +155,10 @@ def test_reader_role_reads_public_schema_only(pgenv) -> None:
     assert pub.startswith("uozu_pub_")
     n = _as_reader(url, f"SELECT count(*) FROM {pub}.sewer_pipes")[0][0]
     assert n == res.layers["sewer_pipes"].features
-    run = open_store(project).current_run()
-    run_schema = "uozu_run_" + run.lower().replace("-", "_")
+    run = run_schema("uozu", open_store(project).current_run())
     for sql in ("SELECT * FROM uozu_master.sewer_pipes LIMIT 1",
-                f"SELECT owner_name FROM {run_schema}.parcel_tax LIMIT 1",
-                f"SELECT remarks FROM {run_schema}.sewer_pipes LIMIT 1",
+                f"SELECT owner_name FROM {run}.parcel_tax LIMIT 1",
+                f"SELECT remarks FROM {run}.sewer_pipes LIMIT 1",
                 "SELECT * FROM uozu_meta.runs",
                 f"INSERT INTO {pub}.shelters (fid) VALUES ('x')",
                 f"CREATE TABLE {pub}.evil (a int)",
@@ -161,10 +175,9 @@ def test_leak_guard_fails_publish_if_reader_can_read_master(new_pg_db, tmp_path:
     url = new_pg_db()
     project = make_project(tmp_path, store=url)
     first = publish(project)
-    run = "uozu_run_" + open_store(project).current_run().lower().replace("-", "_")
+    run = run_schema("uozu", open_store(project).current_run())
     import sqlalchemy as sa
-    eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
-    with eng.begin() as c:  # a DBA's mistake: the public role gets the master
+    with engine(url).begin() as c:  # a DBA's mistake: the public role gets the master
         c.execute(sa.text(f"GRANT USAGE ON SCHEMA {run} TO {READER}"))
         c.execute(sa.text(f"GRANT SELECT ON ALL TABLES IN SCHEMA {run} TO {READER}"))
     with pytest.raises(LeakCheckError) as e:
@@ -172,10 +185,9 @@ def test_leak_guard_fails_publish_if_reader_can_read_master(new_pg_db, tmp_path:
     assert f"role {READER} can read" in str(e.value) and f"{run}.parcel_tax" in str(e.value)
     from publish import release
     assert release.current_id(project.public_dir) == first.release_id  # unchanged
-    with eng.connect() as c:  # the failed release left no schema behind
-        schemas = c.execute(sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE "
-                                    "'uozu\\_pub\\_%'")).scalars().all()
-    assert schemas == [json.loads((first.path / "release.json").read_text())["store"]["schema"]]
+    # the failed release left no schema behind
+    first_schema = json.loads((first.path / "release.json").read_text())["store"]["schema"]
+    assert pub_schemas(url) == [first_schema]
 
 
 def test_old_release_schemas_are_pruned(new_pg_db, tmp_path: Path) -> None:
@@ -183,14 +195,9 @@ def test_old_release_schemas_are_pruned(new_pg_db, tmp_path: Path) -> None:
     project = make_project(tmp_path, store=url)  # keep_runs: 3
     for _ in range(4):
         publish(project)
-    import sqlalchemy as sa
-    eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
-    with eng.connect() as c:
-        schemas = c.execute(sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE "
-                                    "'uozu\\_pub\\_%'")).scalars().all()
     from publish import release
     kept = release.list_releases(project.public_dir)
-    assert len(kept) == 3 and len(schemas) == 3
+    assert len(kept) == 3 and len(pub_schemas(url)) == 3
 
 
 # ---------------------------------------------------------------- store settings

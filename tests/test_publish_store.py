@@ -127,27 +127,18 @@ def test_leak_check_catches_an_extra_column_and_table(published: tuple[Project, 
     expected, forbidden = store.expected_tables(project), store.forbidden_columns(project)
     store.check_public_store(result.store, expected, forbidden)  # the real one passes
     bad = tmp_path / "bad.gpkg"
-    bad.write_bytes(result.store.read_bytes())
-    con = sqlite3.connect(bad)
-    con.execute('ALTER TABLE "shelters" ADD COLUMN "manager_phone" TEXT')
-    con.commit()
-    con.close()
-    with pytest.raises(LeakCheckError, match="manager_phone"):
-        store.check_public_store(bad, expected, forbidden)
-    bad.write_bytes(result.store.read_bytes())
-    con = sqlite3.connect(bad)
-    con.execute("CREATE TABLE owners (name TEXT)")  # invisible to GDAL, visible to SQLite
-    con.commit()
-    con.close()
-    with pytest.raises(LeakCheckError, match="owners"):
-        store.check_public_store(bad, expected, forbidden)
-    bad.write_bytes(result.store.read_bytes())
-    con = sqlite3.connect(bad)
-    con.execute("CREATE TABLE rtree_owners (name TEXT)")  # a system-looking name is no excuse
-    con.commit()
-    con.close()
-    with pytest.raises(LeakCheckError, match="rtree_owners"):
-        store.check_public_store(bad, expected, forbidden)
+    for sql, name in [
+        ('ALTER TABLE "shelters" ADD COLUMN "manager_phone" TEXT', "manager_phone"),
+        ("CREATE TABLE owners (name TEXT)", "owners"),  # invisible to GDAL, visible to SQLite
+        ("CREATE TABLE rtree_owners (name TEXT)", "rtree_owners"),  # system-looking: no excuse
+    ]:
+        bad.write_bytes(result.store.read_bytes())
+        con = sqlite3.connect(bad)
+        con.execute(sql)
+        con.commit()
+        con.close()
+        with pytest.raises(LeakCheckError, match=name):
+            store.check_public_store(bad, expected, forbidden)
 
 
 def _spec_with(text: str, old: str, new: str) -> str:
