@@ -330,7 +330,7 @@ def publish(ctx: Ctx) -> None:
         from publish.api import publish as do_publish
         _site_builders()
         with ProgressBars(ctx) as progress:
-            res = do_publish(ctx.project, progress=progress, store=ctx.store)
+            res = do_publish(ctx.project, progress=progress, store_url=ctx.store)
         ctx.out({"release": res.release_id, "path": str(res.path), "layers": res.counts,
                  "features": res.features, "timings": res.timings}, res.message())
     run_guarded(go, ctx)

@@ -277,3 +277,22 @@ def test_both_stores_hold_the_same_master(mini_project: Path, new_pg_db) -> None
             if num_a.notna().all() and num_b.notna().all():
                 left[c], right[c] = num_a.astype(str), num_b.astype(str)
         pd.testing.assert_frame_equal(left, right, check_dtype=False, obj=layer)
+
+
+def test_cli_merge_and_publish_on_each_store(mini_project: Path, store_url: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staff path end to end through the CLI, with ``--store`` (regression: publish
+    ignored it and failed with a TypeError)."""
+    from publish import api
+
+    monkeypatch.setattr(api, "SITE_BUILDERS", [])  # the CLI registers the map pages globally
+    args = ["--project", str(mini_project), "-q", "--store", store_url]
+    r = CliRunner()
+    res = r.invoke(cli.cli, [*args, "merge"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(cli.cli, [*args, "--json", "publish"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["layers"]["sewer_pipe"] == 5 and "parcel_tax" not in out["layers"]
+    meta = json.loads((Path(out["path"]) / "release.json").read_text(encoding="utf-8"))
+    assert meta["store"]["kind"] == ("gpkg" if store_url == "gpkg" else "postgresql")
