@@ -15,8 +15,11 @@ from typing import Any
 
 import click
 
-from etl.errors import EtlError
-from etl.messages import MESSAGES, text
+from config import load_project
+from config.errors import EtlError
+from config.messages import MESSAGES, text
+from etl.checks import check_project
+from etl.stores import open_store
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -34,13 +37,12 @@ class Ctx:
     @property
     def project(self):
         if self._project is None:
-            from config import load_project
             self._project = load_project(self.project_dir)
+            check_project(self._project)
         return self._project
 
     def open_store(self):
-        """The master store in effect: --store > UOZU_GIS_STORE > config (etl.store_url)."""
-        from etl.load import open_store
+        """The master store in effect: --store > UOZU_GIS_STORE > config (etl.stores.url)."""
         return open_store(self.project, self.store)
 
     def out(self, data: Any, human: str) -> None:
@@ -142,7 +144,7 @@ def run_guarded(fn: Callable[[], None], ctx: Ctx) -> None:
 @click.pass_context
 def cli(cctx: click.Context, project_dir: str | None, quiet: bool, as_json: bool,
         debug: bool, store: str | None) -> None:
-    """統合型・公開型GIS (魚津市) / Integrated and public GIS for Uozu City.
+    """統合型・公開型GIS / Integrated and public GIS for a city (its project folder).
 
     \b
     Example:
@@ -160,14 +162,16 @@ def cli(cctx: click.Context, project_dir: str | None, quiet: bool, as_json: bool
               help="出力先 (既定: data/raw) / output folder (default: the raw folder).")
 @click.pass_obj
 def sample(ctx: Ctx, scale: float, seed: int, out: str | None) -> None:
-    """サンプル元データを作成 / Write deterministic sample exports of the four systems.
+    """サンプル元データを作成 / Write the project's deterministic sample exports.
+
+    The generator is the city's own file (``sample.generator`` in config/project.yml).
 
     \b
     Example:
         uozu-gis sample --scale 10 --seed 1
     """
     def go() -> None:
-        from etl.sample import generate
+        generate = ctx.project.sample_generator()
         dst = Path(out) if out else ctx.project.raw_dir
         counts = generate(dst, scale=scale, seed=seed)
         ctx.out({"out": str(dst), "files": counts}, text("sample_done", dir=dst))

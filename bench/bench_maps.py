@@ -97,8 +97,8 @@ def hazard_public_store(work: Path, scale: float = 1.0) -> tuple[Any, Path, dict
     """Default-scale sample data -> ETL merge of the hazard layers -> public store."""
     from config import Project, load_project
     from etl.pipeline import run_merge
-    from etl.sample import generate
     from publish import store
+    from samples.uozu import generate
 
     layers = ["flood_zone", "tsunami_zone", "landslide_zone", "shelter"]
     real = load_project(ROOT)

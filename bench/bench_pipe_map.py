@@ -5,7 +5,7 @@ Usage (from the project root; writes under bench/work/, which git ignores)::
     .venv/bin/python bench/bench_pipe_map.py                 # scales 1 and 10, 3 runs each
     .venv/bin/python bench/bench_pipe_map.py --scales 1 --reps 5
 
-For each scale: sample exports (``etl.sample.generate``) -> merge -> publish (with the pipe map)
+For each scale: sample exports (``samples.uozu.generate``) -> merge -> publish (with the pipe map)
 -> the real server (gunicorn, 2 workers) on a free loopback port -> a fresh headless Chromium
 per run, every non-loopback request aborted (no basemap tiles; the numbers are the page's own).
 
@@ -54,9 +54,9 @@ def prepare(scale: float, work: Path, port: int, seed: int = 42,
     """
     from config import load_project, write_derived_project
     from etl.pipeline import run_merge
-    from etl.sample import generate
     from publish.api import SITE_BUILDERS, publish
     from publish.maps_pipe import site_builder
+    from samples.uozu import generate
 
     root = work / f"scale_{scale:g}"
     write_derived_project(root, base_url=f"http://127.0.0.1:{port}")

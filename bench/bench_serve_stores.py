@@ -3,7 +3,7 @@
 What one run does (issues 6 and 7):
 
 1. **Data** (cached in ``bench/work/serve_stores/proj``, not timed): the real Uozu config and
-   specs over ``etl.sample.generate(scale=S, seed=42)`` (``tests/conftest.py::
+   specs over ``samples.uozu.generate(scale=S, seed=42)`` (``tests/conftest.py::
    make_uozu_project``). The default scale 5.1 gives ≥100k ``water_pipe`` segments.
 2. **Merge and publish, once per store** (timed): into GeoPackage (``gpkg``) and into a fresh
    database on a throwaway PostgreSQL + PostGIS cluster (``tests/pgserver.py::pg_server``),
@@ -90,7 +90,7 @@ def prepare_data(scale: float, seed: int) -> tuple[Path, dict[str, Any]]:
     root.mkdir(parents=True)
     from conftest import make_uozu_project  # tests/conftest.py
 
-    from etl.sample import generate
+    from samples.uozu import generate
 
     t0 = time.perf_counter()
     make_uozu_project(root, scale=scale)  # seed 42
@@ -128,8 +128,8 @@ def store_project(root: Path, name: str, store: str) -> Any:
 
 
 def merge_and_publish(project: Any, url: str) -> dict[str, Any]:
-    from etl.load import open_store
     from etl.pipeline import run_merge
+    from etl.stores import open_store
     from publish.api import publish
 
     t0, c0 = time.perf_counter(), time.process_time()

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pyproj import CRS
+from pyproj.exceptions import CRSError
 
+from config.errors import ConfigError, ConfigErrors
 from config.models import CodeList, LayerSpec, ProjectConfig
-from etl.errors import ConfigError, ConfigErrors
-
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -49,6 +53,30 @@ class Project:
     @property
     def grids_dir(self) -> Path:
         return self.path(self.config.grids_dir)
+
+    def sample_generator(self) -> Callable[..., dict[str, int]]:
+        """The city's sample-data generator (``sample.generator`` of the project config).
+
+        It is the city's own Python file, loaded by path: sample data is city data, not engine.
+        """
+        sample = self.config.sample
+        if sample is None:
+            raise ConfigError("sample_none", file="config/project.yml")
+        path = self.path(sample.generator)
+        if not path.is_file():
+            raise ConfigError("sample_missing", file="config/project.yml", path=str(path))
+        name = "city_sample_" + hashlib.sha1(str(path).encode()).hexdigest()[:10]
+        mod = sys.modules.get(name)
+        if mod is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[name] = mod
+            spec.loader.exec_module(mod)
+        gen = getattr(mod, "generate", None)
+        if not callable(gen):
+            raise ConfigError("sample_no_generate", path=str(path))
+        return gen
 
     def order(self, only: list[str] | None = None) -> list[str]:
         """Layer ids in dependency order; with ``only``, those plus what they depend on."""
@@ -158,19 +186,38 @@ def load_model(path: Path, model: type[BaseModel]) -> Any:
         raise ConfigErrors(pydantic_errors(path, model, e)) from None
 
 
+#: Environment variable naming the project folder (after ``--project``, before the cwd).
+PROJECT_ENV = "UOZU_GIS_PROJECT"
+
+
+def find_project_root(root: Path | str | None = None, *,
+                      config_file: str = "config/project.yml") -> Path:
+    """The project folder: ``root`` (``--project``), else ``$UOZU_GIS_PROJECT``, else the cwd.
+
+    Never the package's own files: running in the wrong folder must be a clear error, not a
+    silent switch to another city's project.
+    """
+    if root:
+        where, how = Path(root), "--project"
+    elif os.environ.get(PROJECT_ENV):
+        where, how = Path(os.environ[PROJECT_ENV]), PROJECT_ENV
+    else:
+        where, how = Path.cwd(), "cwd"
+    if not (where / config_file).is_file():
+        raise ConfigError("project_missing", dir=str(where), file=config_file, how=how)
+    return where.resolve()
+
+
 def load_project(root: Path | str | None = None, *,
                  config_file: str = "config/project.yml") -> Project:
-    """Load everything under ``root`` (default: the current directory, else the package root)."""
-    root = Path(root) if root else (Path.cwd() if (Path.cwd() / config_file).exists()
-                                     else PACKAGE_ROOT)
+    """Load everything under the project folder (see :func:`find_project_root`)."""
+    root = find_project_root(root, config_file=config_file)
     root = root.resolve()
     errors: list[ConfigError] = []
     try:
         cfg: ProjectConfig = load_model(root / config_file, ProjectConfig)
     except ConfigErrors as e:
         raise e
-    from etl.store_url import check_config_store
-    check_config_store(cfg, _rel(root / config_file))
     layers_dir = root / cfg.layers_dir
 
     codelists: dict[str, CodeList] = {}
@@ -211,30 +258,21 @@ def load_project(root: Path | str | None = None, *,
 
 def _cross_checks(layers_dir: Path, specs: dict[str, LayerSpec],
                   codelists: dict[str, CodeList]) -> list[ConfigError]:
-    """Checks that need more than one file: registries, code lists, layer references, CRSs."""
-    from pyproj import CRS
-    from pyproj.exceptions import CRSError
+    """Checks that need more than one file: code lists, layer references, CRSs.
 
-    from etl.normalize import NORMALIZERS
-    from etl.readers import READERS
-
+    Reader and normalizer names are checked by ``etl`` (where those registries live) when it
+    runs: config stands on the ground and imports nothing above it.
+    """
     errs: list[ConfigError] = []
     for lid, spec in specs.items():
         f = _rel(layers_dir / f"{lid}.yml")
         for src in spec.sources:
-            if src.reader not in READERS:
-                errs.append(ConfigError("spec_unknown_reader", file=f, source=src.name,
-                                        name=src.reader, known=", ".join(sorted(READERS))))
             if src.crs:
                 try:
                     CRS.from_user_input(src.crs)
                 except CRSError:
                     errs.append(ConfigError("spec_bad_crs", file=f, source=src.name, crs=src.crs))
         for name, fs in spec.fields.items():
-            for n in fs.normalize:
-                if n.name not in NORMALIZERS:
-                    errs.append(ConfigError("spec_unknown_normalizer", file=f, field=name,
-                                            name=n.name, known=", ".join(sorted(NORMALIZERS))))
             if fs.codelist and fs.codelist not in codelists:
                 errs.append(ConfigError("spec_unknown_codelist", file=f, field=name,
                                         name=fs.codelist))
@@ -248,8 +286,7 @@ def _cross_checks(layers_dir: Path, specs: dict[str, LayerSpec],
     return errs
 
 
-def write_derived_project(root: Path, *, base: Path = PACKAGE_ROOT,
-                          **publish: Any) -> Path:
+def write_derived_project(root: Path, *, base: Path, **publish: Any) -> Path:
     """Write ``root/config/project.yml``: ``base``'s city config with absolute shared paths.
 
     For throwaway projects (tests, benchmarks) that keep their own raw/merged/public data but

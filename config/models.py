@@ -11,7 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Visibility = Literal["public", "internal"]
+#: Access levels, layer and field: ``public`` leaves the building (public store, API, pages);
+#: ``internal`` is for every department's staff; ``confidential`` only for departments granted it
+#: in ``departments:`` of the project (default deny; e.g. 固定資産税 owners, 地方税法22条).
+Visibility = Literal["public", "internal", "confidential"]
+VISIBILITY_RANK = {"public": 0, "internal": 1, "confidential": 2}
 FieldType = Literal["str", "int", "float", "bool", "date"]
 GeometryType = Literal["Point", "LineString", "Polygon", "MultiPolygon", "MultiLineString", "None"]
 OnProblem = Literal["quarantine", "null", "warn", "keep"]
@@ -150,14 +154,126 @@ class DatumCheck(Strict):
     sample: int = 400
 
 
-class MapStyle(Strict):
-    """Hints for the public map pages; data-driven colours live in code lists."""
+#: What a layer does on a page. Behaviours switch on by the roles present on a page:
+#: ``parcel`` -> 地番 search and the pipe sheet (with ``pipe`` layers); ``hazard`` -> the point
+#: risk card; ``shelter`` -> nearest suitable shelters. ``pipe``/``structure`` are network
+#: lines/points of a utility; ``context`` is any other layer (roads, schools, fire stations).
+MapRole = Literal["pipe", "structure", "parcel", "hazard", "shelter", "context"]
+#: Hazard kinds are an open set (a city may add its own); these are the common ones.
+KNOWN_HAZARD_KINDS = ("flood", "inland_flood", "tsunami", "storm_surge", "landslide",
+                      "earthquake", "large_fire", "volcano")
 
+
+class WidthBy(Strict):
+    """Line width (px) by a numeric field: ``classes`` are ``[lower bound, width]`` pairs."""
+
+    field: str
+    classes: list[tuple[float, float]]
+
+
+class LabelSpec(Strict):
+    """Text drawn on or beside the features (e.g. 管径・管種 along pipes at high zoom)."""
+
+    fields: list[str]
+    min_zoom: int = 17
+    template: I18nText | None = None  # e.g. {ja: "φ{diameter_mm} {material}", en: ...}
+
+
+class HazardRole(Strict):
+    """A hazard layer: its kind (open set), the rank field and the code list colouring it."""
+
+    kind: str
+    title: I18nText | None = None  # shown for the kind; default: the layer's title
+    rank_field: str | None = None  # default: the field the code list is attached to
+    name_field: str | None = None  # e.g. 河川名 for a per-river flood layer
+    #: ranks drawn with a stronger outline (e.g. landslide 特別警戒区域); code -> colour
+    emphasis: dict[str, str] = Field(default_factory=dict)
+
+
+class ShelterRole(Strict):
+    """A shelter layer: which boolean field says the site is designated for which hazard kind."""
+
+    name_field: str
+    flags: dict[str, str]  # hazard kind -> field, e.g. {flood: hz_flood, tsunami: hz_tsunami}
+    #: shelters suggested where a point is in no mapped hazard zone (e.g. earthquake, fire)
+    default_kinds: list[str] = Field(default_factory=list)
+    address_field: str | None = None
+
+
+class ParcelRole(Strict):
+    """A parcel layer: the fields holding 大字 and 地番 (parcel search, pipe sheet)."""
+
+    oaza_field: str
+    chiban_field: str
+
+
+class PipeRole(Strict):
+    """A utility network layer: which utility (water, sewer, gas, ...) and its key fields."""
+
+    utility: str
+    utility_title: I18nText | None = None
+    diameter_field: str | None = None
+    material_field: str | None = None
+    year_field: str | None = None
+    depth_field: str | None = None
+
+
+class MapSpec(Strict):
+    """Where a public layer appears and how: page, role, style, labels, popup, legend, zooms.
+
+    Colours of coded values come from the code list of ``color_by`` (code lists carry colours);
+    ``color`` is the single colour otherwise.
+    """
+
+    pages: list[str] = Field(default_factory=list)  # [] = on no page
+    role: MapRole = "context"
     color: str = "#3388ff"
+    color_by: str | None = None  # a field with a code list whose entries carry colours
+    color_by_options: list[str] = Field(default_factory=list)  # other fields a user may choose
     weight: float = 2
+    width_by: WidthBy | None = None
     fill_opacity: float = 0.5
-    label_field: str | None = None
+    label_field: str | None = None  # the feature's name in lists and popups
+    labels: LabelSpec | None = None
     popup: list[str] = Field(default_factory=list)
+    legend: bool = True
+    min_zoom: int = 12
+    max_zoom: int = 19
+    z_order: int = 0  # higher draws on top
+    hazard: HazardRole | None = None
+    shelter: ShelterRole | None = None
+    parcel: ParcelRole | None = None
+    pipe: PipeRole | None = None
+
+    @model_validator(mode="after")
+    def _role_block(self) -> MapSpec:
+        for role in ("hazard", "shelter", "parcel", "pipe"):
+            given = getattr(self, role) is not None
+            if self.role == role and not given:
+                raise ValueError(f"role '{role}' needs a '{role}:' block")
+            if given and self.role != role:
+                raise ValueError(f"'{role}:' block given but role is '{self.role}'")
+        if self.min_zoom > self.max_zoom:
+            raise ValueError("min_zoom must not exceed max_zoom")
+        return self
+
+    def fields_used(self) -> set[str]:
+        """Every field the page or sheet reads (must exist and be public)."""
+        out = set(self.popup) | {f for f in (self.color_by, self.label_field) if f}
+        out |= set(self.color_by_options)
+        if self.width_by:
+            out.add(self.width_by.field)
+        if self.labels:
+            out |= set(self.labels.fields)
+        for block in (self.hazard, self.shelter, self.parcel, self.pipe):
+            if block is None:
+                continue
+            for k, v in block:
+                if k.endswith("_field") and v:
+                    out.add(v)
+        if self.shelter:
+            out |= set(self.shelter.flags.values())
+        return out
 
 
 class LayerSpec(Strict):
@@ -169,6 +285,8 @@ class LayerSpec(Strict):
     description: I18nText | None = None
     geometry_type: GeometryType
     visibility: Visibility = "internal"
+    #: theme for staff projects (QGIS groups), e.g. {ja: 下水道, en: Sewer}
+    theme: I18nText | None = None
     source_system: str
     attribution: I18nText
     license: str = "CC-BY-4.0"
@@ -185,7 +303,7 @@ class LayerSpec(Strict):
     repair_invalid: bool = True
     min_area_m2: float = 0.0
     public_filter: str | None = None
-    map: MapStyle = Field(default_factory=MapStyle)
+    map: MapSpec = Field(default_factory=MapSpec)
     depends_on: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -203,6 +321,11 @@ class LayerSpec(Strict):
     def public_fields(self) -> list[str]:
         """Target columns that may leave the building (allow-list)."""
         return [n for n, f in self.fields.items() if f.visibility == "public"]
+
+    def field_visibility(self, name: str) -> Visibility:
+        """A field is never more visible than its layer."""
+        fv = self.fields[name].visibility
+        return max(fv, self.visibility, key=VISIBILITY_RANK.__getitem__)
 
     def dependencies(self) -> set[str]:
         deps = set(self.depends_on)
@@ -260,6 +383,25 @@ class BoundaryConfig(Strict):
     margin_m: float = 500.0
 
 
+class TermsConfig(Strict):
+    """Terms of use shown before a page with a ``terms`` flag (e.g. the pipe map) and on /terms."""
+
+    paragraphs: list[I18nText]
+    full_url: str | None = None
+
+
+class PageConfig(Strict):
+    """One public map page (``<id>.html``); its layers say ``map: {pages: [<id>]}``."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    title: I18nText
+    short_title: I18nText | None = None
+    description: I18nText | None = None
+    terms: bool = False  # ask for consent to ``publish.terms`` before showing the map
+    start_zoom: int | None = None  # default: fit the city boundary (or the data)
+    basemap: Literal["pale", "std", "none"] = "pale"
+
+
 class PublishConfig(Strict):
     title: I18nText
     description: I18nText
@@ -269,10 +411,39 @@ class PublishConfig(Strict):
     contact_phone: str = ""
     city_url: str
     terms_version: str = "1"
+    terms: TermsConfig | None = None
     keywords: list[str] = Field(default_factory=list)
     max_items: int = 1000
     default_items: int = 100
-    base_url: str = "http://127.0.0.1:5000"
+    #: the public URL behind a reverse proxy; None = links follow the URL the client used
+    base_url: str | None = None
+    #: proxies whose X-Forwarded-* headers are believed (addresses as seen by the server)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    pages: list[PageConfig] = Field(default_factory=list)
+
+
+class DepartmentGrant(Strict):
+    """Confidential data one department may read: whole layers, or fields of a layer."""
+
+    layers: list[str] = Field(default_factory=list)
+    fields: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class Department(Strict):
+    """A department of the city's staff (統合型GIS). Internal data is for every department;
+    confidential data only by ``grants``."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: I18nText
+    grants: DepartmentGrant = Field(default_factory=DepartmentGrant)
+
+
+class SampleConfig(Strict):
+    """The city's sample-data generator: a Python file of the project (not engine code)
+    defining ``generate(project, out_dir, *, scale, seed) -> dict[str, int]``."""
+
+    generator: str
+    description: I18nText | None = None
 
 
 class PostgisConfig(Strict):
@@ -283,8 +454,8 @@ class PostgisConfig(Strict):
     tables of one release, the only schema ``reader_role`` may read).
     """
 
-    schema_prefix: str = "uozu"
-    reader_role: str = "uozu_public_reader"
+    schema_prefix: str = "gis"
+    reader_role: str = "gis_public_reader"
 
 
 class ProjectConfig(Strict):
@@ -292,7 +463,7 @@ class ProjectConfig(Strict):
 
     city: I18nText
     city_code: str
-    target_crs: str = "EPSG:6675"
+    target_crs: str  # the city's JGD2011 plane zone (e.g. EPSG:66xx), storage CRS
     publish_crs: str = "OGC:CRS84"
     raw_dir: str = "data/raw"
     merged_dir: str = "data/merged"
@@ -307,3 +478,5 @@ class ProjectConfig(Strict):
     #: ``--store`` and the ``UOZU_GIS_STORE`` environment variable override it.
     store: str = "gpkg"
     postgis: PostgisConfig = Field(default_factory=PostgisConfig)
+    departments: list[Department] = Field(default_factory=list)
+    sample: SampleConfig | None = None

@@ -21,7 +21,7 @@ from pyproj.crs import Datum
 from pyproj.exceptions import ProjError
 
 from config import Project
-from etl.errors import ConfigError, SourceError
+from config.errors import ConfigError, SourceError
 
 
 @dataclass

@@ -24,13 +24,17 @@ import shapely
 from pyproj import CRS
 
 from config import Project
+from config.errors import ConfigError, EtlError, SourceError
+from config.messages import reason as reason_label
+from config.messages import text
 from config.models import LayerSpec
 from etl import crs as crsmod
-from etl.errors import ConfigError, EtlError, SourceError
-from etl.load import MasterStore, StagedRun, open_store
-from etl.messages import reason as reason_label
+from etl.checks import check_project
 from etl.readers import READERS, file_hash, load_lookup
+from etl.report import change_summary, write_reports
+from etl.results import LayerResult, SourceStats
 from etl.schema import CODES_TABLE, LAYER_META_TABLE, QUARANTINE_TABLE, output_columns
+from etl.stores import MasterStore, StagedRun, open_store
 from etl.transform import Issue, apply_fields, missing_columns
 from etl.validate import check_geometries, duplicate_mask, reference_check, tokyo_offset_check
 
@@ -39,37 +43,6 @@ STAGES = ("read", "normalize", "transform", "validate", "write")
 GEOM_ORDER = ["NULL_GEOMETRY", "EMPTY_GEOMETRY", "TRANSFORM_FAILED", "GEOMETRY_TYPE",
               "INVALID_GEOMETRY", "OUTSIDE_BOUNDARY", "TOO_SMALL"]
 FIELD_ORDER = ["BAD_VALUE", "MISSING_REQUIRED", "UNKNOWN_CODE", "OUT_OF_RANGE"]
-
-
-@dataclass
-class SourceStats:
-    name: str
-    file: str
-    sha256: str
-    crs: str | None
-    transform: dict[str, Any] | None
-    read: int = 0
-    merged: int = 0
-    quarantined: int = 0
-    by_reason: Counter = field(default_factory=Counter)
-
-
-@dataclass
-class LayerResult:
-    spec: LayerSpec
-    frame: gpd.GeoDataFrame | pd.DataFrame
-    quarantine: pd.DataFrame
-    sources: list[SourceStats]
-    repaired: int = 0
-    warnings: list[str] = field(default_factory=list)
-    flag_counts: Counter = field(default_factory=Counter)
-    unmapped: dict[str, dict[str, int]] = field(default_factory=dict)
-    data_date: str | None = None
-    change: dict[str, int] | None = None
-
-    @property
-    def features(self) -> int:
-        return len(self.frame)
 
 
 @dataclass
@@ -443,7 +416,6 @@ class RunErrors(EtlError):
     def __init__(self, errors: list[EtlError]) -> None:
         self.errors = errors
         self.key, self.params = "run_failed", {}
-        from etl.messages import text
         Exception.__init__(self, "\n".join([*(str(e) for e in errors), text("run_failed")]))
 
 
@@ -459,8 +431,7 @@ def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool 
               progress: Progress | None = None, store: MasterStore | None = None,
               argv: list[str] | None = None) -> RunResult:
     """Merge the layers (``only`` plus their dependencies; default all) into a new master."""
-    from etl.report import change_summary, write_reports
-
+    check_project(project)
     t0 = time.perf_counter()
     started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     run_id = new_run_id()

@@ -20,8 +20,8 @@ import pyogrio
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 
+from config.errors import SourceError
 from config.models import LayerSpec, SourceSpec
-from etl.errors import SourceError
 
 SHP_PARTS = (".shx", ".dbf")
 

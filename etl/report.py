@@ -15,11 +15,11 @@ import shapely
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from config import Project
-from etl.messages import REASONS
+from config.messages import REASONS
+from etl.results import LayerResult
 
 if TYPE_CHECKING:
-    from etl.load import MasterStore, StagedRun
-    from etl.pipeline import LayerResult
+    from etl.stores import MasterStore, StagedRun
 
 LINEAGE_SKIP = {"run_id", "source_hash", "spec_version", "source_record", "source_file"}
 

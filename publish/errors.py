@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from etl.errors import EtlError
+from config.errors import EtlError
 
 
 class PublishError(EtlError):
     """Publication could not run or was aborted; the current release is unchanged.
 
-    Subclasses :class:`etl.errors.EtlError` so the CLI maps it like every other user error; its
+    Subclasses :class:`config.errors.EtlError` so the CLI maps it like every other user error; its
     messages live in the same table (``etl/messages.py``).
     """
 

@@ -7,7 +7,7 @@ compiles this table into ``locale/ja/LC_MESSAGES/messages.mo`` of each release.
 
 from __future__ import annotations
 
-from etl.messages import MESSAGES, both, en, ja, text
+from config.messages import MESSAGES, both, en, ja, text
 
 __all__ = ["MESSAGES", "PYGEOAPI_UI_JA", "both", "en", "ja", "text"]
 

@@ -27,8 +27,8 @@ from sqlalchemy.exc import DBAPIError
 
 from config import Project
 from config.models import LayerSpec
-from etl import store_url
-from etl.pgstore import (
+from etl.stores import url as store_url
+from etl.stores.postgis import (
     Transaction,
     connect,
     db_error,

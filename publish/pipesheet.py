@@ -35,7 +35,7 @@ from shapely.geometry import LineString, MultiLineString, Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from config import Project
-from etl.errors import EtlError
+from config.errors import EtlError
 from etl.normalize import apply_normalizer
 from etl.normalize import nfkc as nfkc_series
 

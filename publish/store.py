@@ -43,7 +43,7 @@ from publish import messages as msg
 from publish.errors import LeakCheckError, PublishError
 
 if TYPE_CHECKING:
-    from etl.load import MasterStore
+    from etl.stores import MasterStore
 
 ID_COLUMN = "fid"  # public, stable feature id (text) = the spec's id_field value
 ROWID_COLUMN = "rid"  # the GeoPackage integer primary key; not a property, never served
@@ -142,7 +142,7 @@ def locate_master(project: Project, store_url: str | None = None) -> MasterSourc
     run schema), so the tables and the manifest belong together even if a merge switches
     ``current`` meanwhile.
     """
-    from etl.load import open_store
+    from etl.stores import open_store
 
     st = open_store(project, store_url)
     rid = st.current_run()

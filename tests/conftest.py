@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the repository root: the example cities' sample generators (samples/, examples/*/samples/)
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import mini
 
@@ -86,7 +88,7 @@ def make_uozu_project(root: Path, *, scale: float) -> Path:
     """The real Uozu config and specs over freshly generated sample exports, in ``root``."""
     import shutil
 
-    from etl.sample import generate
+    from samples.uozu import generate
 
     repo = Path(__file__).resolve().parent.parent
     shutil.copytree(repo / "config", root / "config", ignore=shutil.ignore_patterns("*.py",

@@ -248,8 +248,8 @@ def write_master(project: Project, frames: dict[str, gpd.GeoDataFrame], *,
     the publication tests run unchanged on the GeoPackage and the PostGIS store. ``drop``
     removes columns from a layer, to simulate a master older than its spec. Returns the run id.
     """
-    from etl.load import open_store
     from etl.pipeline import new_run_id
+    from etl.stores import open_store
 
     store = open_store(project)
     run_id = run_id or new_run_id()

@@ -15,15 +15,16 @@ import pytest
 import shapely
 
 from config import load_project
-from etl.load import GpkgRun, open_store
-from etl.pgstore import PgRun
 from etl.pipeline import run_merge
+from etl.stores import open_store
+from etl.stores.gpkg import GpkgRun
+from etl.stores.postgis import PgRun
 
 KILL_SCRIPT = r"""
 import sys, time
 from pathlib import Path
-from etl.load import GpkgRun
-from etl.pgstore import PgRun
+from etl.stores.gpkg import GpkgRun
+from etl.stores.postgis import PgRun
 def slowed(cls):
     orig = cls.write_layer
     def slow(self, layer, frame, **kw):

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 import cli
 from config import load_project
-from etl.errors import EtlError
+from config.errors import EtlError
 from etl.pipeline import run_merge
 
 RAW = Path("data/raw")

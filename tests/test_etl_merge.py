@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from config import load_project
-from etl.load import open_store
 from etl.pipeline import run_merge
+from etl.stores import open_store
 
 
 def merge(root: Path, **kw):

@@ -97,7 +97,7 @@ def canary_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     project = load_project(root)
     res = run_merge(project)
     # the canaries really are in the master (so finding none outside means something)
-    from etl.load import open_store
+    from etl.stores import open_store
     tax = open_store(project).read_layer("parcel_tax")
     assert tax.astype(str).apply(lambda c: c.str.contains("CANARY")).any().any()
     assert res.manifest["totals"]["merged"] > 1000

@@ -1,7 +1,7 @@
 """The residents' hazard map (publish/maps_hazard.py) in a real headless Chromium on a phone.
 
 The data is the real thing end to end: the sample raw hazard files and GSI shelter lists
-(``etl.sample``), merged by the ETL with the real ``layers/*.yml`` specs, written to a public
+(``samples/uozu.py``), merged by the ETL with the real ``layers/*.yml`` specs, written to a public
 store by ``publish.store``. Expected answers (which zone a spot is in, which shelter is nearest
 and how far) are computed here independently with shapely and pyproj, never by the page's code.
 
@@ -67,7 +67,7 @@ def build_public_store(root: Path) -> tuple[Project, Path]:
     other raw files (roads, parcels) quick to write.
     """
     from etl.pipeline import run_merge
-    from etl.sample import generate
+    from samples.uozu import generate
 
     real = load_project(REPO)
     cfg = real.config.model_copy(update={"raw_dir": str(root / "raw"),

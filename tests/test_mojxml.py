@@ -13,7 +13,7 @@ import pyogrio
 import pytest
 
 from config import load_project
-from etl.errors import EtlError
+from config.errors import EtlError
 from etl.pipeline import run_merge
 
 REPO = Path(__file__).resolve().parent.parent

@@ -22,11 +22,11 @@ from stores import set_store_in_file
 
 import cli
 from config import Project, load_project
-from etl.errors import ConfigError, EtlError
-from etl.load import open_store
-from etl.pgstore import run_schema
+from config.errors import ConfigError, EtlError
 from etl.pipeline import run_merge
-from etl.store_url import sqlalchemy_url
+from etl.stores import open_store
+from etl.stores.postgis import run_schema
+from etl.stores.url import sqlalchemy_url
 from publish.api import PublishResult, publish
 from publish.errors import LeakCheckError
 from publish.server import create_app

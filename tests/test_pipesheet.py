@@ -25,7 +25,7 @@ from pypdf import PdfReader
 from pypdf.generic import ContentStream
 
 from config import Project, load_project, write_derived_project
-from etl.errors import EtlError
+from config.errors import EtlError
 from etl.normalize import apply_normalizer
 from etl.schema import output_columns
 from publish.pipesheet import (
@@ -55,7 +55,8 @@ def _canary_master(project: Project, dst: Path) -> dict[str, int]:
     Rows a ``public_filter`` withholds get a canary id too, so a withheld row that leaked would
     show up. Returns how many canary values each layer got.
     """
-    from etl.load import GpkgStore, open_store
+    from etl.stores import open_store
+    from etl.stores.gpkg import GpkgStore
 
     src = open_store(project)
     manifest = src.manifest()
@@ -94,9 +95,9 @@ def build_canary_project(root: Path, *, base_url: str = "http://127.0.0.1:5000",
                          terms: str = "3", scale: float = SCALE) -> tuple[Project, Any]:
     """A published project whose master is full of canaries; returns (project, PublishResult)."""
     from etl.pipeline import run_merge
-    from etl.sample import generate
     from publish.api import SITE_BUILDERS, publish
     from publish.maps_pipe import site_builder
+    from samples.uozu import generate
 
     write_derived_project(root, base_url=base_url, terms_version=terms)
     project = load_project(root)

@@ -1,4 +1,4 @@
-"""The sample generator (etl/sample.py) and the shipped specs (layers/, config/project.yml).
+"""The sample generator (samples/uozu.py) and the shipped specs (layers/, config/project.yml).
 
 The sample must look like the real exports (cp932 DBF without .cpg, Tokyo datum without .prj,
 JGD2000 with .prj ...), be byte-for-byte deterministic, lie inside the real city once the right
@@ -23,7 +23,7 @@ import shapely
 import yaml
 
 from config.models import CodeList, LayerSpec, ProjectConfig
-from etl import sample as S
+from samples import uozu as S
 
 REPO = Path(__file__).resolve().parent.parent
 SCALE = 0.05

@@ -85,7 +85,7 @@ def walk(client: FlaskClient, url: str) -> tuple[list[dict[str, Any]], list[dict
 
 def store_kind(env: tuple[Project, PublishResult, FlaskClient]) -> str:
     """``gpkg`` or ``postgresql``: the store the fixture published from."""
-    from etl.store_url import scheme
+    from etl.stores.url import scheme
     return scheme(env[0].config.store)
 
 

@@ -270,7 +270,7 @@ def test_cql2_filter_over_http(live: tuple[Project, PublishResult, LiveServer]) 
     """The README's example query: answered exactly on PostGIS, a clear 400 on GeoPackage."""
     import requests
 
-    from etl.store_url import scheme
+    from etl.stores.url import scheme
 
     project, res, server = live
     lid = "water_pipe" if "water_pipe" in res.layers else "sewer_pipes"

@@ -12,7 +12,7 @@ from conftest import UOZU_SCALE
 
 from config import load_project
 from etl import crs as crsmod
-from etl.sample import planted
+from samples.uozu import planted
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-from etl.errors import ConfigError
+from config.errors import ConfigError
 
 if TYPE_CHECKING:
     from config.models import ProjectConfig

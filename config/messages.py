@@ -47,6 +47,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "レイヤ '{layer}' はありません。使えるもの: {known}",
         "no layer '{layer}'. Known: {known}",
     ),
+    "project_missing": (
+        "プロジェクトが見つかりません: {dir} に {file} がありません ({how})。修正: --project でプロジェクトのフォルダを指定するか、そのフォルダで実行する (環境変数 UOZU_GIS_PROJECT も可)",
+        "no project: {dir} has no {file} ({how}). Fix: name the project folder with --project, "
+        "run the command inside it, or set UOZU_GIS_PROJECT",
+    ),
+    "sample_none": (
+        "{file} に sample: がありません。このプロジェクトにはサンプルデータの生成器がありません。修正: 元データを data/raw に置く",
+        "{file} has no sample: block; this project has no sample-data generator. "
+        "Fix: put the source exports in the raw folder",
+    ),
+    "sample_missing": (
+        "{file}: sample.generator のファイル {path} がありません。修正: パスを直す",
+        "{file}: sample.generator file {path} not found. Fix: correct the path",
+    ),
+    "sample_no_generate": (
+        "{path} に generate(out_dir, *, scale, seed, progress) 関数がありません",
+        "{path} defines no generate(out_dir, *, scale, seed, progress) function",
+    ),
     "no_specs": (
         "{dir} にレイヤ定義 (*.yml) がありません",
         "no layer specs (*.yml) in {dir}",

@@ -34,9 +34,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from etl import store_url
-from etl.errors import EtlError
-from etl.load import STORES, MasterStore, StagedRun
+from config.errors import EtlError
+from etl.stores import url as store_url
+from etl.stores.base import MasterStore, StagedRun
 
 if TYPE_CHECKING:
     from config import Project
@@ -282,6 +282,11 @@ class PostgisStore(MasterStore):
 
     kind = "postgresql"
 
+    @classmethod
+    def open(cls, url: str, project: Project) -> PostgisStore:
+        """The registry's constructor (:data:`etl.stores.STORES`)."""
+        return cls(url, project)
+
     def __init__(self, url: str, project: Project) -> None:
         super().__init__(project.merged_dir, project.config.keep_runs)
         self.url = url
@@ -424,4 +429,3 @@ class PostgisStore(MasterStore):
             self.set_current(conn, run_id)
 
 
-STORES["postgresql"] = PostgisStore

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from etl.messages import text
+from config.messages import text
 
 
 class EtlError(Exception):

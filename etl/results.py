@@ -1,0 +1,43 @@
+"""Results of the merge stages, shared by the pipeline and the reports (no import cycle)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from config.models import LayerSpec
+
+
+@dataclass
+class SourceStats:
+    name: str
+    file: str
+    sha256: str
+    crs: str | None
+    transform: dict[str, Any] | None
+    read: int = 0
+    merged: int = 0
+    quarantined: int = 0
+    by_reason: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class LayerResult:
+    spec: LayerSpec
+    frame: gpd.GeoDataFrame | pd.DataFrame
+    quarantine: pd.DataFrame
+    sources: list[SourceStats]
+    repaired: int = 0
+    warnings: list[str] = field(default_factory=list)
+    flag_counts: Counter = field(default_factory=Counter)
+    unmapped: dict[str, dict[str, int]] = field(default_factory=dict)
+    data_date: str | None = None
+    change: dict[str, int] | None = None
+
+    @property
+    def features(self) -> int:
+        return len(self.frame)

@@ -1,0 +1,176 @@
+"""Load stage: write the master atomically, keep run history, roll back.
+
+Layout under ``merged_dir``::
+
+    runs/<run_id>/master.gpkg      one complete master per successful run
+    runs/<run_id>/manifest.json    counts, transforms, timings, lineage of that run
+    runs/<run_id>/report.{html,json}
+    current -> runs/<run_id>       symlink, switched with one atomic rename
+    master.gpkg -> current/master.gpkg, manifest.json -> current/manifest.json
+
+The store interface (:class:`MasterStore`, :class:`StagedRun`) is what the pipeline talks to;
+:data:`etl.stores.STORES` maps a store kind to its class (GeoPackage in :mod:`etl.stores.gpkg`,
+PostGIS in :mod:`etl.stores.postgis`).
+
+Why a symlink switch: the master and its manifest change together in one ``rename(2)``, so a
+killed run (or a reader during a run) sees the old pair or the new pair, never a mix. A run writes
+into ``.staging-<run_id>/`` first; a failure removes it and ``current`` is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import geopandas as gpd
+import pandas as pd
+
+from config.errors import EtlError
+
+if TYPE_CHECKING:
+    from config import Project
+
+MASTER = "master.gpkg"
+MANIFEST = "manifest.json"
+HASH_DIR = "hashes"
+
+
+class StagedRun:
+    """One run being written: invisible to readers until :meth:`commit`, gone after :meth:`abort`.
+
+    ``artifacts`` is a local folder for the run's reports (``report.html`` ...); it becomes
+    ``merged_dir/runs/<run_id>/`` on commit, whatever the store.
+    """
+
+    run_id: str
+    artifacts: Path
+
+    def write_layer(self, layer: str, frame: pd.DataFrame, *, geometry_type: str | None) -> None:
+        raise NotImplementedError
+
+    def read_current(self, table: str) -> pd.DataFrame | None:
+        """A non-spatial table of the master being replaced (None if absent): partial merges."""
+        raise NotImplementedError
+
+    def write_hashes(self, layer: str, hashes: pd.DataFrame) -> None:
+        """Per-feature (id, hash) of a layer, read back by the next run's change summary."""
+        raise NotImplementedError
+
+    def commit(self, manifest: dict[str, Any]) -> Path:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class MasterStore:
+    """Where merged masters live: one immutable master per run plus a ``current`` pointer."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, merged_dir: Path, keep_runs: int = 5) -> None:
+        self.dir = merged_dir
+        self.runs = merged_dir / "runs"
+        self.keep_runs = keep_runs
+
+    @classmethod
+    def open(cls, url: str, project: Project) -> MasterStore:
+        """Construct from a store URL and the project (the registry calls this)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Where the master is, for messages (never with a password)."""
+        raise NotImplementedError
+
+    def run_dir(self, run_id: str) -> Path:
+        """The run's local artifacts folder (reports)."""
+        return self.runs / run_id
+
+    # ---- reading
+    def current_run(self) -> str | None:
+        raise NotImplementedError
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        """Manifests of stored runs, newest first."""
+        raise NotImplementedError
+
+    def manifest(self, run_id: str | None = None) -> dict[str, Any] | None:
+        """The manifest of ``run_id`` (default: the current run), None if there is none."""
+        raise NotImplementedError
+
+    def layers(self, run_id: str | None = None) -> list[str]:
+        raise NotImplementedError
+
+    def columns(self, layer: str, run_id: str | None = None) -> list[str] | None:
+        """Column names of a stored layer (geometry excluded), None if the layer is absent."""
+        raise NotImplementedError
+
+    def read_layer(self, layer: str, columns: list[str] | None = None,
+                   run_id: str | None = None) -> gpd.GeoDataFrame:
+        raise NotImplementedError
+
+    def read_hashes(self, run_id: str, layer: str) -> pd.DataFrame | None:
+        raise NotImplementedError
+
+    # ---- writing
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One merge at a time per merged folder (a second one waits)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def begin(self, run_id: str, *, partial: bool) -> StagedRun:
+        """Start writing run ``run_id`` (``partial``: layers not written are carried over)."""
+        raise NotImplementedError
+
+    def local_staging(self, run_id: str) -> Path:
+        """A fresh local folder for a run's files; leftovers of killed runs are removed."""
+        for old in self.dir.glob(".staging-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        st = self.dir / f".staging-{run_id}"
+        st.mkdir(parents=True)
+        return st
+
+    def publish_artifacts(self, staging: Path, run_id: str,
+                          manifest: dict[str, Any]) -> Path:
+        """Move a committed run's local files to ``runs/<run_id>/`` (manifest copy included)."""
+        rd = self.run_dir(run_id)
+        self.runs.mkdir(parents=True, exist_ok=True)
+        (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2),
+                                        encoding="utf-8")
+        for p in staging.rglob("*"):
+            if p.is_file():
+                with open(p, "rb") as fh:
+                    os.fsync(fh.fileno())
+        os.replace(staging, rd)
+        return rd
+
+    def rollback(self, run_id: str | None = None) -> str:
+        """Point ``current`` back at a stored run (default: the one before the current)."""
+        runs = [m["run_id"] for m in self.list_runs()]
+        cur = self.current_run()
+        if run_id is None:
+            older = [r for r in runs if r != cur and (cur is None or r < cur)]
+            if not older:
+                raise EtlError("no_run", run="(previous)", known=", ".join(runs) or "-")
+            run_id = older[0]
+        if run_id not in runs:
+            raise EtlError("no_run", run=run_id, known=", ".join(runs) or "-")
+        self._switch(run_id)
+        return run_id
+
+    def _switch(self, run_id: str) -> None:
+        raise NotImplementedError
+
+
