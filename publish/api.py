@@ -154,7 +154,7 @@ def publish(project: Project, *, progress: Progress | None = None,
     Raises :class:`publish.errors.PublishError` (an ``EtlError``) with a bilingual message for
     anything the user can fix; the previous release stays current on any failure.
     """
-    from etl.stores import url as store_url as urls
+    from etl.stores import url as urls
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     public_dir = project.public_dir
