@@ -311,13 +311,6 @@ def rollback(ctx: Ctx, run_id: str | None) -> None:
     run_guarded(go, ctx)
 
 
-def _site_builders() -> None:
-    """Register the map pages every publish builds (pipe map, hazard map)."""
-    from publish import maps_hazard, maps_pipe
-    maps_pipe.register()
-    maps_hazard.register()
-
-
 @cli.command()
 @click.pass_obj
 def publish(ctx: Ctx) -> None:
@@ -331,8 +324,7 @@ def publish(ctx: Ctx) -> None:
         uozu-gis publish
     """
     def go() -> None:
-        from publish.api import publish as do_publish
-        _site_builders()
+        from publish.build import publish as do_publish
         with ProgressBars(ctx) as progress:
             res = do_publish(ctx.project, progress=progress, store_url=ctx.store)
         ctx.out({"release": res.release_id, "path": str(res.path), "layers": res.counts,
@@ -362,7 +354,7 @@ def serve(ctx: Ctx, host: str, port: int, workers: int, threads: int,
          http://127.0.0.1:5000/api as an OGC API - Features connection in QGIS)
     """
     def go() -> None:
-        from publish.server import serve as do_serve
+        from publish.server.app import serve as do_serve
         do_serve(ctx.project, host=host, port=port, workers=workers, threads=threads,
                  base_url=base_url)
     run_guarded(go, ctx)
@@ -387,9 +379,9 @@ def pipe_sheet(ctx: Ctx, oaza: str, chiban: str, scale: str, paper: str, output:
         uozu-gis pipe-sheet --oaza 本町 --chiban 123-4 --scale 500 --paper A4 -o sheet.pdf
     """
     def go() -> None:
+        from publish.build.release import current_release
         from publish.errors import PublishError
-        from publish.pipesheet import make_pipe_sheet
-        from publish.release import current_release
+        from publish.pages.pipesheet import make_pipe_sheet
         p = ctx.project
         r = current_release(p.public_dir)
         if r is None:

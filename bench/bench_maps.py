@@ -48,7 +48,7 @@ FIRST_RENDER_JS = """() => new Promise(done => {
 @contextmanager
 def serve(maps_dir: Path) -> Iterator[str]:
     """``/static/`` (publish/static) and ``/maps/`` (the built pages) on a loopback port."""
-    from publish.maps_common import STATIC_DIR
+    from publish.pages.common import STATIC_DIR
 
     class Handler(SimpleHTTPRequestHandler):
         def translate_path(self, path: str) -> str:
@@ -97,7 +97,7 @@ def hazard_public_store(work: Path, scale: float = 1.0) -> tuple[Any, Path, dict
     """Default-scale sample data -> ETL merge of the hazard layers -> public store."""
     from config import Project, load_project
     from etl.pipeline import run_merge
-    from publish import store
+    from publish.build import public_store as store
     from samples.uozu import generate
 
     layers = ["flood_zone", "tsunami_zone", "landslide_zone", "shelter"]
@@ -117,7 +117,7 @@ def hazard_public_store(work: Path, scale: float = 1.0) -> tuple[Any, Path, dict
 
 def bench_hazard_map(work: Path, reps: int = 3, scale: float = 1.0) -> dict[str, Any]:
     """The residents' hazard map (publish/maps_hazard.py) at the given sample scale."""
-    from publish.maps_hazard import build_hazard_map
+    from publish.pages.hazard import build_hazard_map
 
     project, gpkg, dates = hazard_public_store(work, scale)
     t0 = time.perf_counter()

@@ -42,7 +42,7 @@ WAIT_DATA = ("window.UozuPipe && UozuPipe.app && UozuPipe.app.stats.requests > 0
 
 
 def _free_port() -> int:
-    from publish.server import free_port
+    from publish.server.app import free_port
     return free_port()
 
 
@@ -54,12 +54,11 @@ def prepare(scale: float, work: Path, port: int, seed: int = 42,
     """
     from config import load_project, write_derived_project
     from etl.pipeline import run_merge
-    from publish.api import SITE_BUILDERS, publish
-    from publish.maps_pipe import site_builder
+    from publish.build import publish
     from samples.uozu import generate
 
     root = work / f"scale_{scale:g}"
-    write_derived_project(root, base_url=f"http://127.0.0.1:{port}")
+    write_derived_project(root, base=REPO, base_url=f"http://127.0.0.1:{port}")
     project = load_project(root)
     t: dict[str, Any] = {"scale": scale}
     if not (reuse and (project.merged_dir / "current" / "master.gpkg").exists()):
@@ -70,7 +69,7 @@ def prepare(scale: float, work: Path, port: int, seed: int = 42,
         run_merge(project)
         t["merge_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = publish(project, site_builders=[] if site_builder in SITE_BUILDERS else [site_builder])
+    res = publish(project)
     t["publish_s"] = time.perf_counter() - t0
     t["features"] = {lid: lay.features for lid, lay in res.layers.items()}
     page = res.path / "site" / "maps" / "pipe.html"
@@ -80,7 +79,7 @@ def prepare(scale: float, work: Path, port: int, seed: int = 42,
 
 
 def _Server(root: Path, port: int):
-    from publish.server import ServerProcess
+    from publish.server.app import ServerProcess
     return ServerProcess(root, port, warm=4, log=root / f"server-{port}.log")
 
 

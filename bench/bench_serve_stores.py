@@ -8,8 +8,8 @@ What one run does (issues 6 and 7):
 2. **Merge and publish, once per store** (timed): into GeoPackage (``gpkg``) and into a fresh
    database on a throwaway PostgreSQL + PostGIS cluster (``tests/pgserver.py::pg_server``),
    each with its own ``merged_dir`` and ``public_dir``. The PostGIS release is served by
-   ``publish.providers_pg.PublicPostgreSQLProvider`` (role ``uozu_public_reader``), the
-   GeoPackage release by ``publish.providers.PublicOGRProvider``.
+   ``publish.server.providers_pg.PublicPostgreSQLProvider`` (role ``uozu_public_reader``), the
+   GeoPackage release by ``publish.server.providers.PublicOGRProvider``.
 3. **Cross-check**: both servers must report the same ``numberMatched`` for the collection and
    for every one of the 100 boxes, the same ids inside a few boxes and the same ids on a few
    pages. Differences are reported (``checks`` in the JSON), not fixed.
@@ -130,7 +130,7 @@ def store_project(root: Path, name: str, store: str) -> Any:
 def merge_and_publish(project: Any, url: str) -> dict[str, Any]:
     from etl.pipeline import run_merge
     from etl.stores import open_store
-    from publish.api import publish
+    from publish.build import publish
 
     t0, c0 = time.perf_counter(), time.process_time()
     result = run_merge(project, store=open_store(project, url))
@@ -481,8 +481,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _server(root: Path, public_dir: Path, workers: int, logfile: Path) -> Any:
-    """``publish.server.ServerProcess`` that also stops its gunicorn if start-up is interrupted."""
-    from publish.server import ServerProcess
+    """``ServerProcess`` that also stops its gunicorn if start-up is interrupted."""
+    from publish.server.app import ServerProcess
 
     class _Server(ServerProcess):
         def __init__(self) -> None:

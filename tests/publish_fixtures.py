@@ -147,15 +147,15 @@ codes:
 
 @contextlib.contextmanager
 def isolated_site_builders() -> Iterator[None]:
-    """Publish without builders other modules registered globally (``publish.api.SITE_BUILDERS``).
+    """Publish without the project's map pages (``publish.build.build_site`` switched off).
 
-    Why: map modules register their builders process-wide; these tests are about publication
-    itself and must not depend on which other test module ran first.
+    Why: these tests are about publication itself (store, config, release switch); the pages
+    have their own tests.
     """
-    from publish import api
+    from publish import build as api
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(api, "SITE_BUILDERS", [])
+        mp.setattr(api, "build_site", lambda ctx: None)
         yield
 
 

@@ -27,7 +27,7 @@ from stores import STORES, set_store_in_file
 from config import load_project
 from etl.pipeline import run_merge
 from etl.schema import LINEAGE_COLUMNS, output_columns
-from publish.server import ServerProcess
+from publish.server.app import ServerProcess
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -101,15 +101,8 @@ def canary_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     tax = open_store(project).read_layer("parcel_tax")
     assert tax.astype(str).apply(lambda c: c.str.contains("CANARY")).any().any()
     assert res.manifest["totals"]["merged"] > 1000
-    from publish import maps_hazard, maps_pipe
-    from publish.api import SITE_BUILDERS, publish
-    saved = list(SITE_BUILDERS)
-    maps_pipe.register()
-    maps_hazard.register()
-    try:
-        publish(project)
-    finally:
-        SITE_BUILDERS[:] = saved
+    from publish.build import publish
+    publish(project)
     server = ServerProcess(root)
     base = server.base
     yield base, canaries, internal_cols, files, project
@@ -201,7 +194,7 @@ def test_crawl_finds_no_canary(canary_server) -> None:
     # every single item, as JSON (the HTML item pages embed the same properties)
     item_urls = [f"{base}/api/collections/{lid}/items/{fid}?f=json"
                  for lid, ids in fids.items() for fid in ids]
-    from publish.release import current_release
+    from publish.build.release import current_release
     store = current_release(project.public_dir).store
     for lid, ids in fids.items():  # the paging walk reached every feature of every layer
         assert len(ids) == pyogrio.read_info(store, layer=lid)["features"], lid

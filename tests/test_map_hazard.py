@@ -2,8 +2,9 @@
 
 The data is the real thing end to end: the sample raw hazard files and GSI shelter lists
 (``samples/uozu.py``), merged by the ETL with the real ``layers/*.yml`` specs, written to a public
-store by ``publish.store``. Expected answers (which zone a spot is in, which shelter is nearest
-and how far) are computed here independently with shapely and pyproj, never by the page's code.
+store by ``publish.build.public_store``. Expected answers (which zone a spot is in, which
+shelter is nearest and how far) are computed here independently with shapely and pyproj,
+never by the page's code.
 
 The page is served by a tiny loopback HTTP server (``/static/`` = publish/static, ``/maps/`` =
 the output dir); every request to anything but 127.0.0.1 is aborted, so the basemap tiles fail
@@ -29,9 +30,9 @@ import shapely
 from pyproj import Geod, Transformer
 
 from config import Project, load_project
-from publish import maps_hazard as mh
-from publish import store
-from publish.maps_common import STATIC_DIR, assert_offline
+from publish.build import public_store as store
+from publish.pages import hazard as mh
+from publish.pages.common import STATIC_DIR, assert_offline
 
 pytestmark = pytest.mark.browser
 
@@ -332,7 +333,7 @@ def test_site_builder_writes_page_and_index(site: Site, tmp_path: Path) -> None:
     (tmp_path / "maps.json").write_text(json.dumps([{"file": "pipes.html", "title": {
         "ja": "管路", "en": "Pipes"}}]), encoding="utf-8")
     lay = SimpleNamespace(data_date="2025-05-05")
-    from publish.api import SiteContext
+    from publish.build import SiteContext
     ctx = SiteContext(project=site.project, release_id="test", site_dir=tmp_path,
                       store=site.store, layers={mh.FLOOD: lay}, plans={},
                       base_url="http://127.0.0.1")
@@ -340,14 +341,6 @@ def test_site_builder_writes_page_and_index(site: Site, tmp_path: Path) -> None:
     pages = json.loads((tmp_path / "maps.json").read_text(encoding="utf-8"))
     assert [p["file"] for p in pages] == ["pipes.html", mh.PAGE_FILE]
     assert "2025-05-05" in (tmp_path / "maps" / mh.PAGE_FILE).read_text(encoding="utf-8")
-    from publish import api
-    before = list(api.SITE_BUILDERS)
-    try:
-        mh.register()
-        mh.register()
-        assert api.SITE_BUILDERS.count(mh.site_builder) == 1
-    finally:
-        api.SITE_BUILDERS[:] = before
 
 
 # ---------------------------------------------------------------------------------------------

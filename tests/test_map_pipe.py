@@ -25,9 +25,9 @@ from test_pipesheet import build_canary_project, canary_hits, fullwidth, pick_pa
 
 from config import Project
 from etl.normalize import apply_normalizer
-from publish.maps_common import assert_offline
-from publish.maps_pipe import PAGE_NAME, build_pipe_map
-from publish.server import ServerProcess, free_port
+from publish.pages.common import assert_offline
+from publish.pages.pipe import PAGE_NAME, build_pipe_map
+from publish.server.app import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/lib/chromium/chromium"
@@ -38,7 +38,7 @@ browser_only = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Deb
 
 
 def Server(project: Project, port: int) -> ServerProcess:
-    """``python -m publish.server`` (gunicorn, 2 sync workers) on a free loopback port."""
+    """``python -m publish.server.app`` (gunicorn, 2 sync workers) on a free loopback port."""
     return ServerProcess(project.root, port, public_dir=project.public_dir)
 
 
@@ -123,7 +123,7 @@ def browser() -> Iterator[Any]:
 def _route_offline(context: Any, env: dict[str, Any], blocked: list[str]) -> None:
     """Abort everything not on 127.0.0.1; serve pipe-sheet POSTs in-process if the server
     does not route OGC API - Processes yet (see docs/pipe-map.md)."""
-    from publish.process_pipesheet import PipeSheetProcessor
+    from publish.server.process_pipesheet import PipeSheetProcessor
 
     probe = requests.get(env["base"] + "/api/processes/pipe-sheet?f=json", timeout=10)
     proc = None if probe.status_code == 200 else PipeSheetProcessor({

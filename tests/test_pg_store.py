@@ -27,9 +27,9 @@ from etl.pipeline import run_merge
 from etl.stores import open_store
 from etl.stores.postgis import run_schema
 from etl.stores.url import sqlalchemy_url
-from publish.api import PublishResult, publish
+from publish.build import PublishResult, publish
 from publish.errors import LeakCheckError
-from publish.server import create_app
+from publish.server.app import create_app
 
 READER = "uozu_public_reader"
 
@@ -168,7 +168,7 @@ def test_reader_role_reads_public_schema_only(pgenv) -> None:
     # and the served config connects as that role, without any password in the file
     cfg = (res.path / "pygeoapi.yml").read_text(encoding="utf-8")
     assert f"user: {READER}" in cfg and "password" not in cfg
-    assert "publish.providers_pg.PublicPostgreSQLProvider" in cfg
+    assert "publish.server.providers_pg.PublicPostgreSQLProvider" in cfg
 
 
 def test_leak_guard_fails_publish_if_reader_can_read_master(new_pg_db, tmp_path: Path) -> None:
@@ -183,7 +183,7 @@ def test_leak_guard_fails_publish_if_reader_can_read_master(new_pg_db, tmp_path:
     with pytest.raises(LeakCheckError) as e:
         publish(project)
     assert f"role {READER} can read" in str(e.value) and f"{run}.parcel_tax" in str(e.value)
-    from publish import release
+    from publish.build import release
     assert release.current_id(project.public_dir) == first.release_id  # unchanged
     # the failed release left no schema behind
     first_schema = json.loads((first.path / "release.json").read_text())["store"]["schema"]
@@ -195,7 +195,7 @@ def test_old_release_schemas_are_pruned(new_pg_db, tmp_path: Path) -> None:
     project = make_project(tmp_path, store=url)  # keep_runs: 3
     for _ in range(4):
         publish(project)
-    from publish import release
+    from publish.build import release
     kept = release.list_releases(project.public_dir)
     assert len(kept) == 3 and len(pub_schemas(url)) == 3
 
@@ -283,7 +283,7 @@ def test_cli_merge_and_publish_on_each_store(mini_project: Path, store_url: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The staff path end to end through the CLI, with ``--store`` (regression: publish
     ignored it and failed with a TypeError)."""
-    from publish import api
+    from publish import build as api
 
     monkeypatch.setattr(api, "SITE_BUILDERS", [])  # the CLI registers the map pages globally
     args = ["--project", str(mini_project), "-q", "--store", store_url]

@@ -28,7 +28,7 @@ from config import Project, load_project, write_derived_project
 from config.errors import EtlError
 from etl.normalize import apply_normalizer
 from etl.schema import output_columns
-from publish.pipesheet import (
+from publish.pages.pipesheet import (
     MM,
     TARGET_FILL,
     PipeSheetError,
@@ -95,11 +95,10 @@ def build_canary_project(root: Path, *, base_url: str = "http://127.0.0.1:5000",
                          terms: str = "3", scale: float = SCALE) -> tuple[Project, Any]:
     """A published project whose master is full of canaries; returns (project, PublishResult)."""
     from etl.pipeline import run_merge
-    from publish.api import SITE_BUILDERS, publish
-    from publish.maps_pipe import site_builder
+    from publish.build import publish
     from samples.uozu import generate
 
-    write_derived_project(root, base_url=base_url, terms_version=terms)
+    write_derived_project(root, base=REPO, base_url=base_url, terms_version=terms)
     project = load_project(root)
     generate(project.raw_dir, scale=scale)
     run_merge(project)
@@ -108,8 +107,7 @@ def build_canary_project(root: Path, *, base_url: str = "http://127.0.0.1:5000",
     cfg = project.config.model_copy(update={"merged_dir": str(root / "data" / "canary")})
     project = Project(root=project.root, config=cfg, specs=project.specs,
                       codelists=project.codelists, spec_hashes=project.spec_hashes)
-    builders = [] if site_builder in SITE_BUILDERS else [site_builder]
-    return project, publish(project, site_builders=builders)
+    return project, publish(project)
 
 
 def canary_hits(text: str) -> list[str]:
@@ -354,8 +352,8 @@ def test_process_plugin_through_pygeoapi(published: tuple[Project, Any],
     """POST /processes/pipe-sheet/execution on a pygeoapi app built from the release config."""
     from pygeoapi.openapi import get_oas
 
-    from publish.process_pipesheet import PROCESS_ID, process_resource
-    from publish.server import load_pygeoapi_app
+    from publish.server.app import load_pygeoapi_app
+    from publish.server.process_pipesheet import PROCESS_ID, process_resource
 
     project, res = published
     cfg = yaml.safe_load(res.config.read_text(encoding="utf-8"))

@@ -16,9 +16,9 @@ from publish_fixtures import isolated_site_builders
 
 from config import Project, load_project
 from etl.schema import output_columns
-from publish import store
-from publish.api import publish
-from publish.server import create_app
+from publish.build import public_store as store
+from publish.build import publish
+from publish.server.app import create_app
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,8 @@ import yaml
 from publish_fixtures import isolated_site_builders, make_project
 
 from config import Project
-from publish import release
-from publish.api import PublishResult, SiteContext, publish
-from publish.apiconfig import CRS84, EPSG6675, PROVIDER
+from publish.build import PublishResult, SiteContext, publish, release
+from publish.build.apiconfig import CRS84, EPSG6675, PROVIDER
 from publish.errors import PublishError
 
 

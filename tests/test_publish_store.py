@@ -24,8 +24,8 @@ from publish_fixtures import (
 from stores import STORES
 
 from config import Project
-from publish import store
-from publish.api import publish
+from publish.build import public_store as store
+from publish.build import publish
 from publish.errors import LeakCheckError, PublishError
 
 

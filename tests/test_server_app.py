@@ -26,9 +26,9 @@ from publish_fixtures import (
 from stores import STORES
 
 from config import Project
-from publish.api import PublishResult, SiteContext, publish
+from publish.build import PublishResult, SiteContext, publish
 from publish.errors import PublishError
-from publish.server import create_app, serve
+from publish.server.app import create_app, serve
 
 BASE = "http://127.0.0.1:5000"
 
@@ -362,7 +362,7 @@ def test_output_crs(env: tuple[Project, PublishResult, FlaskClient]) -> None:
     assert r.status_code == 200
     assert r.headers["Content-Crs"] == "<http://www.opengis.net/def/crs/EPSG/0/6675>"
     n, e = r.get_json()["geometry"]["coordinates"]  # EPSG:6675 order is (northing, easting)
-    from publish.store import locate_master
+    from publish.build.public_store import locate_master
     master = locate_master(project).read_layer("shelters")
     pt = master.set_index(master["shelter_id"].astype(str)).geometry.loc[fid]
     assert abs(e - pt.x) < 0.02 and abs(n - pt.y) < 0.02

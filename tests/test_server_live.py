@@ -32,8 +32,8 @@ from publish_fixtures import (
 from stores import STORES, with_store
 
 from config import Project
-from publish.api import PublishResult, publish
-from publish.server import ServerProcess, free_port
+from publish.build import PublishResult, publish
+from publish.server.app import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def _only_our_site_builders() -> Iterator[None]:
 
 
 class LiveServer(ServerProcess):
-    """``python -m publish.server`` in a subprocess (gunicorn, 2 sync workers)."""
+    """``python -m publish.server.app`` in a subprocess (gunicorn, 2 sync workers)."""
 
     def __init__(self, project: Project, port: int, workers: int = 2) -> None:
         self.project = project

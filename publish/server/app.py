@@ -59,8 +59,8 @@ from flask import Flask, abort, jsonify, redirect, render_template, send_from_di
 
 from config import Project, load_project
 from publish import messages as msg
-from publish import release as rel
-from publish.apiconfig import (
+from publish.build import release as rel
+from publish.build.apiconfig import (
     API_PATH,
     API_ROUTES,
     MAX_PROCESS_BODY,
@@ -70,7 +70,7 @@ from publish.apiconfig import (
 from publish.errors import PublishError
 
 LOGGER = logging.getLogger(__name__)
-PKG_DIR = Path(__file__).resolve().parent
+PKG_DIR = Path(__file__).resolve().parent.parent
 STATIC_DIR = PKG_DIR / "static"
 TEMPLATES_DIR = PKG_DIR / "templates"
 API_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -133,7 +133,7 @@ class _ItemtypesProxy(ModuleType):
     def get_collection_queryables(self, api: Any, request: Any, dataset: str) -> Any:
         from pygeoapi.util import to_json
 
-        from publish.providers import QUERYABLES_VIEW
+        from publish.server.providers import QUERYABLES_VIEW
 
         token = QUERYABLES_VIEW.set(True)
         try:
@@ -156,7 +156,7 @@ class _ItemtypesProxy(ModuleType):
     def get_collection_items(self, api: Any, request: Any, dataset: str) -> Any:
         from pygeoapi.util import to_json
 
-        from publish.providers import LAST_PAGE
+        from publish.server.providers import LAST_PAGE
 
         sortby = request.params.get("sortby")
         if sortby is not None and any(s.strip("+-") == "" for s in sortby.split(",")):
@@ -482,8 +482,8 @@ def serve(project: Project, host: str = "127.0.0.1", port: int = 5000, workers: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m publish.server --root PROJECT --port N``: for tests, benches and operators."""
-    ap = argparse.ArgumentParser(prog="python -m publish.server",
+    """``python -m publish.server.app --root PROJECT --port N``: tests, benches, operators."""
+    ap = argparse.ArgumentParser(prog="python -m publish.server.app",
                                  description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--root", default=".", help="project root (config/project.yml)")
     ap.add_argument("--host", default="127.0.0.1")
@@ -517,7 +517,7 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m publish.server`` (gunicorn) in a subprocess on loopback, for tests and benches.
+    """``python -m publish.server.app`` (gunicorn) in a subprocess on loopback (tests, benches).
 
     Waits for ``/healthz``; the log goes to a file (an unread pipe fills up and blocks the
     server). Use as a context manager, or call :meth:`stop`.
@@ -534,10 +534,10 @@ class ServerProcess:
 
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        repo = Path(__file__).resolve().parent.parent
+        repo = Path(__file__).resolve().parent.parent.parent
         self.log = log or (Path(public_dir or root / "data") / f"server-{self.port}.log")
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "publish.server", "--root", str(root), "--port",
+        cmd = [sys.executable, "-m", "publish.server.app", "--root", str(root), "--port",
                str(self.port), "--workers", str(workers), "--base-url", self.base]
         if public_dir:
             cmd += ["--public-dir", str(public_dir)]

@@ -1,11 +1,11 @@
-"""pygeoapi process ``pipe-sheet``: the pipe sheet PDF (:mod:`publish.pipesheet`) over OGC API.
+"""pygeoapi process ``pipe-sheet``: the pipe sheet PDF (:mod:`publish.pages.pipesheet`), OGC API.
 
 Registered per release in the generated pygeoapi config (see :func:`process_resource`)::
 
     pipe-sheet:
       type: process
       processor:
-        name: publish.process_pipesheet.PipeSheetProcessor
+        name: publish.server.process_pipesheet.PipeSheetProcessor
         store: <release>/public.gpkg      # the public store only
         project_root: <project root>      # config + specs (titles, code lists, contact)
         map_url: <base_url>/maps/pipe.html
@@ -31,7 +31,7 @@ from typing import Any
 from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
 
 from config import Project, load_project
-from publish.pipesheet import SCALES, PipeSheetError, make_pipe_sheet
+from publish.pages.pipesheet import SCALES, PipeSheetError, make_pipe_sheet
 
 LOGGER = logging.getLogger(__name__)
 PROCESS_ID = "pipe-sheet"
@@ -108,7 +108,7 @@ def _project(root: str) -> Project:
 def process_resource(store: Path, project_root: Path, map_url: str) -> dict[str, Any]:
     """The ``resources`` entry for the generated pygeoapi config of one release."""
     return {"type": "process",
-            "processor": {"name": "publish.process_pipesheet.PipeSheetProcessor",
+            "processor": {"name": "publish.server.process_pipesheet.PipeSheetProcessor",
                           "store": str(store), "project_root": str(project_root),
                           "map_url": map_url}}
 
@@ -123,7 +123,7 @@ def _text(data: dict[str, Any], key: str, default: str | None = None) -> str:
 
 
 class PipeSheetProcessor(BaseProcessor):
-    """OGC API - Processes wrapper of :func:`publish.pipesheet.make_pipe_sheet`."""
+    """OGC API - Processes wrapper of :func:`publish.pages.pipesheet.make_pipe_sheet`."""
 
     def __init__(self, processor_def: dict[str, Any]) -> None:
         super().__init__(processor_def, PROCESS_METADATA)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import folium
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 VENDOR_URL = "/static/vendor"
 
 OFFLINE_JS = [

@@ -547,7 +547,7 @@ def sheet_url(map_url: str, oaza: str, chiban: str, lat: float, lon: float) -> s
 
 
 def _styles(project: Project) -> dict[str, dict[str, dict[str, str]]]:
-    from publish.maps_pipe import WATER_CLASS_COLORS, _codelist_styles
+    from publish.pages.pipe import WATER_CLASS_COLORS, _codelist_styles
 
     return {
         "sewer_flow": _codelist_styles(project, "sewer_pipe", "flow_type"),

@@ -1,7 +1,8 @@
 """``PublicOGRProvider``: pygeoapi's OGR provider, made safe and complete for the public store.
 
-Registered by dotted path in the generated config (``name: publish.providers.PublicOGRProvider``).
-It reads only the public GeoPackage written by :mod:`publish.store` and fixes what pygeoapi 0.21's
+Registered by dotted path in the generated config
+(``name: publish.server.providers.PublicOGRProvider``). It reads only the public GeoPackage
+written by :mod:`publish.build.public_store` and fixes what pygeoapi 0.21's
 ``OGRProvider`` gets wrong for us (read from its source):
 
 * **Injection / 500 on quotes.** The base class builds ``name = 'value'`` by string interpolation
@@ -151,7 +152,7 @@ class PublicView:
     _fields: dict[str, dict[str, Any]]
 
     def _init_view(self, provider_def: dict[str, Any]) -> None:
-        # Extra keys written by publish.apiconfig (pygeoapi passes the whole dict through).
+        # Extra keys written by publish.build.apiconfig (pygeoapi passes the whole dict through).
         self.queryables = list(provider_def.get("queryables", []))
         self.field_titles = dict(provider_def.get("field_titles", {}))
 

@@ -31,19 +31,19 @@ from babel.messages.mofile import write_mo
 from config import Project
 from config.models import LayerSpec
 from publish import messages as msg
+from publish.build.public_store import GEOM_COLUMN, ID_COLUMN, LayerPlan, StoreLayer
 from publish.errors import PublishError
-from publish.store import GEOM_COLUMN, ID_COLUMN, LayerPlan, StoreLayer
+from publish.model import API_PATH
 
 if TYPE_CHECKING:
-    from publish.pgpublic import PgTarget
+    from publish.build.pgpublic import PgTarget
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
 EPSG6675 = "http://www.opengis.net/def/crs/EPSG/0/6675"
 GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
-PROVIDER = "publish.providers.PublicOGRProvider"
-PG_PROVIDER = "publish.providers_pg.PublicPostgreSQLProvider"
-API_PATH = "/api"  # where the server mounts pygeoapi; server.url must say the same
+PROVIDER = "publish.server.providers.PublicOGRProvider"
+PG_PROVIDER = "publish.server.providers_pg.PublicPostgreSQLProvider"
 # pygeoapi routes the public API serves (below API_PATH); processes, jobs, STAC, tiles, EDR and
 # admin stay closed, and are left out of the OpenAPI document.
 API_ROUTES = re.compile(
@@ -174,7 +174,7 @@ def build_config(project: Project, store: Path, layers: dict[str, StoreLayer],
             res["extents"]["temporal"] = {"begin": stamp, "end": stamp, "trs": GREGORIAN}
         resources[lid] = res
     # The printable pipe sheet (配管図) as an OGC API process: built from the public store only.
-    from publish.process_pipesheet import PROCESS_ID, process_resource
+    from publish.server.process_pipesheet import PROCESS_ID, process_resource
     resources[PROCESS_ID] = process_resource(store, project.root, f"{base}/maps/pipe.html")
     return {
         "server": {

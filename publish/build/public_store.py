@@ -26,7 +26,7 @@ import sqlite3
 import time
 import tokenize
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,16 +41,21 @@ from config.models import CodeList, I18nText, LayerSpec
 from etl.schema import GEOMETRY_COLUMN, LINEAGE_COLUMNS, output_columns, public_columns
 from publish import messages as msg
 from publish.errors import LeakCheckError, PublishError
+from publish.model import (
+    DECIMALS,
+    GEOM_COLUMN,
+    ID_COLUMN,
+    LABEL_LANGS,
+    ROWID_COLUMN,
+    STORE_CRS,
+    LayerPlan,
+    PublicColumn,
+    StoreLayer,
+)
 
 if TYPE_CHECKING:
     from etl.stores import MasterStore
 
-ID_COLUMN = "fid"  # public, stable feature id (text) = the spec's id_field value
-ROWID_COLUMN = "rid"  # the GeoPackage integer primary key; not a property, never served
-GEOM_COLUMN = "geom"
-STORE_CRS = "EPSG:4326"  # GeoPackage stores x=lon, y=lat: this *is* CRS84 on disk
-DECIMALS = 7  # 1e-7 degree is about 1 cm at Uozu's latitude
-LABEL_LANGS = ("ja", "en")
 # Columns the public path may never produce, whatever a spec says.
 RESERVED = {ID_COLUMN, ROWID_COLUMN, GEOM_COLUMN, GEOMETRY_COLUMN}
 # GeoPackage/GDAL bookkeeping tables; any other table in the file must be a public layer.
@@ -62,59 +67,6 @@ GPKG_SYSTEM_TABLES = {"gpkg_contents", "gpkg_spatial_ref_sys", "gpkg_geometry_co
 DTYPES = {"str": "string", "int": "Int64", "float": "Float64", "bool": "boolean", "date": "string"}
 # Names a public_filter may use besides columns (pandas query syntax).
 FILTER_WORDS = {"and", "or", "not", "in", "is", "True", "False", "None", "nan", "NaN"}
-
-
-@dataclass(frozen=True)
-class PublicColumn:
-    """One column of a public table, with what the API and pages need to describe it."""
-
-    name: str
-    type: str  # str | int | float | bool | date
-    title: I18nText | None = None
-    unit: str | None = None
-    queryable: bool = False
-    codelist: str | None = None  # for a label column: the code list it comes from
-    label_of: str | None = None  # for a label column: the code column it labels
-
-
-@dataclass(frozen=True)
-class LayerPlan:
-    """The allow-list for one public layer, derived from its spec alone."""
-
-    spec: LayerSpec
-    columns: tuple[PublicColumn, ...]  # fid first, then public columns, then labels
-    read_columns: tuple[str, ...]  # master columns to load: public ones + public_filter's
-    filter_columns: tuple[str, ...]  # columns the public_filter references
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
-
-    @property
-    def names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    @property
-    def queryables(self) -> list[str]:
-        return [c.name for c in self.columns if c.queryable]
-
-
-@dataclass
-class StoreLayer:
-    """What was written for one layer."""
-
-    id: str
-    features: int
-    master_features: int
-    bbox: tuple[float, float, float, float] | None  # CRS84; None when the layer is empty
-    data_date: str | None
-    seconds: float
-    columns: list[str] = field(default_factory=list)
-
-    @property
-    def withheld(self) -> int:
-        """Rows of the master that the public_filter kept out of the public store."""
-        return self.master_features - self.features
 
 
 @dataclass(frozen=True)

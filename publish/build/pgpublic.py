@@ -39,8 +39,8 @@ from etl.stores.postgis import (
     table_names,
     write_frame,
 )
+from publish.build.public_store import GEOM_COLUMN, ID_COLUMN
 from publish.errors import LeakCheckError, PublishError
-from publish.store import GEOM_COLUMN, ID_COLUMN
 
 # Tables any role may read in every PostGIS database (PostGIS catalogues, not our data).
 POSTGIS_PUBLIC_TABLES = {("public", "spatial_ref_sys"), ("public", "geometry_columns"),

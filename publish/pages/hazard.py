@@ -39,10 +39,10 @@ from markupsafe import Markup, escape
 
 from config import Project
 from config.models import CodeList, LayerSpec
-from publish.maps_common import STATIC_DIR, VENDOR_URL, offline_map, write_page
+from publish.pages.common import STATIC_DIR, VENDOR_URL, offline_map, write_page
 
 PAGE_FILE = "hazard.html"
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 HAZARD_STATIC = STATIC_DIR / "hazard"
 #: Public-store tables this page reads (each optional: the page shows what is there).
 FLOOD, TSUNAMI, LANDSLIDE, SHELTER = "flood_zone", "tsunami_zone", "landslide_zone", "shelter"
@@ -629,7 +629,7 @@ def _finish_html(html: str) -> str:
 
 
 def site_builder(ctx: Any) -> None:
-    """``publish.api`` site builder: ``site/maps/hazard.html`` plus its entry in ``maps.json``.
+    """``publish.build`` site builder: ``site/maps/hazard.html`` plus its entry in ``maps.json``.
 
     Skips quietly when the release has no hazard or shelter layer (e.g. a pipes-only city).
     """
@@ -639,9 +639,3 @@ def site_builder(ctx: Any) -> None:
     build_hazard_map(ctx.project, ctx.store, ctx.site_dir / "maps", data_dates=ctx.data_dates)
     ctx.add_page(PAGE_FILE, UI_STRINGS["page_title"])
 
-
-def register() -> None:
-    """Add :func:`site_builder` to ``publish.api.SITE_BUILDERS`` (idempotent)."""
-    from publish import api
-    if site_builder not in api.SITE_BUILDERS:
-        api.SITE_BUILDERS.append(site_builder)

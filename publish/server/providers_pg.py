@@ -1,7 +1,7 @@
 """``PublicPostgreSQLProvider``: pygeoapi's PostgreSQL provider for a release's public schema.
 
 Registered by dotted path in the generated config when the store is PostGIS. It connects as the
-SELECT-only reader role (:mod:`publish.pgpublic`) and keeps what the base class does well
+SELECT-only reader role (:mod:`publish.build.pgpublic`) and keeps what the base class does well
 (bound parameters, ``ORDER BY`` the primary key, CQL2 ``filter`` through pygeofilter), adding
 what the public API promises on every store (same behaviour as :class:`PublicOGRProvider`):
 
@@ -12,7 +12,7 @@ what the public API promises on every store (same behaviour as :class:`PublicOGR
 * ``q`` (full text) is a 400, as on the GeoPackage path; ``datetime`` does not filter (a layer
   has one data date, its temporal extent, and no time column), as on the GeoPackage path;
 * ``/queryables`` lists the spec's queryables only, with bilingual titles;
-* the page is recorded in :data:`publish.providers.LAST_PAGE` for the server's paging links.
+* the page is recorded in :data:`publish.server.providers.LAST_PAGE` for the server's paging links.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from pygeoapi.provider.sql import PostgreSQLProvider
 from sqlalchemy.exc import DataError, OperationalError, ProgrammingError, StatementError
 
 from publish.messages import text
-from publish.providers import LAST_PAGE, PublicView, typed_value
+from publish.server.providers import LAST_PAGE, PublicView, typed_value
 
 LOGGER = logging.getLogger(__name__)
-PUBLIC_SRID = 4326  # publish.pgpublic writes geometry(<type>, 4326), checked by its leak guard
+PUBLIC_SRID = 4326  # build.pgpublic writes geometry(<type>, 4326), checked by its leak guard
 
 
 def filter_attributes(node: Any) -> set[str]:

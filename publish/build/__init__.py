@@ -5,7 +5,7 @@ The one entry point the CLI calls (``uozu-gis publish``). Order matters for safe
 1. plan the allow-lists from the specs (config errors before anything is written);
 2. write the public store into a fresh ``releases/<id>/`` and self-check it (leak guard);
 3. generate, validate (pygeoapi's schema) and exercise (OpenAPI build) the pygeoapi config;
-4. run the site builders (map pages, added by ``publish/maps*``) into ``site/``;
+4. build the map pages the project declares (:func:`publish.pages.build_site`) into ``site/``;
 5. write ``release.json``, switch ``current`` atomically, prune old releases.
 
 Any failure before step 5 deletes the new directory: the running server keeps serving the previous
@@ -15,7 +15,6 @@ release, untouched.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -24,46 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from config import Project
-from publish import apiconfig, release, store
 from publish import messages as msg
+from publish.build import apiconfig, release
+from publish.build import public_store as store
 from publish.errors import PublishError
+from publish.model import SiteBuilder, SiteContext
+from publish.pages import build_site
 
 Progress = Callable[[str, str, int, int], None]  # (stage, layer, done, total), as in etl
-
-
-@dataclass(frozen=True)
-class SiteContext:
-    """What a site builder gets: write static pages under ``site_dir`` (maps in ``maps/``)."""
-
-    project: Project
-    release_id: str
-    site_dir: Path
-    store: Path  # the public store: the only data a public page may use
-    layers: dict[str, store.StoreLayer]
-    plans: dict[str, store.LayerPlan]
-    base_url: str
-
-    @property
-    def data_dates(self) -> dict[str, str]:
-        return {lid: lay.data_date for lid, lay in self.layers.items() if lay.data_date}
-
-    def add_page(self, file: str, title: object) -> None:
-        """List a page in ``site/maps.json`` (the landing page's map list); idempotent."""
-        index = self.site_dir / "maps.json"
-        try:
-            pages = json.loads(index.read_text(encoding="utf-8")) if index.exists() else []
-        except ValueError:
-            pages = []  # another builder's broken index must not fail the publish
-        if not isinstance(pages, list):
-            pages = []
-        pages = [p for p in pages if isinstance(p, dict) and p.get("file") != file]
-        pages.append({"file": file, "title": title})
-        index.write_text(json.dumps(pages, ensure_ascii=False, indent=1), encoding="utf-8")
-
-
-SiteBuilder = Callable[[SiteContext], None]
-#: Builders run by every publish (``publish/maps*`` registers its map builder here).
-SITE_BUILDERS: list[SiteBuilder] = []
 
 
 @dataclass(frozen=True)
@@ -148,7 +115,7 @@ def publish(project: Project, *, progress: Progress | None = None,
 
     ``store_url`` overrides the store in effect (``UOZU_GIS_STORE``, then the config). With a
     PostGIS store the master is read from PostGIS and the API serves the release's public schema
-    (see :mod:`publish.pgpublic`); the release folder always holds the public GeoPackage too,
+    (see :mod:`publish.build.pgpublic`); the release folder always holds the public GeoPackage too,
     which the map pages and pipe sheets read and which is the downloadable open-data file.
 
     Raises :class:`publish.errors.PublishError` (an ``EtlError``) with a bilingual message for
@@ -176,7 +143,7 @@ def publish(project: Project, *, progress: Progress | None = None,
         try:
             t0 = time.perf_counter()
             if urls.scheme(url) == "postgresql":
-                from publish import pgpublic
+                from publish.build import pgpublic
                 pgw = pgpublic.PgPublicWriter(project, url, rid)
             layers = store.write_public_store(project, source, rdir / release.STORE, plans,
                                               tick=tick, also=pgw.write if pgw else None)
@@ -218,7 +185,7 @@ def publish(project: Project, *, progress: Progress | None = None,
             (site / "maps").mkdir(parents=True)
             ctx = SiteContext(project, rid, site, rdir / release.STORE, layers, plans,
                               project.config.publish.base_url.rstrip("/"))
-            for build in [*SITE_BUILDERS, *(site_builders or [])]:
+            for build in [build_site, *(site_builders or [])]:
                 build(ctx)
             timings["site"] = time.perf_counter() - t0
 

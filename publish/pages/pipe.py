@@ -28,7 +28,8 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 from config import Project
-from publish.maps_common import STATIC_DIR, VENDOR_URL, offline_map, write_page
+from publish.model import API_PATH
+from publish.pages.common import STATIC_DIR, VENDOR_URL, offline_map, write_page
 
 PAGE_NAME = "pipe.html"
 PIPE_STATIC = STATIC_DIR / "pipe"
@@ -426,13 +427,11 @@ def build_pipe_map(project: Project, public_gpkg: Path, out_dir: Path, *, api_ba
 
 
 def site_builder(ctx: Any) -> None:
-    """``publish.api`` site builder: ``site/maps/pipe.html`` plus its entry in ``maps.json``.
+    """``publish.build`` site builder: ``site/maps/pipe.html`` plus its entry in ``maps.json``.
 
     The page talks to the same-origin ``/api``. Skips quietly when the release has no pipe
     layer. ``maps.json`` is shared with the other map builders: read, replace our entry, write.
     """
-    from publish.apiconfig import API_PATH
-
     info = read_store_info(ctx.store)
     if not set(info.columns) & {"water_pipe", "sewer_pipe"}:
         return
@@ -440,10 +439,3 @@ def site_builder(ctx: Any) -> None:
                    data_dates=ctx.data_dates)
     ctx.add_page(PAGE_NAME, t("title"))
 
-
-def register() -> None:
-    """Add :func:`site_builder` to ``publish.api.SITE_BUILDERS`` (idempotent)."""
-    from publish import api
-
-    if site_builder not in api.SITE_BUILDERS:
-        api.SITE_BUILDERS.append(site_builder)
