@@ -15,7 +15,9 @@ demo: setup
 
 test: setup
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports
 	.venv/bin/pytest -q -p no:cacheprovider
 
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports

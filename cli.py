@@ -16,10 +16,11 @@ from typing import Any
 import click
 
 from config import load_project
+from config.console import quiet_warnings
 from config.errors import EtlError
 from config.messages import MESSAGES, text
 from etl.checks import check_project
-from etl.stores import open_store
+from etl.stores import explain_error, open_store
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -109,30 +110,44 @@ class ProgressBars:
 
 
 def run_guarded(fn: Callable[[], None], ctx: Ctx) -> None:
-    """Map domain errors to ``Error: …`` + exit 1; keep tracebacks behind --debug."""
+    """Map domain errors to ``Error: …`` + exit 1; keep tracebacks behind --debug.
+
+    Environment faults (disk full, permission denied, a read-only folder, a locked file, a
+    database that went away) are errors of the same kind: they name the path or server and the
+    fix, in Japanese and English, never "internal error" nor a dump of SQL.
+    """
     try:
         fn()
     except EtlError as e:
-        if ctx.debug:
-            traceback.print_exc()
-        if ctx.json:
-            errs = getattr(e, "errors", [e])
-            click.echo(json.dumps({"ok": False, "errors": [str(x) for x in errs]},
-                                  ensure_ascii=False), err=False)
-        raise click.ClickException(str(e)) from None
+        _fail(e, ctx)
     except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
         raise
     except Exception as e:
+        env = explain_error(e)
+        if env is not None:
+            _fail(env, ctx)
         if ctx.debug:
             traceback.print_exc()
         raise click.ClickException(
-            f"内部エラー / internal error: {type(e).__name__}: {e} "
+            f"内部エラー / internal error: {type(e).__name__}: {str(e)[:300]} "
             "(--debug で詳細 / rerun with --debug for the traceback)") from None
 
 
+def _fail(e: EtlError, ctx: Ctx) -> None:
+    if ctx.debug:
+        traceback.print_exc()
+    if ctx.json:
+        errs = getattr(e, "errors", [e])
+        click.echo(json.dumps({"ok": False, "errors": [str(x) for x in errs]},
+                              ensure_ascii=False), err=False)
+    raise click.ClickException(str(e)) from None
+
+
 @click.group(context_settings=CONTEXT_SETTINGS)
-@click.option("--project", "project_dir", envvar="UOZU_GIS_PROJECT", type=click.Path(
-    file_okay=False), help="プロジェクトのフォルダ / project folder (config/, layers/, data/).")
+@click.option("--project", "project_dir", type=click.Path(file_okay=False),
+              help="プロジェクトのフォルダ (既定: 環境変数 UOZU_GIS_PROJECT、次に現在のフォルダ) / "
+                   "project folder with config/project.yml (default: $UOZU_GIS_PROJECT, then the "
+                   "current folder).")
 @click.option("-q", "--quiet", is_flag=True, help="進捗を表示しない / no progress output.")
 @click.option("--json", "as_json", is_flag=True, help="結果をJSONで出力 / print results as JSON.")
 @click.option("--debug", is_flag=True, help="エラー時にトレースバック / show tracebacks.")
@@ -178,24 +193,16 @@ def sample(ctx: Ctx, scale: float, seed: int, out: str | None) -> None:
     run_guarded(go, ctx)
 
 
-def _layer_table(manifest: dict) -> list[dict]:
-    return [{"layer": lid, "read": L["read"], "merged": L["merged"], "features": L["features"],
-             "quarantined": L["quarantined"], "repaired": L["repaired"]}
-            for lid, L in manifest["layers"].items()]
-
-
-def _print_counts(rows: list[dict]) -> str:
-    head = f"{'layer':<16}{'read':>9}{'merged':>9}{'features':>9}{'quarant.':>9}{'repaired':>9}"
-    lines = [head] + [f"{r['layer']:<16}{r['read']:>9}{r['merged']:>9}{r['features']:>9}"
-                      f"{r['quarantined']:>9}{r['repaired']:>9}" for r in rows]
-    return "\n".join(lines)
-
-
 @cli.command()
 @click.argument("layers", nargs=-1)
 @click.pass_obj
 def validate(ctx: Ctx, layers: tuple[str, ...]) -> None:
-    """定義と入力を検査 (書込なし) / Dry run: check specs and inputs, write nothing.
+    """定義と入力を検査 (書込なし) / Dry run of merge: every record, nothing written.
+
+    Reads and normalizes every record through the same steps as merge and prints what merge
+    would write: per layer read / merged / quarantined, the top quarantine reasons with an
+    example record each, the datum-grid coverage per source and the warnings. Fails (exit 1)
+    where merge would fail, e.g. a layer over its quarantine budget.
 
     \b
     Example:
@@ -203,12 +210,18 @@ def validate(ctx: Ctx, layers: tuple[str, ...]) -> None:
         uozu-gis validate sewer_pipe
     """
     def go() -> None:
-        from etl.pipeline import run_merge
-        with ProgressBars(ctx) as progress:
-            res = run_merge(ctx.project, only=list(layers) or None, dry_run=True,
-                            progress=progress)
+        from etl.pipeline import RunErrors, run_merge
+        from etl.report import summary_text
+        try:
+            with ProgressBars(ctx) as progress:
+                res = run_merge(ctx.project, only=list(layers) or None, dry_run=True,
+                                progress=progress)
+        except RunErrors as e:
+            if e.manifest and e.manifest.get("layers") and not ctx.json:
+                click.echo(summary_text(e.manifest))
+            raise
         m = res.manifest
-        human = _print_counts(_layer_table(m)) + "\n" + text(
+        human = summary_text(m) + "\n" + text(
             "validate_ok", layers=len(m["layers"]), read=m["totals"]["read"])
         ctx.out({"ok": True, **m}, human)
     run_guarded(go, ctx)
@@ -230,13 +243,14 @@ def merge(ctx: Ctx, layers: tuple[str, ...]) -> None:
     """
     def go() -> None:
         from etl.pipeline import run_merge
+        from etl.report import summary_text
         with ProgressBars(ctx) as progress:
             res = run_merge(ctx.project, only=list(layers) or None, progress=progress,
                             argv=sys.argv[1:], store=ctx.open_store())
         m = res.manifest
         t = m["totals"]
         ctx.log(text("report_written", path=res.run_dir / "report.html"))
-        human = _print_counts(_layer_table(m)) + "\n" + text(
+        human = summary_text(m) + "\n" + text(
             "merge_done", run=m["run_id"], layers=len(m["layers"]), merged=t["merged"],
             quarantined=t["quarantined"], seconds=m["seconds"])
         ctx.out(m, human)
@@ -341,11 +355,16 @@ def publish(ctx: Ctx) -> None:
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
               help="ワーカ毎のスレッド / threads per worker (gthread when > 1).")
 @click.option("--base-url", default=None,
-              help="利用者から見たURL / public URL clients use (default: publish.base_url).")
+              help="リンクの公開URL (既定: publish.base_url、未設定ならアクセスされたURL) / "
+                   "public URL for links (default: publish.base_url; unset: the URL each "
+                   "client used).")
 @click.pass_obj
 def serve(ctx: Ctx, host: str, port: int, workers: int, threads: int,
           base_url: str | None) -> None:
     """公開サーバを起動 / Serve the OGC API, map pages, landing and terms pages on one port.
+
+    Links in pages and API answers follow the URL each client used (Host, and X-Forwarded-* from
+    publish.trusted_proxies), unless publish.base_url or --base-url is set.
 
     \b
     Example:
@@ -370,23 +389,33 @@ def serve(ctx: Ctx, host: str, port: int, workers: int, threads: int,
               show_default=True, help="用紙 / paper size.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="PDFの出力先 / output PDF.")
+@click.option("--base-url", default=None,
+              help="QRコードの公開URL (既定: publish.base_url) / public URL for the QR code "
+                   "(default: publish.base_url).")
 @click.pass_obj
-def pipe_sheet(ctx: Ctx, oaza: str, chiban: str, scale: str, paper: str, output: str) -> None:
+def pipe_sheet(ctx: Ctx, oaza: str, chiban: str, scale: str, paper: str, output: str,
+               base_url: str | None) -> None:
     """配管図 (参考図) のPDFを作成 / Print a pipe sheet PDF for a parcel (public data only).
+
+    Needs a published layer with map role ``parcel`` and one with role ``pipe``.
 
     \b
     Example:
         uozu-gis pipe-sheet --oaza 本町 --chiban 123-4 --scale 500 --paper A4 -o sheet.pdf
     """
     def go() -> None:
+        from publish.build.apiconfig import has_pipe_sheet, sheet_page
         from publish.build.release import current_release
         from publish.errors import PublishError
         from publish.pages.pipesheet import make_pipe_sheet
         p = ctx.project
+        if not has_pipe_sheet(p):
+            raise PublishError("sheet_no_roles")
         r = current_release(p.public_dir)
         if r is None:
             raise PublishError("no_release", dir=p.public_dir)
-        url = f"{p.config.publish.base_url.rstrip('/')}/maps/pipe.html"
+        root = (base_url or p.config.publish.base_url or "").rstrip("/")
+        url = f"{root}/maps/{sheet_page(p) or ''}"
         out = make_pipe_sheet(p, r.store, oaza=oaza, chiban=chiban, scale=int(scale),
                               paper=paper, out=Path(output), map_url=url)
         ctx.out({"pdf": str(out), "release": r.id}, str(out))
@@ -415,8 +444,12 @@ def schema(ctx: Ctx, output: str | None) -> None:
 
 
 def main() -> None:
+    quiet_warnings()
     cli(prog_name="uozu-gis")
 
 
 if __name__ == "__main__":
     main()
+from staff.cli import access, staff  # noqa: E402, I001  staff GIS (imports config/etl only)
+cli.add_command(access)
+cli.add_command(staff)

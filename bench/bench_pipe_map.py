@@ -36,9 +36,9 @@ CHROMIUM = "/usr/lib/chromium/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
 
-WAIT_DATA = ("window.UozuPipe && UozuPipe.app && UozuPipe.app.stats.requests > 0"
-             " && document.querySelector('.uozu-pipe-map').dataset.loading === '0'"
-             " && !UozuPipe.app.queue.length")
+WAIT_DATA = ("window.GisMap && GisMap.app && GisMap.app.stats.requests > 0"
+             " && document.querySelector('.gm-map').dataset.loading === '0'"
+             " && !GisMap.app.queue.length")
 
 
 def _free_port() -> int:
@@ -99,8 +99,9 @@ def measure(url: str, reps: int = 3, zoom: int | None = None) -> dict[str, Any]:
                 ctx = browser.new_context(viewport={"width": 1280, "height": 800})
                 ctx.route("**/*", lambda r: r.continue_()
                           if r.request.url.startswith("http://127.0.0.1") else r.abort())
+                terms = _page_config(url)["terms"]
                 ctx.add_init_script(
-                    "localStorage.setItem('uozu-gis.pipe-map.terms', '1');"
+                    f"localStorage.setItem('{terms['storageKey']}', '{terms['version']}');"
                     "window.__longest = 0; try { new PerformanceObserver(l => l.getEntries()"
                     ".forEach(e => { window.__longest = Math.max(window.__longest, e.duration); }))"
                     ".observe({type: 'longtask', buffered: true}); } catch (e) {}")
@@ -116,12 +117,12 @@ def measure(url: str, reps: int = 3, zoom: int | None = None) -> dict[str, Any]:
                 first = time.perf_counter() - t0
                 page.wait_for_function(WAIT_DATA, timeout=120_000, polling=20)
                 data = time.perf_counter() - t0
-                stats = page.evaluate("({...UozuPipe.app.stats, drawn: [...Object.values("
-                                      "UozuPipe.app.loaders)].reduce((n, l) => n + "
+                stats = page.evaluate("({...GisMap.app.stats, drawn: [...Object.values("
+                                      "GisMap.app.layers)].reduce((n, l) => n + "
                                       "l.features.size, 0), longest: window.__longest, "
-                                      "status: document.getElementById('pp-status').innerText})")
+                                      "status: document.getElementById('gm-status').innerText})")
                 t1 = time.perf_counter()
-                page.evaluate("void UozuPipe.app.map.panBy([640, 0], {animate: false})")
+                page.evaluate("void GisMap.app.map.panBy([640, 0], {animate: false})")
                 # moveend runs synchronously: the new requests are already under way here
                 page.wait_for_function(WAIT_DATA, timeout=120_000, polling=20)
                 pan = time.perf_counter() - t1
@@ -134,6 +135,16 @@ def measure(url: str, reps: int = 3, zoom: int | None = None) -> dict[str, Any]:
            for k in ("first_render_s", "data_s", "pan_s", "longest_task_ms", "drawn",
                      "requests")}
     return {**med, "runs": runs}
+
+
+def _page_config(url: str) -> dict[str, Any]:
+    """The configuration the map page embeds (terms key and version, start view)."""
+    import re
+
+    import requests
+
+    html = requests.get(url, timeout=10).text
+    return json.loads(re.search(r'id="gm-config">(.*?)</script>', html, re.S)[1])
 
 
 def _page_center(url: str) -> tuple[float, float]:

@@ -272,7 +272,7 @@ def synthetic_server(n: int, workers: int, tmp: Path) -> tuple[str, subprocess.P
     log = tmp / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "publish.server.app", "--root", str(tmp), "--port", str(port),
+            [sys.executable, "-m", "publish.server.app", "--project", str(tmp), "--port", str(port),
              "--workers", str(workers)], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(REPO)})
     base = f"http://127.0.0.1:{port}"

@@ -9,7 +9,9 @@ import difflib
 import hashlib
 import importlib.util
 import os
+import re
 import sys
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,9 +117,64 @@ def _closure(specs: dict[str, LayerSpec], only: list[str]) -> set[str]:
     return out
 
 
+#: Plain scalars YAML 1.1 reads as booleans (PyYAML reads all but y/n so; other tools all).
+_YAML11_BOOL = re.compile(r"y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|"
+                          r"on|On|ON|off|Off|OFF")
+
+
+class _KeyProblem(yaml.YAMLError):
+    """A mapping key that would silently change the meaning of a spec."""
+
+    def __init__(self, key: str, kind: str, line: int, first: int = 0) -> None:
+        super().__init__(key)
+        self.key, self.kind, self.line, self.first = key, kind, line, first
+
+
+class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's safe loader, refusing duplicate keys and unquoted YAML 1.1 boolean keys.
+
+    Why: ``NO:`` (a code), ``on:`` or ``Y:`` become ``False``/``True`` keys, and a repeated key
+    silently replaces the first (a code list entry loses its aliases); both must be errors.
+    """
+
+
+def _strict_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        line = key_node.start_mark.line + 1
+        if (isinstance(key_node, yaml.ScalarNode) and not key_node.style
+                and _YAML11_BOOL.fullmatch(key_node.value)):
+            raise _KeyProblem(key_node.value, "bool", line)
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            if key in seen:
+                raise _KeyProblem(str(key), "duplicate", line, seen[key])
+            seen[key] = line
+        except TypeError:  # an unhashable key: PyYAML reports it below
+            pass
+    return yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
+def read_yaml_text(text: str) -> Any:
+    """Parse YAML with :class:`StrictLoader` (raises ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=StrictLoader)  # a SafeLoader subclass
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return read_yaml_text(path.read_text(encoding="utf-8"))
+    except _KeyProblem as e:
+        if e.kind == "bool":
+            value = "true" if e.key.lower() in ("y", "yes", "true", "on") else "false"
+            raise ConfigError("spec_bool_key", file=_rel(path), key=e.key, line=e.line,
+                              value=value) from None
+        raise ConfigError("spec_duplicate_key", file=_rel(path), key=e.key, line=e.line,
+                          first=e.first) from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ConfigError("spec_yaml", file=_rel(path), detail=str(e).replace("\n", " ")) from e
 
@@ -250,23 +307,57 @@ def load_project(root: Path | str | None = None, *,
         specs[spec.id] = spec
         hashes[spec.id] = hashlib.sha256(p.read_bytes()).hexdigest()[:12]
 
-    errors.extend(_cross_checks(layers_dir, specs, codelists))
+    errors.extend(_cross_checks(layers_dir, specs, codelists, cfg.corrections))
+    errors.extend(_map_checks(cfg, layers_dir, specs, codelists))
+    errors.extend(_department_checks(root / config_file, cfg, specs))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return Project(root=root, config=cfg, specs=specs, codelists=codelists, spec_hashes=hashes)
 
 
+def _alias_conflicts(file: str, cl: CodeList) -> list[ConfigError]:
+    """A spelling (code, Japanese label or alias) claimed by two codes, exactly or once folded
+    (NFKC, upper case) as the code mapping folds it: the mapping would pick one silently."""
+    errs: list[ConfigError] = []
+    exact: dict[str, str] = {}
+    folded: dict[str, tuple[str, str]] = {}
+    for code, e in cl.codes.items():
+        for a in dict.fromkeys(str(x) for x in [code, e.ja, *e.aliases]):
+            other = exact.get(a)
+            if other is not None and other != code:
+                errs.append(ConfigError("codelist_alias_conflict", file=file, alias=a,
+                                        first=other, second=code))
+                continue
+            exact[a] = code
+            key = unicodedata.normalize("NFKC", a).strip().upper()
+            prev = folded.get(key)
+            if prev is not None and prev[0] != code:
+                errs.append(ConfigError("codelist_alias_conflict", file=file,
+                                        alias=f"{a} (= {prev[1]})", first=prev[0], second=code))
+                continue
+            folded.setdefault(key, (code, a))
+    return errs
+
+
 def _cross_checks(layers_dir: Path, specs: dict[str, LayerSpec],
-                  codelists: dict[str, CodeList]) -> list[ConfigError]:
+                  codelists: dict[str, CodeList],
+                  corrections: Any = ()) -> list[ConfigError]:
     """Checks that need more than one file: code lists, layer references, CRSs.
 
     Reader and normalizer names are checked by ``etl`` (where those registries live) when it
     runs: config stands on the ground and imports nothing above it.
     """
     errs: list[ConfigError] = []
+    for cid, cl in codelists.items():
+        errs.extend(_alias_conflicts(_rel(layers_dir / "codelists" / f"{cid}.yml"), cl))
+    correction_ids = [c.id for c in corrections]
     for lid, spec in specs.items():
         f = _rel(layers_dir / f"{lid}.yml")
         for src in spec.sources:
+            for cid in src.corrections or []:
+                if cid not in correction_ids:
+                    errs.append(ConfigError("spec_unknown_correction", file=f, source=src.name,
+                                            name=cid, known=", ".join(correction_ids) or "-"))
             if src.crs:
                 try:
                     CRS.from_user_input(src.crs)
@@ -283,6 +374,159 @@ def _cross_checks(layers_dir: Path, specs: dict[str, LayerSpec],
         for key, other in refs:
             if other not in specs:
                 errs.append(ConfigError("spec_unknown_layer", file=f, key=key, layer=other))
+    return errs
+
+
+def _department_checks(path: Path, cfg: ProjectConfig,
+                       specs: dict[str, LayerSpec]) -> list[ConfigError]:
+    """``departments:`` against the specs: unique ids; grants name existing, confidential data.
+
+    Why only confidential: internal data is every department's already, so a grant of it means
+    the spec or the grant is wrong (e.g. a tax field left ``internal``).
+    """
+    errs: list[ConfigError] = []
+    f = _rel(path)
+    seen: set[str] = set()
+    for d in cfg.departments:
+        if d.id in seen:
+            errs.append(ConfigError("dept_duplicate", file=f, dept=d.id))
+        seen.add(d.id)
+        known = ", ".join(sorted(specs))
+        for lid in d.grants.layers:
+            if lid not in specs:
+                errs.append(ConfigError("dept_unknown_layer", file=f, dept=d.id, key="layers",
+                                        layer=lid, known=known))
+            elif specs[lid].visibility != "confidential":
+                errs.append(ConfigError("dept_layer_not_confidential", file=f, dept=d.id,
+                                        layer=lid, level=specs[lid].visibility))
+        for lid, names in d.grants.fields.items():
+            spec = specs.get(lid)
+            if spec is None:
+                errs.append(ConfigError("dept_unknown_layer", file=f, dept=d.id, key="fields",
+                                        layer=lid, known=known))
+                continue
+            for name in names:
+                if name not in spec.fields:
+                    errs.append(ConfigError("dept_unknown_field", file=f, dept=d.id, layer=lid,
+                                            field=name, known=", ".join(spec.fields)))
+                elif spec.field_visibility(name) != "confidential":
+                    errs.append(ConfigError("dept_field_not_confidential", file=f, dept=d.id,
+                                            layer=lid, field=name,
+                                            level=spec.field_visibility(name)))
+            if spec.visibility == "confidential" and spec.id_field not in names:
+                errs.append(ConfigError("dept_grant_needs_id", file=f, dept=d.id, layer=lid,
+                                        id_field=spec.id_field))
+    return errs
+
+
+def _field_base(spec: LayerSpec, name: str) -> str | None:
+    """The spec field behind a column: itself, or the field a derived column comes from.
+
+    Derived columns (``<field>_rank``, ``<field>_raw``, ``<field>_ja`` ...) are made by the ETL's
+    normalizers and the code lists; their exact names are checked against the public store when
+    the pages are built. Here: the longest field that ``name`` extends with ``_``.
+    """
+    if name in spec.fields:
+        return name
+    bases = [f for f in spec.fields if name.startswith(f + "_")]
+    return max(bases, key=len) if bases else None
+
+
+def _map_checks(cfg: ProjectConfig, layers_dir: Path, specs: dict[str, LayerSpec],
+                codelists: dict[str, CodeList]) -> list[ConfigError]:
+    """Map declarations: pages exist, every public layer is on one, fields exist and are public.
+
+    Only when the project declares pages (``publish.pages``): a project without any declares no
+    map and publishes the API alone. A public layer with no ``map:`` block is an error that says
+    which page to add (or ``pages: []`` to keep it off the maps): silence would hide data.
+    """
+    pages = cfg.publish.pages
+    errs: list[ConfigError] = []
+    ids = [p.id for p in pages]
+    for pid in sorted({i for i in ids if ids.count(i) > 1}):
+        errs.append(ConfigError("mapcfg_page_twice", page=pid))
+    for p in pages:
+        if p.terms and cfg.publish.terms is None:
+            errs.append(ConfigError("mapcfg_terms_missing", page=p.id))
+    on_page: dict[str, list[str]] = {pid: [] for pid in ids}
+    parcels: dict[str, list[str]] = {pid: [] for pid in ids}
+    for lid, spec in specs.items():
+        f = _rel(layers_dir / f"{lid}.yml")
+        m = spec.map
+        if not pages:
+            if m.pages:
+                errs.append(ConfigError("mapcfg_unknown_page", file=f, page=m.pages[0],
+                                        known="-"))
+            continue
+        if spec.visibility != "public":
+            if m.pages:
+                errs.append(ConfigError("mapcfg_not_public", file=f,
+                                        visibility=spec.visibility))
+            continue
+        if not m.pages and "pages" not in m.model_fields_set:
+            errs.append(ConfigError("mapcfg_no_page", file=f, first=ids[0]))
+            continue
+        for pid in m.pages:
+            if pid not in on_page:
+                errs.append(ConfigError("mapcfg_unknown_page", file=f, page=pid,
+                                        known=", ".join(ids)))
+            else:
+                on_page[pid].append(lid)
+                if m.role == "parcel":
+                    parcels[pid].append(lid)
+        errs.extend(_map_field_checks(f, spec, codelists))
+    for pid, lids in on_page.items():
+        if not lids:
+            errs.append(ConfigError("mapcfg_page_empty", page=pid))
+        if len(parcels[pid]) > 1:
+            errs.append(ConfigError("mapcfg_two_parcels", page=pid,
+                                    layers=", ".join(parcels[pid])))
+    return errs
+
+
+def _map_field_checks(file: str, spec: LayerSpec,
+                      codelists: dict[str, CodeList]) -> list[ConfigError]:
+    """Fields a ``map:`` block uses exist and are public; colours and ranks have code lists."""
+    errs: list[ConfigError] = []
+    m = spec.map
+    for name, key in m.fields_used().items():
+        base = _field_base(spec, name)
+        if base is None:
+            errs.append(ConfigError("mapcfg_field_unknown", file=file, key=key, field=name,
+                                    known=", ".join(spec.fields)))
+        elif spec.field_visibility(base) != "public":
+            errs.append(ConfigError("mapcfg_field_internal", file=file, key=key, field=name,
+                                    visibility=spec.field_visibility(base)))
+    for key, name in [("color_by", m.color_by),
+                      *(("color_by_options", o) for o in m.color_by_options)]:
+        fs = spec.fields.get(name) if name else None
+        if fs is not None and not fs.codelist:
+            errs.append(ConfigError("mapcfg_no_codelist", file=file, key=key, field=name))
+    hz = m.hazard
+    if hz is None:
+        return errs
+    rank = m.rank_field
+    rank_cl = hz.rank_codelist or (spec.fields[rank].codelist if rank in spec.fields else None)
+    if rank_cl is None:
+        errs.append(ConfigError("mapcfg_no_codelist", file=file, key="hazard.rank_field",
+                                field=rank))
+    elif rank_cl not in codelists:
+        errs.append(ConfigError("mapcfg_unknown_codelist", file=file,
+                                key="hazard.rank_codelist", name=rank_cl))
+    group_cl = None
+    if hz.group_field:
+        fs = spec.fields.get(hz.group_field)
+        group_cl = fs.codelist if fs else None
+        if fs is not None and group_cl is None:
+            errs.append(ConfigError("mapcfg_no_codelist", file=file, key="hazard.group_field",
+                                    field=hz.group_field))
+    for code, colour in hz.emphasis.items():
+        for key, cl, c in [("hazard.emphasis", rank_cl, code),
+                           *((f"hazard.emphasis.{code}", group_cl, g)
+                             for g in (colour if isinstance(colour, dict) else {}))]:
+            if cl in codelists and c not in codelists[cl].codes:
+                errs.append(ConfigError("mapcfg_unknown_code", file=file, key=key, code=c,
+                                        codelist=cl, known=", ".join(codelists[cl].codes)))
     return errs
 
 

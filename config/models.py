@@ -7,7 +7,9 @@ lives in these specs; the Python code in ``etl/`` is source-agnostic.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,7 +20,12 @@ Visibility = Literal["public", "internal", "confidential"]
 VISIBILITY_RANK = {"public": 0, "internal": 1, "confidential": 2}
 FieldType = Literal["str", "int", "float", "bool", "date"]
 GeometryType = Literal["Point", "LineString", "Polygon", "MultiPolygon", "MultiLineString", "None"]
+#: What happens to a record with a problem (one policy engine, etl/policy.py): ``quarantine`` it
+#: (with its reason), store the value as ``null`` (flagged), keep it but ``warn`` (flagged), or
+#: ``keep`` it (counted in the report only).
 OnProblem = Literal["quarantine", "null", "warn", "keep"]
+#: the field ``id_field: [a, b]`` creates
+COMPOSITE_ID = "id"
 
 
 class Strict(BaseModel):
@@ -59,6 +66,16 @@ class FieldSpec(Strict):
     on_out_of_range: OnProblem = "quarantine"
     codelist: str | None = None
     on_unknown_code: OnProblem = "quarantine"
+    #: a value that cannot be read as ``type`` (text in a number, 1e400, beyond int64): the
+    #: record is quarantined, or the value stored as null (flagged); never wrapped or guessed
+    on_bad_value: Literal["quarantine", "null"] = "quarantine"
+    #: a DBF text value that fills its field width was probably cut by the export
+    on_truncated: OnProblem = "warn"
+    #: composite value: other target fields joined by ``sep`` (e.g. an id from kind + number)
+    compose: list[str] | None = None
+    sep: str = "-"
+    #: generated id, stable across runs: ``<source>-<hash of the source and these fields>``
+    generate: list[str] | None = None
     queryable: bool = False
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -84,9 +101,23 @@ class FieldSpec(Strict):
 
     @model_validator(mode="after")
     def _source_given(self) -> FieldSpec:
-        if self.from_ is None and self.const is None:
-            raise ValueError("a field needs 'from' (source column) or 'const' (fixed value)")
+        given = [k for k, v in (("from", self.from_), ("const", self.const),
+                                ("compose", self.compose), ("generate", self.generate))
+                 if v is not None]
+        if not given:
+            raise ValueError("a field needs 'from' (source column), 'const' (fixed value), "
+                             "'compose' or 'generate' (from other fields)")
+        if len(given) > 1 and not (given == ["from", "const"]):
+            raise ValueError(f"a field takes only one of {' / '.join(given)}")
+        if (self.compose is not None or self.generate is not None) and self.normalize:
+            raise ValueError("'compose'/'generate' fields take no 'normalize' "
+                             "(normalize the parts)")
         return self
+
+    @property
+    def derived_from(self) -> list[str]:
+        """Target fields this field is computed from (``compose``/``generate``), else []."""
+        return list(self.compose or self.generate or [])
 
 
 class Lookup(Strict):
@@ -98,8 +129,20 @@ class Lookup(Strict):
     encoding: str = "utf-8"
 
 
+class DataDateField(Strict):
+    """The data date is the latest date found in a column of the source (e.g. 更新日)."""
+
+    field: str
+
+
 class SourceSpec(Strict):
-    """One input file feeding the layer."""
+    """One input file feeding the layer.
+
+    ``data_date``: the date the data describes (shown as "as of" on the public pages): a fixed
+    date (``2024-03-31``), ``{field: 調査日}`` (the latest date in that column), ``dbf_header``
+    (a Shapefile's DBF "last update" date) or ``mtime`` (the file's modification time, only when
+    asked: a copy changes it). Without it the date is unknown, and the report says so.
+    """
 
     name: str
     path: str
@@ -111,12 +154,26 @@ class SourceSpec(Strict):
     axis_order: Literal["xy", "yx"] = "xy"
     x_field: str | None = None
     y_field: str | None = None
-    id_field: str | None = None
+    #: raw column(s) naming a record in messages and lineage (``[a, b]`` for composite keys)
+    id_field: str | list[str] | None = None
     rename: dict[str, str] = Field(default_factory=dict)
     constants: dict[str, Any] = Field(default_factory=dict)
     lookups: dict[str, Lookup] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
     system: I18nText | None = None
+    data_date: dt.date | Literal["mtime", "dbf_header"] | DataDateField | None = None
+    #: a source yielding no records fails when the previous run had records, unless allowed
+    allow_empty: bool = False
+    #: Z / M coordinates the master may drop (it stores X/Y): without this they are an error
+    drop_dimensions: list[Literal["z", "m"]] = Field(default_factory=list)
+    #: coordinate corrections (``corrections:`` of the project) for this source; None = the
+    #: project's defaults, [] = none
+    corrections: list[str] | None = None
+
+    @property
+    def id_fields(self) -> list[str]:
+        f = self.id_field
+        return [] if f is None else [f] if isinstance(f, str) else list(f)
 
 
 class Join(Strict):
@@ -125,7 +182,7 @@ class Join(Strict):
     layer: str
     keys: list[str]  # not "on": YAML 1.1 reads a bare `on` key as boolean True
     take_geometry: bool = True
-    on_missing: Literal["quarantine", "keep"] = "quarantine"
+    on_missing: OnProblem = "quarantine"
 
 
 class Combine(Strict):
@@ -159,45 +216,119 @@ class DatumCheck(Strict):
 #: risk card; ``shelter`` -> nearest suitable shelters. ``pipe``/``structure`` are network
 #: lines/points of a utility; ``context`` is any other layer (roads, schools, fire stations).
 MapRole = Literal["pipe", "structure", "parcel", "hazard", "shelter", "context"]
-#: Hazard kinds are an open set (a city may add its own); these are the common ones.
+#: Hazard kinds are an open set (a city may add its own); these are the common ones (the page
+#: has names and shelter badges for them; another kind names itself with ``hazard.title``).
 KNOWN_HAZARD_KINDS = ("flood", "inland_flood", "tsunami", "storm_surge", "landslide",
                       "earthquake", "large_fire", "volcano")
+#: ``#rrggbb``: what Leaflet, the legend and the PDF all understand.
+Color = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
+#: A page or hazard-kind id: lower case, digits, ``_`` (used in file names and HTML ids).
+Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+#: A page id: also its file name (``<id>.html``).
+PageId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+#: ``{field}``, ``{field.label}`` (its code list label), ``{field:.1}`` (first character),
+#: ``{field|lower}``: the placeholders of label and risk-card templates.
+TEMPLATE_KEY = re.compile(r"\{(\w+)(\.label)?(?::\.(\d+))?(\|lower)?\}")
+
+
+def template_keys(template: I18nText | None) -> set[str]:
+    """The names a template refers to (both languages)."""
+    if template is None:
+        return set()
+    return {m.group(1) for text in (template.ja, template.en)
+            for m in TEMPLATE_KEY.finditer(text)}
 
 
 class WidthBy(Strict):
-    """Line width (px) by a numeric field: ``classes`` are ``[lower bound, width]`` pairs."""
+    """Line width (px) by a numeric field: ``classes`` are ``[lower bound, width]`` pairs.
+
+    On the pipe sheet a width field in metres (``unit: m``, e.g. 幅員) is drawn at its true
+    width on the ground instead.
+    """
 
     field: str
-    classes: list[tuple[float, float]]
+    classes: list[tuple[float, float]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ascending(self) -> WidthBy:
+        bounds = [b for b, _ in self.classes]
+        if bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
+            raise ValueError("width_by.classes: lower bounds must increase")
+        return self
 
 
 class LabelSpec(Strict):
-    """Text drawn on or beside the features (e.g. 管径・管種 along pipes at high zoom)."""
+    """Text drawn on or beside the features (e.g. 地番 in parcels, 管径・管種 along pipes).
 
-    fields: list[str]
-    min_zoom: int = 17
+    ``template`` (ja/en) places the ``fields`` (see :data:`TEMPLATE_KEY`); without it the values
+    are joined by a space. The pipe sheet prints the same labels.
+    """
+
+    fields: list[str] = Field(min_length=1)
+    min_zoom: int = Field(default=17, ge=0, le=22)
     template: I18nText | None = None  # e.g. {ja: "φ{diameter_mm} {material}", en: ...}
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> LabelSpec:
+        extra = template_keys(self.template) - set(self.fields)
+        if extra:
+            raise ValueError(f"labels.template uses {sorted(extra)}: list them in labels.fields")
+        return self
+
+
+#: Keys a risk-card template may use besides the layer's fields.
+CARD_KEYS = ("rank", "label", "range", "group", "name", "title")
 
 
 class HazardRole(Strict):
-    """A hazard layer: its kind (open set), the rank field and the code list colouring it."""
+    """A hazard layer: its kind (open set), the rank field and the code list colouring it.
 
-    kind: str
-    title: I18nText | None = None  # shown for the kind; default: the layer's title
-    rank_field: str | None = None  # default: the field the code list is attached to
-    name_field: str | None = None  # e.g. 河川名 for a per-river flood layer
-    #: ranks drawn with a stronger outline (e.g. landslide 特別警戒区域); code -> colour
-    emphasis: dict[str, str] = Field(default_factory=dict)
+    The page's risk card says, for a tapped spot, the worst rank of each hazard layer there (per
+    value of ``group_field`` if given, e.g. per 現象 of sediment zones), with the rank's colour
+    and label; ``card``/``card_name``/``card_none`` phrase it (defaults are generic).
+    """
+
+    kind: Slug
+    title: I18nText | None = None  # the kind's name on the card; default: the catalogue's / layer's
+    rank_field: str | None = None  # default: map.color_by
+    rank_codelist: str | None = None  # default: the code list of rank_field (order = severity)
+    group_field: str | None = None  # zones kept apart per value (its code list names them)
+    min_field: str | None = None  # depth bounds (m) of the zone, shown as a range
+    max_field: str | None = None
+    name_field: str | None = None  # e.g. 河川名 of a per-river flood layer
+    designated_field: str | None = None  # boolean; false = not yet designated (survey result)
+    #: ranks drawn solid in their own colour (e.g. landslide 特別警戒区域): rank code -> colour,
+    #: or rank code -> {group code -> colour}
+    emphasis: dict[str, Color | dict[str, Color]] = Field(default_factory=dict)
+    card: I18nText | None = None  # e.g. {ja: "浸水深ランク{rank}：{label}（{range}）", en: ...}
+    card_name: I18nText | None = None  # e.g. {ja: "{name}が氾濫した場合", en: ...}
+    card_none: I18nText | None = None  # e.g. {ja: 浸水想定区域の外です, en: ...}
+
+    def field_keys(self) -> set[str]:
+        """Layer fields the card templates use (everything but :data:`CARD_KEYS`)."""
+        keys = set().union(*(template_keys(t) for t in (self.card, self.card_name,
+                                                         self.card_none)))
+        return keys - set(CARD_KEYS)
 
 
 class ShelterRole(Strict):
     """A shelter layer: which boolean field says the site is designated for which hazard kind."""
 
     name_field: str
-    flags: dict[str, str]  # hazard kind -> field, e.g. {flood: hz_flood, tsunami: hz_tsunami}
+    flags: dict[Slug, str] = Field(min_length=1)  # hazard kind -> field, e.g. {flood: hz_flood}
     #: shelters suggested where a point is in no mapped hazard zone (e.g. earthquake, fire)
     default_kinds: list[str] = Field(default_factory=list)
     address_field: str | None = None
+    #: boolean fields naming what a site is (e.g. 指定緊急避難場所): their titles show when true
+    type_fields: list[str] = Field(default_factory=list)
+    nearest: int = Field(default=3, ge=1, le=10)  # shelters listed per hazard kind
+
+    @model_validator(mode="after")
+    def _defaults_flagged(self) -> ShelterRole:
+        missing = [k for k in self.default_kinds if k not in self.flags]
+        if missing:
+            raise ValueError(f"default_kinds {missing} have no field in flags")
+        return self
 
 
 class ParcelRole(Strict):
@@ -205,6 +336,7 @@ class ParcelRole(Strict):
 
     oaza_field: str
     chiban_field: str
+    oaza_code_field: str | None = None  # 大字コード: the search lists 大字 in its order
 
 
 class PipeRole(Strict):
@@ -222,24 +354,37 @@ class MapSpec(Strict):
     """Where a public layer appears and how: page, role, style, labels, popup, legend, zooms.
 
     Colours of coded values come from the code list of ``color_by`` (code lists carry colours);
-    ``color`` is the single colour otherwise.
+    ``color`` is the single colour otherwise. Lines are stroked in the colour; polygons filled
+    (``fill_opacity``) and outlined in it; points are circles of ``radius`` px filled in it with
+    a white outline. ``fill`` and ``outline`` override those (a point with ``fill`` set is
+    outlined in the colour, e.g. a manhole).
     """
 
-    pages: list[str] = Field(default_factory=list)  # [] = on no page
+    pages: list[PageId] = Field(default_factory=list)  # [] = on no page
     role: MapRole = "context"
-    color: str = "#3388ff"
+    color: Color = "#3388ff"
     color_by: str | None = None  # a field with a code list whose entries carry colours
     color_by_options: list[str] = Field(default_factory=list)  # other fields a user may choose
-    weight: float = 2
+    weight: float = Field(default=2, ge=0, le=20)
     width_by: WidthBy | None = None
-    fill_opacity: float = 0.5
+    fill: Color | None = None
+    outline: Color | None = None
+    fill_opacity: float = Field(default=0.5, ge=0, le=1)
+    dash: str | None = Field(default=None, pattern=r"^\d+(\s+\d+)*$")  # e.g. "5 4"
+    radius: float = Field(default=5, gt=0, le=30)
+    arrows: bool = False  # lines: an arrow at the middle in the line's direction (sewer flow)
     label_field: str | None = None  # the feature's name in lists and popups
     labels: LabelSpec | None = None
     popup: list[str] = Field(default_factory=list)
     legend: bool = True
-    min_zoom: int = 12
-    max_zoom: int = 19
+    show: bool = True  # drawn when the page opens (the layer control switches it)
+    min_zoom: int = Field(default=0, ge=0, le=22)
+    max_zoom: int = Field(default=22, ge=0, le=22)
     z_order: int = 0  # higher draws on top
+    #: None: hazard, shelter and small context layers go into the page's data file, networks
+    #: and large layers load by view from the API; True/False force one way (hazard and shelter
+    #: layers are always in the data file: the risk card works without the API)
+    embed: bool | None = None
     hazard: HazardRole | None = None
     shelter: ShelterRole | None = None
     parcel: ParcelRole | None = None
@@ -255,29 +400,90 @@ class MapSpec(Strict):
                 raise ValueError(f"'{role}:' block given but role is '{self.role}'")
         if self.min_zoom > self.max_zoom:
             raise ValueError("min_zoom must not exceed max_zoom")
+        if self.hazard and not (self.hazard.rank_field or self.color_by):
+            raise ValueError("a hazard layer needs hazard.rank_field (or color_by)")
+        if len(set(self.pages)) != len(self.pages):
+            raise ValueError("pages: a page is named twice")
         return self
 
-    def fields_used(self) -> set[str]:
-        """Every field the page or sheet reads (must exist and be public)."""
-        out = set(self.popup) | {f for f in (self.color_by, self.label_field) if f}
-        out |= set(self.color_by_options)
+    @property
+    def rank_field(self) -> str | None:
+        """The hazard rank field (``hazard.rank_field``, else ``color_by``)."""
+        return (self.hazard.rank_field or self.color_by) if self.hazard else None
+
+    def fields_used(self) -> dict[str, str]:
+        """Every field the page or sheet reads (must exist and be public) -> the key using it."""
+        out: dict[str, str] = {}
+
+        def use(key: str, *names: str | None) -> None:
+            for n in names:
+                if n:
+                    out.setdefault(n, key)
+
+        use("popup", *self.popup)
+        use("color_by", self.color_by)
+        use("label_field", self.label_field)
+        use("color_by_options", *self.color_by_options)
         if self.width_by:
-            out.add(self.width_by.field)
+            use("width_by.field", self.width_by.field)
         if self.labels:
-            out |= set(self.labels.fields)
-        for block in (self.hazard, self.shelter, self.parcel, self.pipe):
+            use("labels.fields", *self.labels.fields)
+        for role in ("hazard", "shelter", "parcel", "pipe"):
+            block = getattr(self, role)
             if block is None:
                 continue
             for k, v in block:
-                if k.endswith("_field") and v:
-                    out.add(v)
+                if k.endswith("_field") and isinstance(v, str):
+                    use(f"{role}.{k}", v)
         if self.shelter:
-            out |= set(self.shelter.flags.values())
+            use("shelter.flags", *self.shelter.flags.values())
+            use("shelter.type_fields", *self.shelter.type_fields)
+        if self.hazard:
+            use("hazard.card", *sorted(self.hazard.field_keys()))
         return out
 
 
+class QuarantineBudget(Strict):
+    """How many records a layer may quarantine before the run fails for it.
+
+    The layer fails when more than ``max(count, share × read)`` of its records are quarantined,
+    and always when more than half are (a layer losing most of its records is an error, never
+    only a row in a report), unless ``share`` is set to 0.5 or more on purpose.
+
+    Why 5 % and 10 records by default: real ledgers carry a few scattered bad records (a
+    missing id, a typo in a code), which quarantine is for; a few records are always allowed so
+    that a small layer does not fail on one of them. Beyond 5 % the cause is rarely the records:
+    it is a wrong CRS, encoding, datum grid, renamed column or swapped axes, which must be fixed
+    in the spec or the export before a master is written.
+    """
+
+    share: float = Field(default=0.05, ge=0.0, le=1.0)
+    count: int = Field(default=10, ge=0)
+
+    def limit(self, read: int) -> float:
+        lim = max(float(self.count), self.share * read)
+        return lim if self.share >= 0.5 else min(lim, read / 2)
+
+
+class PublishGeometry(Strict):
+    """Publication rule for complex geometries (the master always keeps them exact).
+
+    A feature with more than ``max_vertices`` vertices is simplified for the public store
+    (topology-preserving Douglas-Peucker) at ``tolerance_m``; while it is still over the budget
+    the tolerance doubles. Why: one 1M-vertex polygon makes a 25 MB API response, a
+    denial-of-service lever, and no map needs sub-metre detail beyond a few thousand vertices.
+    """
+
+    max_vertices: int = Field(default=10000, ge=4, le=1_000_000)
+    tolerance_m: float = Field(default=0.5, gt=0.0, le=100.0)
+
+
 class LayerSpec(Strict):
-    """A declarative spec for one target layer of the merged master (``layers/<id>.yml``)."""
+    """A declarative spec for one target layer of the merged master (``layers/<id>.yml``).
+
+    ``id_field`` names the field holding the feature id; ``id_field: [a, b]`` makes a composite
+    id field ``id`` from fields ``a`` and ``b`` (joined by "-", required and unique).
+    """
 
     spec_version: int
     id: str
@@ -303,13 +509,40 @@ class LayerSpec(Strict):
     repair_invalid: bool = True
     min_area_m2: float = 0.0
     public_filter: str | None = None
+    max_quarantine: QuarantineBudget = Field(default_factory=QuarantineBudget)
+    publish_geometry: PublishGeometry = Field(default_factory=PublishGeometry)
     map: MapSpec = Field(default_factory=MapSpec)
     depends_on: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _composite_id(cls, data: Any) -> Any:
+        """``id_field: [a, b]`` -> a field ``id`` composed of a and b (required, unique)."""
+        if not isinstance(data, dict) or not isinstance(data.get("id_field"), list):
+            return data
+        parts = [str(p) for p in data["id_field"]]
+        fields = dict(data.get("fields") or {})
+        if COMPOSITE_ID in fields:
+            raise ValueError(f"id_field: {parts} makes the field '{COMPOSITE_ID}', which is "
+                             "already a field: name the composite field yourself with compose:")
+        vis = [(fields.get(p) or {}).get("visibility", "internal") if isinstance(
+            fields.get(p), dict) else "internal" for p in parts]
+        fields[COMPOSITE_ID] = {"compose": parts, "required": True, "unique": True,
+                                "visibility": max(vis, key=VISIBILITY_RANK.__getitem__)
+                                if all(v in VISIBILITY_RANK for v in vis) else "internal"}
+        return {**data, "id_field": COMPOSITE_ID, "fields": fields}
 
     @model_validator(mode="after")
     def _check(self) -> LayerSpec:
         if self.id_field not in self.fields:
             raise ValueError(f"id_field '{self.id_field}' is not one of fields")
+        for name, f in self.fields.items():
+            for part in f.derived_from:
+                if part not in self.fields:
+                    raise ValueError(f"field '{name}': '{part}' is not one of fields")
+                if self.fields[part].derived_from:
+                    raise ValueError(f"field '{name}': '{part}' is itself composed; "
+                                     "compose from source fields")
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError("source names must be unique")
@@ -369,13 +602,62 @@ class CodeList(Strict):
         return out
 
 
+class GridRef(Strict):
+    """One GSI grid of a transform and what a point outside it means (GSI's definitions).
+
+    ``quarantine``: the grid must cover every point (a datum change such as TKY2JGD: a point it
+    does not cover cannot be converted, the record is quarantined as OUTSIDE_DATUM_GRID).
+    ``unchanged``: a correction grid (PatchJGD): outside it the coordinates stay as they are,
+    and the lineage says so.
+    """
+
+    file: str
+    outside: Literal["quarantine", "unchanged"] = "quarantine"
+
+
+def _grid_refs(v: Any, default_outside: str) -> Any:
+    if isinstance(v, list):
+        return [{"file": g, "outside": default_outside} if isinstance(g, str) else g for g in v]
+    return v
+
+
 class GridTransform(Strict):
-    """A datum change applied with GSI grids through PROJ ``hgridshift`` steps."""
+    """A datum change applied with GSI grids through PROJ ``hgridshift`` steps, per point.
+
+    A grid given as a plain file name must cover every point (``outside: quarantine``); write
+    ``{file: touhokutaiheiyouoki2011.tif, outside: unchanged}`` for a PatchJGD correction grid.
+    """
 
     from_datum: str
-    grids: list[str]
+    grids: list[GridRef]
     accuracy_m: float
     title: I18nText
+
+    @field_validator("grids", mode="before")
+    @classmethod
+    def _plain_names(cls, v: Any) -> Any:
+        return _grid_refs(v, "quarantine")
+
+
+class Correction(Strict):
+    """A coordinate correction inside the target datum (e.g. GSI's 2024 Noto PatchJGD grid).
+
+    Applied after any datum change to the sources that ask for it (``corrections: [id]``) or,
+    with ``default: true``, to every source that does not opt out; outside its grid a point is
+    unchanged. ``epoch`` names the coordinates' epoch once corrected (recorded per layer).
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    grids: list[GridRef]
+    accuracy_m: float
+    title: I18nText
+    epoch: I18nText
+    default: bool = False
+
+    @field_validator("grids", mode="before")
+    @classmethod
+    def _plain_names(cls, v: Any) -> Any:
+        return _grid_refs(v, "unchanged")
 
 
 class BoundaryConfig(Strict):
@@ -386,19 +668,20 @@ class BoundaryConfig(Strict):
 class TermsConfig(Strict):
     """Terms of use shown before a page with a ``terms`` flag (e.g. the pipe map) and on /terms."""
 
-    paragraphs: list[I18nText]
+    paragraphs: list[I18nText] = Field(min_length=1)
     full_url: str | None = None
 
 
 class PageConfig(Strict):
     """One public map page (``<id>.html``); its layers say ``map: {pages: [<id>]}``."""
 
-    id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    id: PageId
     title: I18nText
     short_title: I18nText | None = None
     description: I18nText | None = None
     terms: bool = False  # ask for consent to ``publish.terms`` before showing the map
-    start_zoom: int | None = None  # default: fit the city boundary (or the data)
+    start_zoom: int | None = Field(default=None, ge=0, le=22)  # default: fit the city boundary
+    max_zoom: int = Field(default=20, ge=10, le=22)  # basemap tiles stop at 18 and stretch
     basemap: Literal["pale", "std", "none"] = "pale"
 
 
@@ -423,17 +706,41 @@ class PublishConfig(Strict):
 
 
 class DepartmentGrant(Strict):
-    """Confidential data one department may read: whole layers, or fields of a layer."""
+    """Confidential data one department may read (everything confidential is denied otherwise).
+
+    ``layers``: whole confidential layers (every column, their lineage and their quarantine
+    rows). ``fields``: confidential fields of a layer, ``{layer: [field, ...]}``; on a
+    confidential layer they must include its ``id_field`` (a row must stay identifiable). The
+    names are checked against the specs when the project loads (``config._department_checks``).
+    """
 
     layers: list[str] = Field(default_factory=list)
     fields: dict[str, list[str]] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _no_repeats(self) -> DepartmentGrant:
+        if len(set(self.layers)) != len(self.layers):
+            raise ValueError("grants.layers: a layer is named twice")
+        for lid, names in self.fields.items():
+            if not names:
+                raise ValueError(f"grants.fields.{lid}: list at least one field")
+            if len(set(names)) != len(names):
+                raise ValueError(f"grants.fields.{lid}: a field is named twice")
+            if lid in self.layers:
+                raise ValueError(f"grants.fields.{lid}: the whole layer is already in "
+                                 "grants.layers")
+        return self
+
 
 class Department(Strict):
     """A department of the city's staff (統合型GIS). Internal data is for every department;
-    confidential data only by ``grants``."""
+    confidential data only by ``grants``.
 
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    ``id`` names its PostGIS group role and schema (``<schema_prefix>_dept_<id>``) and its
+    package files, so it is short, lower case and ASCII.
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=20)
     name: I18nText
     grants: DepartmentGrant = Field(default_factory=DepartmentGrant)
 
@@ -473,6 +780,9 @@ class ProjectConfig(Strict):
     boundary: BoundaryConfig | None = None
     keep_runs: int = 5
     transforms: list[GridTransform] = Field(default_factory=list)
+    corrections: list[Correction] = Field(default_factory=list)
+    #: the coordinate epoch of data in the target CRS without corrections (recorded per layer)
+    epoch: I18nText = Field(default_factory=lambda: I18nText(ja="測地成果2011", en="JGD2011"))
     publish: PublishConfig
     #: ``gpkg`` (embedded default) or ``postgresql://user@host:port/db`` without a password;
     #: ``--store`` and the ``UOZU_GIS_STORE`` environment variable override it.

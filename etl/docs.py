@@ -62,7 +62,10 @@ def schema_markdown(project: Project) -> str:
                     n.name for n in f.normalize if col.name[len(col.field):]
                     in NORMALIZERS[n.name].outputs))
             title = f"{f.title.ja} / {f.title.en}" if f.title and col.name == col.field else ""
-            src_col = f"`{f.from_}`" if f.from_ else f"const `{f.const}`"
+            src_col = (f"`{f.from_}`" if f.from_ else
+                       "compose " + " + ".join(f"`{x}`" for x in f.compose) if f.compose else
+                       "generate " + " + ".join(f"`{x}`" for x in f.generate) if f.generate
+                       else f"const `{f.const}`")
             out.append(f"| `{col.name}` | {col.type} | {col.unit or ''} | {col.visibility} | "
                        f"{src_col} | {'; '.join(rules)} | {title} |")
         out.append("")

@@ -168,6 +168,15 @@ _ERA_ALIASES: dict[str, str] = {
     "令和": "R", "令": "R", "R": "R",
 }  # fmt: skip
 _ERA_PAT = "明治|大正|昭和|平成|令和|[明大昭平令]|[MTSHRmtshr]"
+#: First and last day of each era (the last of the current era is open). 明治 counts from
+#: 1868-01-01: the change of era was made retroactive to the start of that year.
+ERA_DAYS: dict[str, tuple[dt.date, dt.date | None]] = {
+    "M": (dt.date(1868, 1, 1), dt.date(1912, 7, 29)),
+    "T": (dt.date(1912, 7, 30), dt.date(1926, 12, 24)),
+    "S": (dt.date(1926, 12, 25), dt.date(1989, 1, 7)),
+    "H": (dt.date(1989, 1, 8), dt.date(2019, 4, 30)),
+    "R": (dt.date(2019, 5, 1), None),
+}
 _ERA_NUM_PAT = r"元|\d{1,2}"
 
 
@@ -216,19 +225,26 @@ def _parse_date(v: Any) -> dt.date | None:
         return None
     s = s.replace("年 ", "年").replace("月 ", "月")
     m = _DATE_WEST_RE.match(s) or _DATE_COMPACT_RE.match(s.replace(" ", ""))
+    era = None
     if m:
         year: int | None = int(m["y"])
     else:
         m = _DATE_ERA_RE.match(s.replace(" ", ""))
         if not m:
             return None
+        era = _ERA_ALIASES.get(m["era"]) or _ERA_ALIASES.get(m["era"].upper())
         year = _era_year(m["era"], m["n"])
         if year is None:
             return None
     try:
-        return dt.date(year, int(m["m"]), int(m["d"]))
+        d = dt.date(year, int(m["m"]), int(m["d"]))
     except ValueError:
         return None
+    if era is not None:  # 令和元年4月1日 or H1.1.1 never existed: outside the era's days
+        first, last = ERA_DAYS[era]
+        if d < first or (last is not None and d > last):
+            return None
+    return d
 
 
 def _date_parse(v: Any) -> Row:
@@ -388,7 +404,7 @@ def _depth_parse(v: Any) -> Row:
 # number / int
 # --------------------------------------------------------------------------------------
 
-_NUMBER_RE = re.compile(r"(?<![\d.,])(-?)(\d+(?:,\d+)*(?:\.\d*)?|\.\d+)")
+_NUMBER_RE = re.compile(r"(?<![\d.,])(-?)(\d+(?:,\d+)*(?:\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _THOUSANDS_RE = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d*)?$")
 
 
@@ -407,7 +423,7 @@ def _number_text(v: Any) -> tuple[str | None, bool]:
         digits = digits.replace(",", "")
     # A minus sign only counts when it is not a joiner like "H-5" / "10-20".
     sign = "-" if m[1] and (m.start() == 0 or not s[m.start() - 1].isalnum()) else ""
-    return sign + digits, False
+    return sign + digits + (m[3] or ""), False
 
 
 def _is_ascii_alnum(c: str) -> bool:
@@ -419,24 +435,109 @@ def _number_parse(v: Any) -> Row:
         f = float(v)
         return (f, False) if math.isfinite(f) else (None, True)
     text, bad = _number_text(v)
-    return (None if text is None else float(text), bad)
+    if text is None:
+        return (None, bad)
+    f = float(text)
+    return (f, False) if math.isfinite(f) else (None, True)  # "1e400" is not a number
 
 
 def _int_parse(v: Any) -> Row:
     if isinstance(v, bool | np.bool_):
         return (int(v), False)
     if isinstance(v, int | np.integer):
-        return (int(v), False)
+        return (int(v), False) if abs(int(v)) <= _INT64_MAX else (None, True)
     if _is_number(v):
         f = float(v)
-        return (int(f), False) if math.isfinite(f) and f.is_integer() else (None, True)
+        ok = math.isfinite(f) and f.is_integer() and abs(f) <= _INT64_MAX
+        return (int(f), False) if ok else (None, True)
     text, bad = _number_text(v)
     if text is None:
         return (None, bad)
+    if "e" in text.lower():
+        f = float(text)
+        if not math.isfinite(f) or not f.is_integer() or abs(f) > _INT64_MAX:
+            return (None, True)
+        return (int(f), False)
     whole, _, frac = text.partition(".")
     if frac.strip("0"):
         return (None, True)  # "5.5" is not an integer; rounding would hide a data error
-    return (int(whole) if whole not in ("", "-") else 0, False)
+    value = int(whole) if whole not in ("", "-") else 0
+    if abs(value) > _INT64_MAX:
+        return (None, True)  # would wrap in an int64 column
+    return (value, False)
+
+
+_INT64_MAX = 2**63 - 1
+
+
+# --------------------------------------------------------------------------------------
+# quantity (a number with a unit and a qualifier: "3.0m", "約2m", "0.5ｍ未満")
+# --------------------------------------------------------------------------------------
+
+#: length units and their size in metres (after NFKC and lower-casing)
+LENGTH_UNITS: dict[str, float] = {"km": 1000.0, "m": 1.0, "メートル": 1.0, "米": 1.0,
+                                  "cm": 0.01, "センチ": 0.01, "mm": 0.001, "ミリ": 0.001}
+_Q_PREFIX = re.compile(r"^(?:約|およそ|概ね|凡そ|推定|ca\.?|c\.|±|\+-)")
+_Q_SUFFIX: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("approx", re.compile(r"(?:程度|前後|位|くらい|ぐらい|内外|ほど)$")),
+    ("below", re.compile(r"(?:未満|以下|まで|迄)$")),
+    ("above", re.compile(r"(?:以上|超え?|を超える|より上)$")),
+)
+_Q_BODY = re.compile(r"^(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))(?P<unit>[^\d]*)$")
+
+
+def _make_quantity_parser(unit: str, approx: str, bounds: str) -> Callable[[Any], Row]:
+    """Parser of one value for :func:`quantity` (``unit`` is the field's unit)."""
+    target = LENGTH_UNITS.get(unit.lower())
+
+    def parse(v: Any) -> Row:
+        if _is_number(v):
+            f = float(v)
+            return (f, "exact", False) if math.isfinite(f) else (None, None, True)
+        s = _compact(v)
+        if s is None:
+            return (None, None, False)
+        s = s.lower()
+        qual = "exact"
+        if m := _Q_PREFIX.match(s):
+            s, qual = s[m.end():], "approx"
+        for name, rx in _Q_SUFFIX:
+            if m := rx.search(s):
+                s, qual = s[:m.start()], name
+                break
+        m = _Q_BODY.match(s.replace(",", ""))
+        if not m:
+            return (None, None, True)
+        f = float(m["num"])
+        u = m["unit"]
+        if u and u != unit.lower():
+            if target is None or u not in LENGTH_UNITS:
+                return (None, None, True)  # an unknown or unconvertible unit
+            f = f * LENGTH_UNITS[u] / target
+        if not math.isfinite(f):
+            return (None, None, True)
+        if (qual == "approx" and approx == "bad") or (qual in ("below", "above")
+                                                      and bounds == "bad"):
+            return (None, qual, True)
+        return (round(f, 9), qual, False)
+
+    return parse
+
+
+def quantity(values: pd.Series, unit: str = "m", approx: str = "keep",
+             bounds: str = "bad") -> pd.DataFrame:
+    """A measured value with its unit and qualifier -> the number in ``unit`` plus ``_qual``.
+
+    "3.0m", "３００ｃｍ" and "3" (the field's unit) give 3.0; a length in another unit is
+    converted (cm, mm, km); any other unit is bad. The per-field policy decides the rest:
+    ``approx`` ("約2m", "2m程度": ``keep`` the value with ``_qual`` "approx", or ``bad``) and
+    ``bounds`` ("0.5ｍ未満", "3m以上": ``bad`` by default, since a bound is not a value, or
+    ``keep`` the bound with ``_qual`` "below"/"above").
+    """
+    if approx not in ("keep", "bad") or bounds not in ("keep", "bad"):
+        raise ValueError("quantity: approx and bounds take 'keep' or 'bad'")
+    return _per_unique(values, _make_quantity_parser(str(unit), approx, bounds),
+                       _columns(_QUANTITY_OUT, bad=True))
 
 
 # --------------------------------------------------------------------------------------
@@ -617,6 +718,7 @@ def date(values: pd.Series) -> pd.DataFrame:
 _WAREKI_OUT = {"": "int", "_qual": "str", "_raw": "str"}
 _CHIBAN_OUT = {"": "str", "_main": "int", "_branch": "int", "_raw": "str"}
 _DEPTH_OUT = {"": "str", "_min_m": "float", "_max_m": "float", "_rank": "int"}
+_QUANTITY_OUT = {"": "float", "_qual": "str"}
 
 NORMALIZERS: dict[str, NormalizerDef] = {
     "nfkc": NormalizerDef(
@@ -646,6 +748,11 @@ NORMALIZERS: dict[str, NormalizerDef] = {
     ),
     "flag": NormalizerDef(
         flag, {"": "bool"}, "○/有/1 などを真偽値に変換 / ledger tick marks to boolean"
+    ),
+    "quantity": NormalizerDef(
+        quantity,
+        _QUANTITY_OUT,
+        "単位・約・未満つきの数値を単位換算し区分つきで / number with unit and 約/未満 by policy",
     ),
     "map": NormalizerDef(
         map_values, {"": "str"}, "値の置換表で変換 / replace values via a given mapping"

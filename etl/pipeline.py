@@ -2,6 +2,8 @@
 
 Conservation law: every input record ends either in the master or in ``_quarantine`` with a
 reason; per source ``read == merged + quarantined`` is checked before anything is written.
+``validate`` is this same pipeline with ``dry_run``: it reads and normalizes every record and
+predicts exactly what ``merge`` would write, then writes nothing.
 """
 
 from __future__ import annotations
@@ -25,24 +27,25 @@ from pyproj import CRS
 
 from config import Project
 from config.errors import ConfigError, EtlError, SourceError
+from config.messages import REASON_HINTS, en, ja, text
 from config.messages import reason as reason_label
-from config.messages import text
-from config.models import LayerSpec
+from config.models import LayerSpec, SourceSpec
 from etl import crs as crsmod
 from etl.checks import check_project
-from etl.readers import READERS, file_hash, load_lookup
+from etl.normalize import apply_normalizer
+from etl.policy import Ledger, Problem
+from etl.readers import READERS, RawFrame, file_hash, load_lookup, source_path
 from etl.report import change_summary, write_reports
 from etl.results import LayerResult, SourceStats
 from etl.schema import CODES_TABLE, LAYER_META_TABLE, QUARANTINE_TABLE, output_columns
-from etl.stores import MasterStore, StagedRun, open_store
-from etl.transform import Issue, apply_fields, missing_columns
-from etl.validate import check_geometries, duplicate_mask, reference_check, tokyo_offset_check
+from etl.stores import MasterStore, StagedRun, explain_error, open_store
+from etl.transform import apply_fields, missing_columns
+from etl.validate import check_geometries, reference_check, tokyo_offset_check
 
 Progress = Callable[[str, str, int, int], None]  # (stage, layer, done, total)
 STAGES = ("read", "normalize", "transform", "validate", "write")
-GEOM_ORDER = ["NULL_GEOMETRY", "EMPTY_GEOMETRY", "TRANSFORM_FAILED", "GEOMETRY_TYPE",
-              "INVALID_GEOMETRY", "OUTSIDE_BOUNDARY", "TOO_SMALL"]
-FIELD_ORDER = ["BAD_VALUE", "MISSING_REQUIRED", "UNKNOWN_CODE", "OUT_OF_RANGE"]
+QUARANTINE_COLUMNS = ["layer", "source_name", "source_file", "record", "reason_code", "reason",
+                      "detail", "raw_attrs", "geometry_wkt", "geometry_crs", "run_id"]
 
 
 @dataclass
@@ -53,10 +56,18 @@ class RunContext:
     outputs: dict[str, LayerResult] = field(default_factory=dict)
     stage_seconds: Counter = field(default_factory=Counter)
     boundary: crsmod.Boundary | None = None
+    previous: dict | None = None  # the current run's manifest (empty-source rule)
+    warnings: list[str] = field(default_factory=list)
 
     def tick(self, stage: str, layer: str, done: int, total: int) -> None:
         if self.progress:
             self.progress(stage, layer, done, total)
+
+    def previous_read(self, layer: str, source: str) -> int:
+        """Records the previous run read from this source (0 when unknown)."""
+        lay = ((self.previous or {}).get("layers") or {}).get(layer) or {}
+        return next((int(s.get("read") or 0) for s in lay.get("sources", [])
+                     if s.get("name") == source), 0)
 
 
 class Timer:
@@ -77,105 +88,264 @@ def new_run_id() -> str:
     return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}-{uuid.uuid4().hex[:4]}"
 
 
+def _rel_to(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
 # --------------------------------------------------------------------------- extract
 
 
-def _extract(ctx: RunContext, spec: LayerSpec) -> tuple[gpd.GeoDataFrame, list[SourceStats],
-                                                         list[Issue], dict[str, dict]]:
-    """Read every source, reproject to the target CRS, run the CRS sanity checks."""
+@dataclass
+class SourcePart:
+    """One source read, checked and in the target CRS (masks are this source's length)."""
+
+    frame: gpd.GeoDataFrame
+    stats: SourceStats
+    problems: list[Problem]
+    at_width: dict[str, np.ndarray]
+    notes: np.ndarray  # per record: lineage notes ("outside X: unchanged")
+    warnings: list[str]
+
+
+@dataclass
+class Extracted:
+    frame: gpd.GeoDataFrame
+    stats: list[SourceStats]
+    problems: list[Problem]  # full length
+    tables: dict[str, dict[str, str]]
+    truncated: dict[str, np.ndarray]
+    notes: np.ndarray
+    warnings: list[str]
+
+
+def _data_date(spec: LayerSpec, src: SourceSpec, raw: RawFrame, df: pd.DataFrame,
+               rel: str) -> str | None:
+    """The date the source's data describes, as its spec says (never guessed)."""
+    dd = src.data_date
+    if dd is None:
+        return None
+    if isinstance(dd, dt.date):
+        return dd.isoformat()
+    if dd == "mtime":
+        return dt.date.fromtimestamp(max(p.stat().st_mtime for p in raw.files)).isoformat()
+    if dd == "dbf_header":
+        if not any(p.suffix.lower() == ".dbf" for p in raw.files):
+            raise ConfigError("spec_data_date_header", file=f"layers/{spec.id}.yml",
+                              source=src.name)
+        return raw.header_date
+    col = df[dd.field] if dd.field in df.columns else raw.frame.get(dd.field)
+    if col is None:
+        raise SourceError("source_missing_field", layer=spec.id, file=rel, fields=dd.field,
+                          have=", ".join(map(str, raw.frame.columns)))
+    dates = apply_normalizer("date", col)[""].dropna()
+    return str(dates.max()) if len(dates) else None
+
+
+def _dimensions(spec: LayerSpec, src: SourceSpec, geoms: np.ndarray, rel: str,
+                warnings: list[str]) -> np.ndarray:
+    """Z and M values are an error unless the spec drops them (counted); all-zero Z is noise."""
+    live = ~shapely.is_missing(geoms)
+    if not live.any():
+        return geoms
+    has_z = np.zeros(len(geoms), dtype=bool)
+    has_m = np.zeros(len(geoms), dtype=bool)
+    has_z[live] = shapely.has_z(geoms[live])
+    has_m[live] = shapely.has_m(geoms[live])
+    if not (has_z.any() or has_m.any()):
+        return geoms
+    real: dict[str, np.ndarray] = {}
+    for dim, mask, col in (("z", has_z, 2), ("m", has_m, 3)):
+        if mask.any():
+            c, idx = shapely.get_coordinates(geoms[mask], include_z=True, include_m=True,
+                                             return_index=True)
+            v = c[:, col]
+            # shapefile "no data" measures are < -1e38
+            meaningful = np.isfinite(v) & (v != 0 if dim == "z" else v > -1e38)
+            per = np.zeros(int(mask.sum()), dtype=bool)
+            per[np.unique(idx[meaningful])] = True
+            real[dim] = np.zeros(len(geoms), dtype=bool)
+            real[dim][np.flatnonzero(mask)[per]] = True
+    bad = [d for d, m in real.items() if m.any() and d not in src.drop_dimensions]
+    if bad:
+        n = int(np.logical_or.reduce([real[d] for d in bad]).sum())
+        raise SourceError("source_dimensions", layer=spec.id, file=rel, n=n,
+                          dims=", ".join(d.upper() for d in bad), keys=", ".join(bad))
+    for d, m in real.items():
+        if m.any():
+            warnings.append(text("warn_dims_dropped", file=rel, n=int(m.sum()), dims=d.upper()))
+    zero_z = has_z & ~real.get("z", np.zeros(len(geoms), dtype=bool))
+    if zero_z.any():
+        warnings.append(text("warn_zero_z", file=rel, n=int(zero_z.sum())))
+    out = geoms.copy()
+    drop = has_z | has_m
+    out[drop] = shapely.force_2d(geoms[drop])
+    return out
+
+
+def _read_source(ctx: RunContext, spec: LayerSpec, si: int, src: SourceSpec,
+                 target: CRS, spatial: bool, tables: dict[str, dict[str, str]]) -> SourcePart:
     project = ctx.project
     raw_dir = project.raw_dir
-    target = CRS.from_user_input(project.config.target_crs)
-    frames, stats, issues = [], [], []
-    tables: dict[str, dict[str, str]] = {}
-    spatial = spec.geometry_type != "None" and spec.join is None
-    for si, src in enumerate(spec.sources):
-        with Timer(ctx, "read"):
+    rel = src.path
+    raw_rel = _rel_to(raw_dir, project.root)
+    with Timer(ctx, "read"):
+        try:
+            source_path(raw_dir, rel, spec.id, missing_key="source_missing_sample"
+                        if project.config.sample else "source_missing")
             raw = READERS[src.reader](spec, src, raw_dir)
-            for name, lk in src.lookups.items():
-                tables[name] = load_lookup(raw_dir, spec, lk.path, lk.key, lk.value, lk.encoding)
-        df = raw.frame.rename(columns=src.rename)
-        for k, v in src.constants.items():
-            df[k] = v
-        rel = src.path
-        miss = missing_columns(spec, list(df.columns))
-        if miss:
-            raise SourceError("source_missing_field", layer=spec.id, file=rel,
-                              fields=", ".join(miss), have=", ".join(map(str, raw.frame.columns)))
-        n = len(df)
-        has_id = bool(src.id_field) and src.id_field in df.columns
-        rec = (df[src.id_field].astype("string").fillna("") if has_id
-               else pd.Series([""] * n, dtype="string"))
-        rownum = pd.Series(np.arange(1, n + 1), index=df.index).astype("string")
-        df["_record"] = ("#" + rownum + np.where(rec.to_numpy() != "", " " + rec.astype(str), "")
-                         ).astype("string")
-        df["_src"] = si
-        st = SourceStats(src.name, rel, file_hash(raw.files), None, None, read=n)
-        st.data_date = dt.date.fromtimestamp(max(p.stat().st_mtime for p in raw.files)).isoformat()
-        if spatial:
-            if not raw.has_geometry:
-                raise SourceError("source_geom_missing", layer=spec.id, file=rel)
-            with Timer(ctx, "transform"):
-                src_crs = crsmod.source_crs(raw.file_crs, src.crs, src.crs_override,
-                                            layer=spec.id, file=rel)
-                transformer, info = crsmod.plan_transform(project, src_crs, target)
-                info.axis_swapped = src.axis_order == "yx"
-                geoms = crsmod.transform_geoms(df.geometry.values, transformer,
-                                               swap_xy=src.axis_order == "yx")
-                st.crs, st.transform = crsmod.crs_label(src_crs), info.as_dict()
-                failed = crsmod.bad_coords(geoms)
-                geoms[failed] = None
-                df = gpd.GeoDataFrame(df.drop(columns="geometry"), geometry=geoms, crs=target)
-                if failed.any():
-                    det = pd.Series("outside datum grid", index=df.index)
-                    det.attrs["src"] = len(frames)  # masks are per source until concatenated
-                    issues.append(Issue(failed, "TRANSFORM_FAILED", det))
-                issues += _sanity(ctx, spec, src, src_crs, df, rel, frames)
-        else:
-            df = gpd.GeoDataFrame(df.drop(columns="geometry"),
-                                  geometry=gpd.GeoSeries([None] * n, index=df.index))
-        frames.append(df)
-        stats.append(st)
-        ctx.tick("read", spec.id, si + 1, len(spec.sources))
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(
-        drop=True)
-    frame = gpd.GeoDataFrame(frame, geometry="geometry",
-                             crs=target if spatial else None)
-    # issue masks were built per source: expand them to the concatenated frame
-    full = []
-    offsets = np.cumsum([0] + [len(f) for f in frames])
-    for iss in issues:
-        m = np.zeros(len(frame), dtype=bool)
-        si = iss.detail.attrs.get("src", 0)
-        m[offsets[si]:offsets[si + 1]] = iss.mask
-        det = pd.Series(iss.detail.to_numpy(), index=np.arange(offsets[si], offsets[si + 1]))
-        full.append(Issue(m, iss.reason, det.reindex(frame.index).fillna(""), iss.action))
-    return frame, stats, full, tables
+        except SourceError as e:
+            if e.key in ("source_missing", "source_missing_sample", "source_outside_raw"):
+                e.params["raw"] = raw_rel
+                raise type(e)(e.key, **e.params) from None
+            raise
+        for name, lk in src.lookups.items():
+            tables[name] = load_lookup(raw_dir, spec, lk.path, lk.key, lk.value, lk.encoding)
+    df = raw.frame.rename(columns=src.rename)
+    for k, v in src.constants.items():
+        df[k] = v
+    n = len(df)
+    warnings = list(text("warn_reader", file=rel, detail=w) for w in raw.warnings)
+    warnings += [text("warn_text_width", file=rel, column=c, n=k, width=w)
+                 for c, (k, w) in raw.filled.items()]
+    if n == 0:
+        what = "header only" if raw.columns_known else "no features"
+        prev = ctx.previous_read(spec.id, src.name)
+        if prev and not src.allow_empty:
+            raise SourceError("source_empty", layer=spec.id, file=rel, what=what,
+                              previous=prev, run=(ctx.previous or {}).get("run_id", "-"))
+        warnings.append(text("warn_source_empty", file=rel, what=what))
+    miss = missing_columns(spec, list(df.columns))
+    if miss and (n > 0 or raw.columns_known):
+        raise SourceError("source_missing_field", layer=spec.id, file=rel,
+                          fields=", ".join(miss), have=", ".join(map(str, raw.frame.columns)))
+    for c in miss:  # a source without records and without known columns (0-feature GeoJSON)
+        df[c] = pd.Series([], dtype=object)
+    label = _record_labels(df, src)
+    df["_record"] = label
+    df["_src"] = si
+    st = SourceStats(src.name, rel, file_hash(raw.files), None, None, read=n)
+    st.data_date = _data_date(spec, src, raw, df, rel)
+    if st.data_date is None and n:
+        warnings.append(text("warn_data_date_unknown", file=rel))
+    problems: list[Problem] = []
+    notes = np.full(n, "", dtype=object)
+    raw_geom = np.full(n, None, dtype=object)
+    if spatial:
+        if not raw.has_geometry and n:
+            raise SourceError("source_geom_missing", layer=spec.id, file=rel)
+        with Timer(ctx, "transform"):
+            geoms = _dimensions(spec, src, np.asarray(df.geometry.array, dtype=object), rel,
+                                warnings)
+            src_crs = (crsmod.source_crs(raw.file_crs, src.crs, src.crs_override,
+                                         layer=spec.id, file=rel) if n or src.crs or
+                       raw.file_crs else target)
+            problems += _axes(ctx, spec, src, src_crs, geoms, rel, raw_geom)
+            op, info = crsmod.plan_transform(project, src_crs, target,
+                                             corrections=crsmod.corrections_for(
+                                                 project, src.corrections),
+                                             swap_xy=src.axis_order == "yx")
+            if op is None:
+                out_geoms, failed, unchanged = geoms, np.zeros(n, dtype=bool), {}
+                off_grid = failed
+            else:
+                ap = op.apply(geoms)
+                out_geoms, failed, unchanged = ap.geoms, ap.failed, ap.unchanged
+                info.grid_coverage = ap.coverage
+                off_grid = _off_grid(op, geoms, failed)
+            st.crs, st.transform = crsmod.crs_label(src_crs), info.as_dict()
+            out_geoms = out_geoms.copy()
+            out_geoms[failed] = None
+            raw_geom[failed] = geoms[failed]
+            for code, m in (("OUTSIDE_DATUM_GRID", failed & off_grid),
+                            ("TRANSFORM_FAILED", failed & ~off_grid)):
+                if m.any():
+                    problems.append(Problem(m, code, "quarantine", _first_point_text(
+                        geoms[m], src_crs, info.grids), None))
+            for grid, m in unchanged.items():
+                m = m & ~failed
+                if m.any():
+                    note = text("grid_outside_unchanged", grid=grid)
+                    notes[m] = np.where(notes[m] == "", note, notes[m] + "; " + note)
+                    problems.append(Problem(m, "OUTSIDE_GRID", "warn", en(
+                        "grid_outside_unchanged", grid=grid), grid))
+            df = gpd.GeoDataFrame(df.drop(columns="geometry"), geometry=out_geoms, crs=target)
+            problems += _sanity(ctx, spec, src_crs, df, rel, failed | (raw_geom != None))  # noqa: E711
+    else:
+        df = gpd.GeoDataFrame(df.drop(columns="geometry"),
+                              geometry=gpd.GeoSeries([None] * n, index=df.index))
+    df["_raw_geom"] = raw_geom
+    return SourcePart(df, st, problems, raw.at_width, notes, warnings)
 
 
-def _sanity(ctx: RunContext, spec: LayerSpec, src: Any, src_crs: CRS, df: gpd.GeoDataFrame,
-            rel: str, frames: list) -> list[Issue]:
-    """Boundary, swapped axes and Tokyo-datum checks for one source (already reprojected)."""
-    issues: list[Issue] = []
-    si = len(frames)
+def _record_labels(df: pd.DataFrame, src: SourceSpec) -> pd.Series:
+    """``#<row> <id>`` per record (the id from the source's id_field(s), joined by "/")."""
+    n = len(df)
+    rownum = pd.Series(np.arange(1, n + 1), index=df.index).astype("string")
+    cols = [c for c in src.id_fields if c in df.columns]
+    if not cols:
+        return ("#" + rownum).astype("string")
+    rec = df[cols[0]].astype("string").fillna("")
+    for c in cols[1:]:
+        rec = rec + "/" + df[c].astype("string").fillna("")
+    rec = rec.mask(rec.str.strip("/") == "", "")
+    return ("#" + rownum + np.where(rec.to_numpy() != "", " " + rec.astype(str), "")
+            ).astype("string")
+
+
+def _off_grid(op: crsmod.CoordOp, geoms: np.ndarray, failed: np.ndarray) -> np.ndarray:
+    """Which failed records failed because a point lies outside a must-cover datum grid."""
+    if not failed.any() or not any(s.outside == "quarantine" for s in op.steps):
+        return np.zeros(len(geoms), dtype=bool)
+    probe = crsmod.CoordOp(to_deg=op.to_deg, steps=[s for s in op.steps
+                                                     if s.outside == "quarantine"],
+                           swap_xy=op.swap_xy)
+    return probe.apply(geoms).failed & failed
+
+
+def _first_point_text(geoms: np.ndarray, src_crs: CRS, grids: list[str]) -> np.ndarray:
+    """``(x, y) in EPSG:n outside <grids>`` per geometry (its first vertex)."""
+    coords, idx = shapely.get_coordinates(geoms, return_index=True)
+    _, first = np.unique(idx, return_index=True)
+    lbl = crsmod.crs_label(src_crs)
+    where = " / ".join(grids) or "the operation's area"
+    return np.array([f"({x:.3f}, {y:.3f}) {lbl} outside {where}" for x, y in coords[first]],
+                    dtype=object)
+
+
+def _axes(ctx: RunContext, spec: LayerSpec, src: SourceSpec, src_crs: CRS, geoms: np.ndarray,
+          rel: str, raw_geom: np.ndarray) -> list[Problem]:
+    """Swapped axes, judged on the raw coordinates before any datum shift."""
+    ev = crsmod.axis_evidence(src_crs, geoms, ctx.boundary if spec.check_boundary else None,
+                              swap_xy=src.axis_order == "yx")
+    if ev.n == 0:
+        return []
+    n_in, n_sw = int(ev.as_is.sum()), int(ev.swapped.sum())
+    if n_in < ev.n / 2:
+        key = "crs_swapped" if n_sw >= ev.n / 2 else "crs_outside"
+        raise SourceError(key, layer=spec.id, file=rel, n=ev.n, outside=ev.n - n_in,
+                          inside=n_sw, where_ja=ev.where_ja, where_en=ev.where_en,
+                          crs=crsmod.crs_label(src_crs))
+    m = ev.swapped_records
+    if not m.any():
+        return []
+    raw_geom[m] = geoms[m]
+    return [Problem(m, "SWAPPED_AXES", "quarantine",
+                    f"outside {ev.where_en} as recorded, inside once X/Y are swapped")]
+
+
+def _sanity(ctx: RunContext, spec: LayerSpec, src_crs: CRS, df: gpd.GeoDataFrame, rel: str,
+            judged: np.ndarray) -> list[Problem]:
+    """Boundary and Tokyo-datum checks for one source (already reprojected)."""
+    problems: list[Problem] = []
     geoms = df.geometry.values
-    live = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+    live = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms) & ~judged
     if ctx.boundary is not None and spec.check_boundary and live.any():
-        ins = crsmod.inside(ctx.boundary, geoms)
-        share_in = ins[live].mean()
-        if share_in < 0.5:
-            swapped = crsmod.check_swapped(ctx.boundary, geoms[live])
-            if swapped >= 0.5:
-                raise SourceError("crs_swapped", layer=spec.id, file=rel,
-                                  inside=round(swapped * 100))
-            raise SourceError("crs_outside", layer=spec.id, file=rel,
-                              outside=round((1 - share_in) * 100),
-                              crs=crsmod.crs_label(src_crs))
-        out = live & ~ins
+        out = live & ~crsmod.inside(ctx.boundary, geoms)
         if out.any():
-            det = pd.Series("outside boundary", index=df.index)
-            det.attrs["src"] = si
-            issues.append(Issue(out, "OUTSIDE_BOUNDARY", det))
+            problems.append(Problem(out, "OUTSIDE_BOUNDARY", "quarantine", "outside boundary"))
     dc = spec.datum_check
     if dc and dc.reference in ctx.outputs and live.any() and "Tokyo" not in (
             src_crs.geodetic_crs.datum.name if src_crs.geodetic_crs else ""):
@@ -185,12 +355,45 @@ def _sanity(ctx: RunContext, spec: LayerSpec, src: Any, src_crs: CRS, df: gpd.Ge
         shifted = crsmod.tokyo_shift_probe(ctx.project, pts)
         as_is, fixed = tokyo_offset_check(pts, shifted, ref)
         if as_is > 30 and fixed < as_is / 3:
+            tgt = CRS.from_user_input(ctx.project.config.target_crs)
+            tokyo = crsmod.tokyo_equivalent(tgt)
             raise SourceError("crs_tokyo_suspect", layer=spec.id, file=rel,
                               crs=crsmod.crs_label(src_crs), reference=dc.reference,
-                              as_is=as_is, fixed=fixed)
-    for iss in issues:
-        iss.detail.attrs["src"] = si
-    return issues
+                              as_is=as_is, fixed=fixed,
+                              tokyo=crsmod.crs_label(tokyo) if tokyo else "Tokyo datum")
+    return problems
+
+
+def _extract(ctx: RunContext, spec: LayerSpec) -> Extracted:
+    """Read every source, check it, reproject it to the target CRS, and concatenate."""
+    target = CRS.from_user_input(ctx.project.config.target_crs)
+    spatial = spec.geometry_type != "None" and spec.join is None
+    tables: dict[str, dict[str, str]] = {}
+    parts: list[SourcePart] = []
+    for si, src in enumerate(spec.sources):
+        parts.append(_read_source(ctx, spec, si, src, target, spatial, tables))
+        ctx.tick("read", spec.id, si + 1, len(spec.sources))
+    frames = [p.frame for p in parts]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(
+        drop=True)
+    frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=target if spatial else None)
+    n = len(frame)
+    offsets = np.cumsum([0] + [len(f) for f in frames])
+    problems: list[Problem] = []
+    truncated: dict[str, np.ndarray] = {}
+    for si, p in enumerate(parts):
+        a, b = offsets[si], offsets[si + 1]
+        for pr in p.problems:
+            m = np.zeros(n, dtype=bool)
+            m[a:b] = pr.mask
+            problems.append(Problem(m, pr.reason, pr.action, pr.detail, pr.field))
+        for col, mask in p.at_width.items():
+            src = spec.sources[si]
+            col = src.rename.get(col, col)
+            truncated.setdefault(col, np.zeros(n, dtype=bool))[a:b] |= mask
+    notes = np.concatenate([p.notes for p in parts]) if parts else np.empty(0, dtype=object)
+    return Extracted(frame, [p.stats for p in parts], problems, tables, truncated, notes,
+                     [w for p in parts for w in p.warnings])
 
 
 # --------------------------------------------------------------------------- layer
@@ -199,81 +402,58 @@ def _sanity(ctx: RunContext, spec: LayerSpec, src: Any, src_crs: CRS, df: gpd.Ge
 def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
     """Run one layer spec end to end (no writing)."""
     project = ctx.project
-    frame, stats, issues, tables = _extract(ctx, spec)
+    ex = _extract(ctx, spec)
+    frame, stats = ex.frame, ex.stats
     n = len(frame)
+    src_idx = frame["_src"].astype(int).to_numpy() if n else np.zeros(0, dtype=int)
+    files = np.array([s.file for s in stats], dtype=object)
+    ledger = Ledger(n, records=files[src_idx] + " " + frame["_record"].astype(str).to_numpy()
+                    if n else None)
+    for p in ex.problems:
+        ledger.apply(p)
     with Timer(ctx, "normalize"):
-        fr = apply_fields(spec, frame, tables=tables, codelists=project.codelists)
-        issues += fr.issues
+        fr = apply_fields(spec, frame, tables=ex.tables, codelists=project.codelists,
+                          ledger=ledger, source_names=[s.name for s in stats],
+                          truncated=ex.truncated)
     ctx.tick("normalize", spec.id, 1, 1)
-    flags = fr.flags.copy()
     repaired = 0
     out_geoms = frame.geometry.values
+    warnings = list(ex.warnings)
     with Timer(ctx, "validate"):
         if spec.geometry_type != "None" and spec.join is None:
             g = check_geometries(frame.geometry.values, spec)
             out_geoms = g.geoms
+            gtype = frame.geometry.geom_type.fillna("null").astype(str).to_numpy()
+            judged = frame["_raw_geom"].notna().to_numpy()  # coordinates already quarantined
             for code, m in (("NULL_GEOMETRY", g.null), ("EMPTY_GEOMETRY", g.empty),
                             ("GEOMETRY_TYPE", g.wrong_type), ("INVALID_GEOMETRY", g.invalid),
                             ("TOO_SMALL", g.too_small)):
+                m = m & ~judged
                 if m.any():
-                    det = pd.Series(frame.geometry.geom_type.fillna("null").to_numpy(),
-                                    index=frame.index).astype(str)
-                    issues.append(Issue(m, code, det))
+                    ledger.apply(Problem(m, code, "quarantine", gtype[m]))
             repaired = int(g.repaired.sum())
-            if repaired:
-                flags = flags.mask(g.repaired, flags + "repaired_geometry;")
-        # first failing reason per record, in a fixed order; all reasons go into the detail
-        order = {c: i for i, c in enumerate(GEOM_ORDER + FIELD_ORDER)}
-        reason = np.full(n, "", dtype=object)
-        detail = np.full(n, "", dtype=object)
-        for iss in sorted((i for i in issues if i.action == "quarantine"),
-                          key=lambda i: order.get(i.reason, 99)):
-            m = iss.mask
-            new = m & (reason == "")
-            reason[new] = iss.reason
-            # the detail text of the flagged records only (not a full-length copy per issue)
-            d = iss.detail.reindex(frame.index[m]).fillna("").astype(str).to_numpy()
-            detail[m] = np.where(detail[m] == "", iss.reason + ": " + d,
-                                 detail[m] + "; " + iss.reason + ": " + d)
+            ledger.flags[g.repaired] = ledger.flags[g.repaired] + "repaired_geometry;"
         out = pd.concat([fr.columns, frame[["_record", "_src"]]], axis=1)
         out = gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(out_geoms, index=frame.index),
                                crs=frame.crs)
-        out["_flags"] = flags
-        keep = reason == ""
-        # duplicates are judged among otherwise good records
-        if spec.fields[spec.id_field].unique:
-            dup = np.zeros(n, dtype=bool)
-            dup[keep] = duplicate_mask(out.loc[keep, spec.id_field])
-            reason[dup] = "DUPLICATE_ID"
-            detail[dup] = (spec.id_field + "=" + out.loc[dup, spec.id_field].astype(str)).to_numpy()
-            keep &= ~dup
-        warnings: list[str] = []
         for ref in spec.references:
-            target = out if ref.layer == spec.id else ctx.outputs[ref.layer].frame
-            sub = out[keep]
-            missing, far, dist = reference_check(sub, ref, target if ref.layer != spec.id
-                                                 else sub)
-            idx = np.flatnonzero(keep)
-            _apply_rule(ref.on_missing, idx[missing], "MISSING_REFERENCE",
-                        f"{ref.field}=" + sub[ref.field].astype(str).to_numpy()[missing]
-                        + f" not in {ref.layer}.{ref.key}", reason, detail, out,
-                        f"missing_ref:{ref.field}")
-            _apply_rule(ref.on_far, idx[far & ~missing], "FAR_FROM_REFERENCE",
-                        f"{ref.field}: " + np.round(dist.to_numpy()[far & ~missing], 2).astype(str)
-                        + f" m > {ref.tolerance_m} m", reason, detail, out,
-                        f"far_from:{ref.field}")
-            keep = reason == ""
+            _reference(ctx, spec, ref, out, ledger)
         if spec.join is not None:
-            keep = _join(ctx, spec, out, keep, reason, detail)
+            _join(ctx, spec, out, ledger)
+        if spec.fields[spec.id_field].unique:
+            _duplicates(spec, out, ledger, stats)
     ctx.tick("validate", spec.id, 1, 1)
 
-    quarantine = _quarantine_rows(ctx, spec, frame, stats, reason, detail)
+    keep = ledger.keep
+    out["_flags"] = ledger.flags
+    out["_note"] = ex.notes
+    quarantine = _quarantine_rows(ctx, spec, frame, stats, ledger.reason, ledger.detail)
     good = out[keep]  # a new frame already (copy-on-write): no second copy
     if spec.combine is not None:
         good = _combine(spec, good)
     good = _lineage(ctx, spec, good, stats)
     for si, st in enumerate(stats):
-        st.merged = int((out.loc[keep, "_src"] == si).sum())
+        st.merged = int((src_idx[keep] == si).sum())
         q = quarantine[quarantine["source_name"] == st.name]
         st.quarantined = len(q)
         st.by_reason = Counter(q["reason_code"].tolist())
@@ -291,26 +471,57 @@ def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
                               detail_ja=str(e)[:200], detail_en=str(e)[:200],
                               fix_ja="pandas の query 式を直す",
                               fix_en="fix the pandas query expression") from e
+    over = _over_vertex_budget(spec, good)
+    if over:
+        rule = spec.publish_geometry
+        warnings.append(text("warn_vertex_budget", n=over, max=rule.max_vertices,
+                             tol=rule.tolerance_m))
+    epochs = sorted({(s.transform or {}).get("epoch_en") or project.config.epoch.en
+                     for s in stats})
+    if len(epochs) > 1:
+        warnings.append(text("warn_mixed_epochs", epochs=", ".join(epochs)))
     data_date = max((getattr(s, "data_date", None) or "") for s in stats) or None
-    return LayerResult(spec, good, quarantine, stats, repaired, warnings, flag_counts,
-                       {k: dict(v) for k, v in fr.unmapped.items()}, data_date)
+    res = LayerResult(spec, good, quarantine, stats, repaired, warnings, flag_counts,
+                      {k: dict(v) for k, v in fr.unmapped.items()}, data_date)
+    res.problems = ledger.report_rows()
+    res.epoch = ", ".join(epochs)
+    res.over_vertex_budget = over
+    return res
 
 
-def _apply_rule(action: str, idx: np.ndarray, code: str, det: np.ndarray, reason: np.ndarray,
-                detail: np.ndarray, out: pd.DataFrame, flag: str) -> None:
-    if len(idx) == 0:
-        return
-    if action == "quarantine":
-        reason[idx] = code
-        detail[idx] = code + ": " + det
-    elif action in ("warn", "null"):
-        col = out.columns.get_loc("_flags")
-        out.iloc[idx, col] = out.iloc[idx, col] + flag + ";"
+def _over_vertex_budget(spec: LayerSpec, good: gpd.GeoDataFrame) -> int:
+    if spec.geometry_type == "None" or "geometry" not in good or good.empty:
+        return 0
+    nv = shapely.get_num_coordinates(good.geometry.values)
+    return int((nv > spec.publish_geometry.max_vertices).sum())
 
 
-def _join(ctx: RunContext, spec: LayerSpec, out: gpd.GeoDataFrame, keep: np.ndarray,
-          reason: np.ndarray, detail: np.ndarray) -> np.ndarray:
-    """Attach the geometry of the joined layer on normalized keys; unmatched -> quarantine."""
+def _reference(ctx: RunContext, spec: LayerSpec, ref: Any, out: gpd.GeoDataFrame,
+               ledger: Ledger) -> None:
+    """A reference to another layer's key (and an endpoint's distance), by its policies."""
+    keep = ledger.keep
+    target = out[keep] if ref.layer == spec.id else ctx.outputs[ref.layer].frame
+    sub = out[keep]
+    missing, far, dist = reference_check(sub, ref, target)
+    idx = np.flatnonzero(keep)
+    vals = sub[ref.field].astype(str).to_numpy()
+    m = np.zeros(len(out), dtype=bool)
+    m[idx[missing]] = True
+    out[ref.field] = ledger.apply(Problem(
+        m, "MISSING_REFERENCE", ref.on_missing,
+        f"{ref.field}=" + vals[missing] + f" not in {ref.layer}.{ref.key}", ref.field),
+        out[ref.field])
+    f = far & ~missing
+    m = np.zeros(len(out), dtype=bool)
+    m[idx[f]] = True
+    out[ref.field] = ledger.apply(Problem(
+        m, "FAR_FROM_REFERENCE", ref.on_far,
+        f"{ref.field}: " + np.round(dist.to_numpy()[f], 2).astype(str)
+        + f" m > {ref.tolerance_m} m", ref.field), out[ref.field])
+
+
+def _join(ctx: RunContext, spec: LayerSpec, out: gpd.GeoDataFrame, ledger: Ledger) -> None:
+    """Attach the geometry of the joined layer on normalized keys; unmatched by the policy."""
     j = spec.join
     assert j is not None
     other = ctx.outputs[j.layer].frame
@@ -320,17 +531,58 @@ def _join(ctx: RunContext, spec: LayerSpec, out: gpd.GeoDataFrame, keep: np.ndar
     mine = pd.MultiIndex.from_frame(out[j.keys].astype("string"))
     hit = pos.reindex(mine).to_numpy()
     matched = ~np.isnan(hit)
-    un = keep & ~matched
-    if j.on_missing == "quarantine" and un.any():
-        reason[un] = "JOIN_UNMATCHED"
+    un = ledger.keep & ~matched
+    if un.any():
         # the key text only for the unmatched rows (a row-wise join over all rows cost ~5 s/1M)
         txt = out.loc[un, j.keys].astype(str).agg(" ".join, axis=1).to_numpy()
-        detail[un] = "JOIN_UNMATCHED: " + txt + f" not in {j.layer}"
+        ledger.apply(Problem(un, "JOIN_UNMATCHED", j.on_missing, txt + f" not in {j.layer}",
+                             "+".join(j.keys)))
     if j.take_geometry:
         geoms = np.full(len(out), None, dtype=object)
         geoms[matched] = other.geometry.values[hit[matched].astype(int)]
         out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=other.crs), inplace=True)
-    return reason == ""
+
+
+def _duplicates(spec: LayerSpec, out: gpd.GeoDataFrame, ledger: Ledger,
+                stats: list[SourceStats]) -> None:
+    """Ids must be unique among the layer's features once its sources are combined.
+
+    Judged after every other rule (and after ``combine:`` folds records of one object), so a
+    record is a duplicate only of a feature that is really in the master; the quarantine row
+    names the record it collides with.
+    """
+    keep = ledger.keep
+    idx = np.flatnonzero(keep)
+    if len(idx) == 0:
+        return
+    idf = spec.id_field
+    ids = out[idf].astype("string").to_numpy(dtype=object, na_value=None)[idx]
+    if spec.combine is not None:
+        g = out.loc[keep, spec.combine.key].astype("string").fillna("\x00").agg(
+            "\x1f".join, axis=1).to_numpy()
+    else:
+        g = idx
+    df = pd.DataFrame({"pos": idx, "g": g, "id": ids})
+    feat = df.groupby("g", sort=False).agg(first=("pos", "min"))
+    feat["id"] = df.dropna(subset=["id"]).groupby("g", sort=False)["id"].first().reindex(
+        feat.index)
+    feat = feat.sort_values("first")
+    dup = feat["id"].notna() & feat["id"].duplicated(keep="first")
+    if not dup.any():
+        return
+    winner = feat[~dup & feat["id"].notna()].set_index("id")["first"]
+    bad = df[df["g"].isin(feat.index[dup])]
+    src = out["_src"].to_numpy()
+    rec = out["_record"].astype(str).to_numpy()
+    det = []
+    for p in bad["pos"]:
+        v = ids[np.searchsorted(idx, p)]
+        w = winner.get(v)
+        det.append(f"{idf}={v} also in {stats[src[w]].file} {rec[w]}" if w is not None
+                   else f"{idf}={v}")
+    m = np.zeros(len(out), dtype=bool)
+    m[bad["pos"].to_numpy()] = True
+    ledger.apply(Problem(m, "DUPLICATE_ID", "quarantine", np.array(det, dtype=object), idf))
 
 
 def _combine(spec: LayerSpec, good: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -370,7 +622,9 @@ def _lineage(ctx: RunContext, spec: LayerSpec, good: gpd.GeoDataFrame,
     res["source_hash"] = hashes[src_idx]
     res["spec_version"] = f"{spec.spec_version}:{ctx.project.spec_hashes.get(spec.id, '')}"
     res["run_id"] = ctx.run_id
-    res["xy_transform"] = xf[src_idx]
+    note = good["_note"].astype(str).to_numpy() if "_note" in good else np.full(len(good), "")
+    base = xf[src_idx].astype(object)
+    res["xy_transform"] = np.where(note != "", base + "; " + note, base)
     fl = good["_flags"].astype("string").str.rstrip(";")
     res["quality_flags"] = fl.mask(fl == "")
     if spec.geometry_type != "None":
@@ -381,18 +635,26 @@ def _lineage(ctx: RunContext, spec: LayerSpec, good: gpd.GeoDataFrame,
 def _quarantine_rows(ctx: RunContext, spec: LayerSpec, frame: gpd.GeoDataFrame,
                      stats: list[SourceStats], reason: np.ndarray,
                      detail: np.ndarray) -> pd.DataFrame:
-    """One row per quarantined record with its reason and raw attributes (as JSON)."""
+    """One row per quarantined record: reason, raw attributes (JSON) and geometry (WKT).
+
+    The geometry is the record's own: in the target CRS when it could be transformed, else as
+    read (swapped axes, outside a datum grid) with ``geometry_crs`` naming its CRS.
+    """
     m = reason != ""
-    cols = ["layer", "source_name", "source_file", "record", "reason_code", "reason", "detail",
-            "raw_attrs", "geometry_wkt", "run_id"]
     if not m.any():
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS)
     sub = frame[m]
-    raw_cols = [c for c in sub.columns if c not in ("geometry", "_record", "_src")]
+    raw_cols = [c for c in sub.columns if c not in ("geometry", "_record", "_src", "_raw_geom")]
     raw = sub[raw_cols].astype(object).where(sub[raw_cols].notna(), None)
     raw_json = [json.dumps(r, ensure_ascii=False, default=str) for r in raw.to_dict("records")]
     src = sub["_src"].astype(int).to_numpy()
-    wkt = shapely.to_wkt(sub.geometry.values, rounding_precision=3)
+    rawg = sub["_raw_geom"].to_numpy()
+    use_raw = np.array([g is not None for g in rawg], dtype=bool)
+    geoms = np.where(use_raw, rawg, sub.geometry.values)
+    wkt = shapely.to_wkt(geoms, rounding_precision=6 if spec.geometry_type != "None" else 3)
+    target = crsmod.crs_label(CRS.from_user_input(ctx.project.config.target_crs))
+    gcrs = np.where(use_raw, np.array([stats[i].crs or "" for i in src], dtype=object),
+                    np.where(shapely.is_missing(geoms), "", target))
     return pd.DataFrame({
         "layer": spec.id,
         "source_name": [stats[i].name for i in src],
@@ -402,21 +664,57 @@ def _quarantine_rows(ctx: RunContext, spec: LayerSpec, frame: gpd.GeoDataFrame,
         "reason": [reason_label(r) for r in reason[m]],
         "detail": detail[m],
         "raw_attrs": raw_json,
-        "geometry_wkt": wkt,
+        "geometry_wkt": pd.Series(wkt, dtype=object).fillna("").to_numpy(),
+        "geometry_crs": gcrs,
         "run_id": ctx.run_id,
     })
+
+
+def check_budget(res: LayerResult) -> None:
+    """A layer quarantining more than its ``max_quarantine`` fails, naming reasons and fix."""
+    spec = res.spec
+    read = sum(s.read for s in res.sources)
+    q = sum(s.quarantined for s in res.sources)
+    budget = spec.max_quarantine
+    limit = budget.limit(read)
+    if q == 0 or q <= limit:
+        return
+    by = Counter()
+    for s in res.sources:
+        by.update(s.by_reason)
+    top = by.most_common(3)
+    ex = res.quarantine.drop_duplicates("reason_code").set_index("reason_code")
+
+    def reasons(lang: int) -> str:
+        out = []
+        for code, k in top:
+            r = ex.loc[code] if code in ex.index else None
+            eg = f"{r['source_file']} {r['record']}: {r['detail']}"[:160] if r is not None else ""
+            hint = REASON_HINTS.get(code, ("", ""))[lang]
+            out.append(f"{code} ×{k} ({eg})" + (f" → {hint}" if hint else ""))
+        return "; ".join(out)
+
+    raise EtlError("quarantine_budget", layer=spec.id, read=read, quarantined=q,
+                   pct=round(100 * q / max(read, 1), 1), limit=int(limit), share=budget.share,
+                   count=budget.count, reasons_ja=reasons(0), reasons_en=reasons(1),
+                   fix_ja=ja("budget_fix", layer=spec.id), fix_en=en("budget_fix", layer=spec.id))
 
 
 # --------------------------------------------------------------------------- run
 
 
 class RunErrors(EtlError):
-    """Every layer's error of one run (all inputs are checked before the run gives up)."""
+    """Every layer's error of one run (all inputs are checked before the run gives up).
 
-    def __init__(self, errors: list[EtlError]) -> None:
+    ``manifest`` holds what the layers that did run would have produced (validate prints it).
+    """
+
+    def __init__(self, errors: list[EtlError], *, dry_run: bool = False,
+                 manifest: dict | None = None) -> None:
         self.errors = errors
-        self.key, self.params = "run_failed", {}
-        Exception.__init__(self, "\n".join([*(str(e) for e in errors), text("run_failed")]))
+        self.key, self.params = ("validate_failed" if dry_run else "run_failed"), {}
+        self.manifest = manifest
+        Exception.__init__(self, "\n".join([*(str(e) for e in errors), text(self.key)]))
 
 
 @dataclass
@@ -430,12 +728,23 @@ class RunResult:
 def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool = False,
               progress: Progress | None = None, store: MasterStore | None = None,
               argv: list[str] | None = None) -> RunResult:
-    """Merge the layers (``only`` plus their dependencies; default all) into a new master."""
+    """Merge the layers (``only`` plus their dependencies; default all) into a new master.
+
+    With ``dry_run`` (``validate``) every record goes through the same steps and the result
+    (counts, quarantine, budgets) is what a merge would write, but nothing is written.
+    """
     check_project(project)
     t0 = time.perf_counter()
     started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     run_id = new_run_id()
     ctx = RunContext(project, run_id, progress, boundary=crsmod.load_boundary(project))
+    store = store or open_store(project)
+    try:
+        ctx.previous = store.manifest()
+    except EtlError as e:
+        if not dry_run:
+            raise
+        ctx.warnings.append(text("warn_previous_unknown", detail=str(e).split(" / ")[-1]))
     order = project.order(only)
     ctx.tick("plan", "", 0, len(order))
     errors: list[EtlError] = []
@@ -447,37 +756,48 @@ def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool 
             failed.add(lid)
             continue
         try:
-            ctx.outputs[lid] = process_layer(ctx, project.specs[lid])
+            res = process_layer(ctx, project.specs[lid])
+            ctx.outputs[lid] = res
+            check_budget(res)
         except EtlError as e:
             errors.append(e)
             failed.add(lid)
-    if errors:
-        raise RunErrors(errors)
     wanted = order if not only else [lid for lid in order if lid in set(only) | set(order)]
-    store = store or open_store(project)
+    if errors:
+        done = [lid for lid in wanted if lid in ctx.outputs]
+        raise RunErrors(errors, dry_run=dry_run,
+                        manifest=_manifest(ctx, started, done, only, argv, prev=ctx.previous))
     manifest = _manifest(ctx, started, wanted, only, argv)
     if dry_run:
         manifest["seconds"] = round(time.perf_counter() - t0, 2)
         return RunResult(run_id, manifest, ctx.outputs, None)
-    with store.lock():
-        prev = store.manifest()
-        staged = store.begin(run_id, partial=bool(only))
-        try:
-            with Timer(ctx, "write"):
-                _write_master(ctx, staged, wanted, partial=bool(only))
-                for lid in wanted:
-                    res = ctx.outputs[lid]
-                    res.change = change_summary(store, prev, staged, lid, res)
-            manifest = _manifest(ctx, started, wanted, only, argv, prev=prev)
-            manifest["store"] = store.kind
-            manifest["seconds"] = round(time.perf_counter() - t0, 2)
-            manifest["peak_rss_mb"] = round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-            write_reports(project, manifest, ctx.outputs, staged.artifacts)
-            rd = staged.commit(manifest)
-        except BaseException:
-            staged.abort()
+    try:
+        with store.lock():
+            prev = store.manifest()
+            staged = store.begin(run_id, partial=bool(only))
+            try:
+                with Timer(ctx, "write"):
+                    _write_master(ctx, staged, wanted, partial=bool(only))
+                    for lid in wanted:
+                        res = ctx.outputs[lid]
+                        res.change = change_summary(store, prev, staged, lid, res)
+                manifest = _manifest(ctx, started, wanted, only, argv, prev=prev)
+                manifest["store"] = store.kind
+                manifest["seconds"] = round(time.perf_counter() - t0, 2)
+                manifest["peak_rss_mb"] = round(
+                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+                write_reports(project, manifest, ctx.outputs, staged.artifacts)
+                rd = staged.commit(manifest)
+            except BaseException:
+                staged.abort()
+                raise
+    except EtlError:
+        raise
+    except Exception as e:  # disk full, permissions, a lock, a database gone away
+        err = explain_error(e, store)
+        if err is None:
             raise
+        raise RunErrors([err]) from e
     return RunResult(run_id, manifest, ctx.outputs, rd)
 
 
@@ -498,7 +818,7 @@ def _write_master(ctx: RunContext, staged: StagedRun, layers: list[str], *,
     if old is not None:
         q = pd.concat([old[~old["layer"].isin(layers)], q], ignore_index=True)
     if q.empty:
-        q = pd.DataFrame({c: pd.Series(dtype="string") for c in q.columns})
+        q = pd.DataFrame({c: pd.Series(dtype="string") for c in QUARANTINE_COLUMNS})
     staged.write_layer(QUARANTINE_TABLE, q.astype("string"), geometry_type=None)
     codes = [{"codelist": cl.id, "code": code, "label_ja": e.ja, "label_en": e.en,
               "color": e.color, "min": e.min, "max": e.max}
@@ -512,11 +832,22 @@ def _write_master(ctx: RunContext, staged: StagedRun, layers: list[str], *,
                          "features": r.features, "data_date": r.data_date,
                          "transform": "; ".join(sorted({(s.transform or {}).get("title_en", "")
                                                         for s in r.sources})),
+                         "coordinate_epoch": r.epoch,
                          "run_id": ctx.run_id})
     old_meta = staged.read_current(LAYER_META_TABLE) if partial else None
     if old_meta is not None:
         meta = old_meta[~old_meta["layer"].isin(layers)].to_dict("records") + meta
     staged.write_layer(LAYER_META_TABLE, pd.DataFrame(meta), geometry_type=None)
+
+
+def _examples(res: LayerResult) -> dict[str, str]:
+    """One example record per quarantine reason (file, record and detail)."""
+    q = res.quarantine
+    if q.empty:
+        return {}
+    first = q.drop_duplicates("reason_code")
+    return {r["reason_code"]: f"{r['source_file']} {r['record']}: {r['detail']}"[:300]
+            for r in first.to_dict("records")}
 
 
 def _manifest(ctx: RunContext, started: str, layers: list[str], only: list[str] | None,
@@ -534,6 +865,7 @@ def _manifest(ctx: RunContext, started: str, layers: list[str], only: list[str] 
         "target_crs": project.config.target_crs,
         "previous_run": (prev or {}).get("run_id"),
         "stage_seconds": {s: round(ctx.stage_seconds.get(s, 0.0), 2) for s in STAGES},
+        "warnings": list(ctx.warnings),
         "layers": {},
     }
     prev_layers = (prev or {}).get("layers", {}) if only else {}
@@ -551,18 +883,23 @@ def _manifest(ctx: RunContext, started: str, layers: list[str], only: list[str] 
             "quarantined": sum(s.quarantined for s in r.sources),
             "repaired": r.repaired,
             "data_date": r.data_date,
+            "coordinate_epoch": r.epoch,
             "spec_version": f"{r.spec.spec_version}:{project.spec_hashes.get(lid, '')}",
             "sources": [{
                 "name": s.name, "file": s.file, "sha256": s.sha256, "crs": s.crs,
                 "transform": s.transform, "read": s.read, "merged": s.merged,
                 "quarantined": s.quarantined, "by_reason": dict(s.by_reason),
+                "data_date": s.data_date,
             } for s in r.sources],
             "flags": dict(r.flag_counts),
+            "problems": r.problems,
+            "examples": _examples(r),
             "unmapped_codes": r.unmapped,
             "warnings": r.warnings,
+            "over_vertex_budget": r.over_vertex_budget,
             "change": r.change,
         }
     tot = out["layers"].values()
-    out["totals"] = {k: sum(v[k] for v in tot) for k in ("read", "merged", "quarantined",
-                                                          "features", "repaired")}
+    out["totals"] = {k: sum(v.get(k, 0) for v in tot) for k in ("read", "merged", "quarantined",
+                                                                  "features", "repaired")}
     return out

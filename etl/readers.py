@@ -3,14 +3,22 @@
 Each reader turns one ``SourceSpec`` into a ``RawFrame``: the raw attribute columns exactly as the
 source system exported them, a geometry column (or none), the CRS the file declares (or None),
 and a per-record label for messages. Readers never guess a CRS and never drop a record.
+
+Before reading, each reader checks what the format cannot check for itself: the path stays
+inside the raw folder (symlinks included), a Shapefile's three parts agree on their record
+count, and the text really is in the declared encoding (the real one is named when it is not).
 """
 
 from __future__ import annotations
 
+import codecs
+import datetime as dt
 import hashlib
+import json
+import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -24,6 +32,8 @@ from config.errors import SourceError
 from config.models import LayerSpec, SourceSpec
 
 SHP_PARTS = (".shx", ".dbf")
+#: DBF records sampled for the encoding check (evenly spaced over the file)
+ENCODING_SAMPLE = 5000
 
 
 @dataclass
@@ -32,6 +42,14 @@ class RawFrame:
     file_crs: str | None  # what the file itself declares (WKT/EPSG), None when absent
     files: list[Path]  # every file read (for hashing and the data date)
     has_geometry: bool = True
+    #: raw column -> records whose DBF text was cut inside a character by the export
+    at_width: dict[str, np.ndarray] = field(default_factory=dict)
+    #: raw column -> (values that fill the DBF field width, the width in bytes)
+    filled: dict[str, tuple[int, int]] = field(default_factory=dict)
+    header_date: str | None = None  # a DBF's "last update" date
+    warnings: list[str] = field(default_factory=list)  # what GDAL/Python said while reading
+    #: attribute columns known although there are no records (a header-only CSV)
+    columns_known: bool = True
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -39,6 +57,21 @@ def _rel(path: Path, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
+
+
+def source_path(raw_dir: Path, rel: str, layer: str, *, must_exist: bool = True,
+                missing_key: str = "source_missing") -> Path:
+    """``raw_dir / rel``, refused when it leads outside the raw folder (``..``, an absolute
+    path or a symlink out of it) or, with ``must_exist``, when it is missing."""
+    root = raw_dir.resolve()
+    path = raw_dir / rel
+    real = path.resolve()
+    if not real.is_relative_to(root):
+        raise SourceError("source_outside_raw", layer=layer, file=rel, raw=str(raw_dir),
+                          target=str(real))
+    if must_exist and not path.exists():
+        raise SourceError(missing_key, layer=layer, file=rel, raw=str(raw_dir))
+    return path
 
 
 def file_hash(paths: list[Path]) -> str:
@@ -49,6 +82,100 @@ def file_hash(paths: list[Path]) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
+
+
+# ------------------------------------------------------------------ encodings
+
+_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 (BOM付き / with BOM)", "utf-16": "UTF-16",
+          "utf-16-le": "UTF-16LE", "utf-16-be": "UTF-16BE", "cp932": "cp932 (Shift_JIS)"}
+_FIX = {"utf-8-sig": "utf-8", "utf-16-le": "utf-16", "utf-16-be": "utf-16"}
+
+
+def _codec(name: str) -> str:
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return name.lower()
+
+
+def _family(name: str) -> str:
+    c = _codec(name)
+    return "utf-8" if c in ("utf-8", "utf-8-sig") else "utf-16" if c.startswith("utf-16") else c
+
+
+def _decodes(chunks: list[bytes], enc: str) -> float:
+    """Share of the chunks that decode strictly in ``enc`` (1.0 for none)."""
+    if not chunks:
+        return 1.0
+    ok = 0
+    for c in chunks:
+        try:
+            c.decode(enc)
+            ok += 1
+        except UnicodeDecodeError as e:
+            ok += e.end >= len(c)  # a character cut at the end of a value: still this encoding
+        except LookupError:
+            pass
+    return ok / len(chunks)
+
+
+def sniff_encoding(head: bytes, chunks: list[bytes]) -> str | None:
+    """What text really is: ``utf-8-sig``/``utf-16`` by BOM, else ``ascii``, ``utf-8``,
+    ``utf-16-le``/``-be`` (NUL bytes) or ``cp932``; None when none of them fits.
+
+    ``chunks`` are independent pieces of text (records): one cut character (a DBF value cut
+    at its field width) spoils one chunk, not the verdict.
+    """
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    sample = head[:4096]
+    if sample and sample.count(0) > len(sample) // 4:
+        odd = sample[1::2].count(0) > sample[0::2].count(0)
+        return "utf-16-le" if odd else "utf-16-be"
+    text = [c for c in chunks if any(b >= 0x80 for b in c)]
+    if not text:
+        return "ascii"
+    if _decodes(text, "utf-8") == 1.0:
+        return "utf-8"
+    if _decodes(text, "cp932") >= 0.95:
+        return "cp932"
+    if _decodes(text, "utf-8") >= 0.95:
+        return "utf-8"
+    return None
+
+
+def check_encoding(declared: str | None, actual: str | None, chunks: list[bytes], *,
+                   layer: str, file: str, declared_by: str = "encoding") -> str | None:
+    """Compare the declared encoding with the text; returns the encoding to read with.
+
+    A UTF-8 file declared cp932 decodes into mojibake without any error, so valid UTF-8 (which
+    cp932 text practically never is) or a BOM wins over the declaration and names the fix.
+    """
+    if actual in (None, "ascii"):
+        if declared and actual is None and _decodes(
+                [c for c in chunks if any(b >= 0x80 for b in c)], declared) < 0.95:
+            raise SourceError("source_encoding", layer=layer, file=file, encoding=declared,
+                              detail="neither UTF-8 nor cp932 either")
+        return declared
+    name = _NAMES.get(actual, actual)
+    fix = _FIX.get(actual, actual)
+    if declared is None:
+        raise SourceError("source_encoding_undeclared", layer=layer, file=file, actual=name,
+                          fix=fix)
+    fam, dfam = _family(actual), _family(declared)
+    if fam == dfam:
+        return "utf-8-sig" if actual == "utf-8-sig" else actual if fam == "utf-16" else declared
+    if fam not in ("utf-8", "utf-16") and _decodes(
+            [c for c in chunks if any(b >= 0x80 for b in c)], declared) >= 0.95:
+        return declared  # e.g. shift_jis or euc_jp text that is what it says
+    evidence = {"utf-8-sig": "BOM EF BB BF", "utf-16": "BOM", "utf-16-le": "NUL bytes",
+                "utf-16-be": "NUL bytes", "utf-8": "valid UTF-8 throughout"}.get(
+        actual, f"does not decode as {declared}")
+    raise SourceError("source_encoding_wrong", layer=layer, file=file,
+                      declared=f"{declared} ({declared_by})" if declared_by != "encoding"
+                      else declared, actual=name, evidence=evidence, fix=fix)
 
 
 def _check_mojibake(df: pd.DataFrame, layer: str, file: str, encoding: str | None) -> None:
@@ -64,84 +191,260 @@ def _check_mojibake(df: pd.DataFrame, layer: str, file: str, encoding: str | Non
         if not joined:
             continue
         bad = joined.count("\ufffd")
-        latin = sum(1 for ch in joined if "\u00c0" <= ch <= "\u00ff" or "\u0080" <= ch <= "\u009f")
+        # mojibake of Japanese read as Latin-1 is accented letters and C1 controls; × and ÷
+        # (ledger marks such as ○/×) are real characters
+        latin = sum(1 for ch in joined if ("\u00c0" <= ch <= "\u00ff" and ch not in "×÷")
+                    or "\u0080" <= ch <= "\u009f")
         if bad or latin > max(3, len(joined) // 50):
             raise SourceError("source_encoding", layer=layer, file=file,
                               encoding=encoding or "auto",
                               detail=f"column {col}: {sample.iloc[0][:20]!r}")
 
 
-def _check_dbf_size(dbf: Path, layer: str, file: str) -> None:
-    """A DBF cut short (interrupted copy) would read as "no columns": say what it really is."""
+# ------------------------------------------------------------------ shapefiles
+
+
+@dataclass
+class DbfHeader:
+    records: int
+    header_len: int
+    record_len: int
+    fields: list[tuple[bytes, str, int, int]]  # raw name, type, width, offset in the record
+    date: str | None
+
+
+def read_dbf_header(dbf: Path, layer: str, file: str) -> DbfHeader:
+    """The DBF header (record count, field widths, last-update date); refuses a cut file."""
     size = dbf.stat().st_size
-    head = dbf.read_bytes()[:32] if size >= 12 else b""
-    if len(head) < 12:
-        raise SourceError("source_truncated", layer=layer, file=file,
-                          detail=f"{dbf.name}: {size} bytes")
-    n = int.from_bytes(head[4:8], "little")
-    hlen = int.from_bytes(head[8:10], "little")
-    rlen = int.from_bytes(head[10:12], "little")
+    with open(dbf, "rb") as f:
+        head = f.read(32)
+        if len(head) < 12:
+            raise SourceError("source_truncated", layer=layer, file=file,
+                              detail=f"{dbf.name}: {size} bytes")
+        n = int.from_bytes(head[4:8], "little")
+        hlen = int.from_bytes(head[8:10], "little")
+        rlen = int.from_bytes(head[10:12], "little")
+        desc = f.read(max(0, hlen - 32))
     if size < hlen + n * rlen:
         raise SourceError("source_truncated", layer=layer, file=file,
                           detail=f"{dbf.name}: {size} < {hlen + n * rlen} bytes")
+    fields, off = [], 1  # byte 0 of a record is the deletion flag
+    for i in range(0, len(desc) - 31, 32):
+        d = desc[i:i + 32]
+        if d[0] == 0x0D:
+            break
+        fields.append((d[:11].split(b"\x00")[0], chr(d[11]), d[16], off))
+        off += d[16]
+    date = None
+    try:
+        if head[1]:
+            date = dt.date(1900 + head[1], head[2], head[3]).isoformat()
+    except ValueError:
+        date = None
+    return DbfHeader(n, hlen, rlen, fields, date)
+
+
+def _dbf_chunks(dbf: Path, h: DbfHeader) -> list[bytes]:
+    """Field names and text values of up to ``ENCODING_SAMPLE`` records (one chunk each)."""
+    chunks = [name for name, _, _, _ in h.fields]
+    text = [(off, w) for _, t, w, off in h.fields if t == "C"]
+    if not text or h.records == 0:
+        return chunks
+    step = max(1, h.records // ENCODING_SAMPLE)
+    with open(dbf, "rb") as f:
+        for i in range(0, h.records, step):
+            f.seek(h.header_len + i * h.record_len)
+            rec = f.read(h.record_len)
+            chunks += [rec[o:o + w].rstrip(b" \x00") for o, w in text]
+    return chunks
+
+
+def check_shp_parts(shp: Path, shx: Path, h: DbfHeader, layer: str, file: str) -> None:
+    """.shp, .shx and .dbf must hold the same number of records, or records would vanish."""
+    size = shx.stat().st_size
+    if size < 100 or (size - 100) % 8:
+        raise SourceError("source_truncated", layer=layer, file=file,
+                          detail=f"{shx.name}: {size} bytes")
+    shapes = (size - 100) // 8
+    if shapes != h.records:
+        raise SourceError("source_parts_disagree", layer=layer, file=file, shapes=shapes,
+                          records=h.records)
+    if shapes:
+        with open(shx, "rb") as f:
+            f.seek(size - 8)
+            last = f.read(8)
+        end = (int.from_bytes(last[:4], "big") + 4 + int.from_bytes(last[4:], "big")) * 2
+        if shp.stat().st_size < end:
+            raise SourceError("source_truncated", layer=layer, file=file,
+                              detail=f"{shp.name}: {shp.stat().st_size} < {end} bytes")
+
+
+def dbf_text_limits(dbf: Path, h: DbfHeader, enc: str) -> tuple[dict[bytes, np.ndarray],
+                                                                  dict[bytes, tuple[int, int]]]:
+    """Per text field of a DBF: the records whose value was certainly cut (its last character
+    is an incomplete multi-byte sequence), and how many values fill the field width.
+
+    A value that fills its width may have been cut by the export or may just be the longest
+    one, so those are counted and warned about; a split character is proof, so those records
+    go through the field's ``on_truncated`` policy. Read with a memory map, per distinct value.
+    """
+    cut: dict[bytes, np.ndarray] = {}
+    full: dict[bytes, tuple[int, int]] = {}
+    if h.records == 0 or not any(t == "C" for _, t, _, _ in h.fields):
+        return cut, full
+    mm = np.memmap(dbf, dtype=np.uint8, mode="r", offset=h.header_len,
+                   shape=(h.records, h.record_len))
+    try:
+        for name, t, width, off in h.fields:
+            if t != "C" or width == 0:
+                continue
+            col = np.ascontiguousarray(mm[:, off:off + width])
+            last = col[:, -1]
+            filled = (last != 0x20) & (last != 0)
+            nonblank = ((col != 0x20) & (col != 0)).any(axis=1)
+            k = int(filled.sum())
+            if k and k < int(nonblank.sum()):  # not a fixed-length code filling every value
+                full[name] = (k, width)
+            high = (col >= 0x80).any(axis=1)
+            if not high.any():
+                continue
+            rows = col[high]
+            uniq, inv = np.unique(rows.view(f"V{width}").ravel(), return_inverse=True)
+            bad = np.zeros(len(uniq), dtype=bool)
+            for i, u in enumerate(uniq):
+                b = bytes(u).rstrip(b" \x00")
+                try:
+                    b.decode(enc)
+                except UnicodeDecodeError as e:
+                    bad[i] = e.start >= len(b) - 3 and e.reason in (
+                        "unexpected end of data", "incomplete multibyte sequence",
+                        "illegal multibyte sequence") and e.end >= len(b)
+                except LookupError:
+                    return cut, full
+            if bad.any():
+                m = np.zeros(h.records, dtype=bool)
+                m[np.flatnonzero(high)[bad[inv.ravel()]]] = True
+                cut[name] = m
+    finally:
+        del mm
+    return cut, full
+
+
+def _flatten_nested(df: pd.DataFrame) -> None:
+    """Lists and objects (GeoJSON arrays, JSON fields) become their JSON text, in place: a
+    column value is one value, and the raw text is what the quarantine row shows."""
+    for col in df.columns:
+        if col == "geometry" or df[col].dtype.kind != "O":
+            continue
+        s = df[col]
+        nested = s.map(lambda v: isinstance(v, list | dict | tuple | np.ndarray))
+        if nested.any():
+            df[col] = s.where(~nested, s[nested].map(lambda v: json.dumps(
+                v.tolist() if isinstance(v, np.ndarray) else v, ensure_ascii=False,
+                default=str)))
+
+
+def _short(msg: str, *paths: Path) -> str:
+    """A warning text without absolute paths (the raw folder's files are named relatively)."""
+    for p in paths:
+        for form in {str(p), str(p.resolve())}:
+            msg = msg.replace(form + os.sep, "").replace(form, p.name)
+    return msg.splitlines()[0][:300] if msg else msg
 
 
 def read_ogr(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
     """Any GDAL vector format through pyogrio + Arrow (8x faster than fiona at 100k features)."""
-    path = raw_dir / src.path
+    path = source_path(raw_dir, src.path, spec.id)
     rel = _rel(path, raw_dir)
-    if not path.exists():
-        raise SourceError("source_missing", layer=spec.id, file=rel)
     files = [path]
+    encoding = src.encoding
+    dbf = None
     if path.suffix.lower() == ".shp":
         for ext in SHP_PARTS:
             part = next((p for p in (path.with_suffix(ext), path.with_suffix(ext.upper()))
                          if p.exists()), None)
             if part is None:
                 raise SourceError("source_missing_part", layer=spec.id, file=rel, part=ext)
+            source_path(raw_dir, _rel(part, raw_dir), spec.id)
             files.append(part)
-        files += [p for p in (path.with_suffix(".prj"), path.with_suffix(".cpg")) if p.exists()]
-        _check_dbf_size(files[2], spec.id, rel)
+        extra = [p for p in (path.with_suffix(".prj"), path.with_suffix(".cpg")) if p.exists()]
+        for p in extra:
+            source_path(raw_dir, _rel(p, raw_dir), spec.id)
+        files += extra
+        dbf = read_dbf_header(files[2], spec.id, rel)
+        check_shp_parts(path, files[1], dbf, spec.id, rel)
+    elif path.suffix.lower() == ".dbf":
+        dbf = read_dbf_header(path, spec.id, rel)
+    if dbf is not None:
+        dbf_path = files[2] if len(files) > 2 else path
+        chunks = _dbf_chunks(dbf_path, dbf)
+        cpg = dbf_path.with_suffix(".cpg")
+        declared, by = encoding, "encoding"
+        if declared is None and cpg.exists():
+            declared = cpg.read_text(encoding="ascii", errors="replace").strip() or None
+            by = ".cpg"
+        actual = sniff_encoding(b"", chunks)
+        encoding = check_encoding(declared, actual, chunks, layer=spec.id, file=rel,
+                                  declared_by=by) or encoding
     kw: dict = {"layer": src.layer} if src.layer else {}
-    if src.encoding:
-        kw["encoding"] = src.encoding
+    if encoding:
+        kw["encoding"] = encoding
+    caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             info = pyogrio.read_info(path, **kw)
             df = pyogrio.read_dataframe(path, use_arrow=True, **kw)
     except (DataSourceError, DataLayerError, UnicodeDecodeError, OSError, ValueError) as e:
-        detail = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        detail = _short(str(e), path, raw_dir) if str(e) else type(e).__name__
         if isinstance(e, UnicodeDecodeError) or "not encoded in UTF-8" in detail:
             raise SourceError("source_encoding", layer=spec.id, file=rel,
-                              encoding=src.encoding or "auto", detail=detail) from e
+                              encoding=encoding or "auto", detail=detail) from e
         raise SourceError("source_unreadable", layer=spec.id, file=rel, detail=detail) from e
     except Exception as e:  # GDAL raises bare exceptions for some corrupt files
         raise SourceError("source_unreadable", layer=spec.id, file=rel,
-                          detail=f"{type(e).__name__}: {str(e)[:200]}") from e
-    _check_mojibake(df, spec.id, rel, src.encoding)
+                          detail=f"{type(e).__name__}: {_short(str(e), path, raw_dir)[:200]}"
+                          ) from e
+    _flatten_nested(df)
+    notes = list(dict.fromkeys(_short(str(w.message), path, raw_dir) for w in caught
+                               if "Measured (M) geometry" not in str(w.message)))
+    _check_mojibake(df, spec.id, rel, encoding)
     has_geom = isinstance(df, gpd.GeoDataFrame) and info.get("geometry_type") is not None
     if not isinstance(df, gpd.GeoDataFrame):
         df = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([None] * len(df), index=df.index))
-    return RawFrame(df, info.get("crs"), files, has_geometry=has_geom)
+    at_width: dict[str, np.ndarray] = {}
+    filled: dict[str, tuple[int, int]] = {}
+    if dbf is not None:
+        enc = encoding or "ascii"
+        cut, full = dbf_text_limits(files[2] if len(files) > 2 else path, dbf, enc)
+        at_width = {k.decode(enc, errors="replace"): v for k, v in cut.items()}
+        filled = {k.decode(enc, errors="replace"): v for k, v in full.items()}
+    return RawFrame(df, info.get("crs"), files, has_geometry=has_geom, at_width=at_width,
+                    filled=filled,
+                    header_date=dbf.date if dbf is not None else None, warnings=notes,
+                    columns_known=len(df) > 0 or len(info.get("fields", [])) > 0
+                    or dbf is not None)
 
 
 def read_csv(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
     """A CSV table; with ``x_field``/``y_field`` the rows become points."""
-    path = raw_dir / src.path
+    path = source_path(raw_dir, src.path, spec.id)
     rel = _rel(path, raw_dir)
-    if not path.exists():
-        raise SourceError("source_missing", layer=spec.id, file=rel)
-    enc = src.encoding or "utf-8"
+    data = path.read_bytes()
+    chunks = data.splitlines()
+    enc = check_encoding(src.encoding or "utf-8", sniff_encoding(data[:4096], chunks), chunks,
+                         layer=spec.id, file=rel) or src.encoding or "utf-8"
     try:
         df = pd.read_csv(path, dtype=str, encoding=enc, keep_default_na=False,
                          na_values=[""], **src.options)
     except UnicodeDecodeError as e:
         raise SourceError("source_encoding", layer=spec.id, file=rel, encoding=enc,
                           detail=f"byte {e.start}: {e.reason}") from e
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, TypeError) as e:
         raise SourceError("source_unreadable", layer=spec.id, file=rel,
-                          detail=str(e).splitlines()[0][:200]) from e
+                          detail=str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                          ) from e
+    df.columns = [str(c) for c in df.columns]
     _check_mojibake(df, spec.id, rel, enc)
     geom = gpd.GeoSeries([None] * len(df), index=df.index)
     has_geom = False
@@ -153,7 +456,7 @@ def read_csv(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
         x = pd.to_numeric(df[src.x_field], errors="coerce").to_numpy(dtype=float)
         y = pd.to_numeric(df[src.y_field], errors="coerce").to_numpy(dtype=float)
         pts = shapely.points(x, y)
-        pts[np.isnan(x) | np.isnan(y)] = None
+        pts[~(np.isfinite(x) & np.isfinite(y))] = None
         geom = gpd.GeoSeries(pts, index=df.index)
         has_geom = True
     return RawFrame(gpd.GeoDataFrame(df, geometry=geom), None, [path], has_geometry=has_geom)
@@ -169,10 +472,8 @@ def read_mojxml(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
     from mojxml.parse import ParseOptions, parse_raw
     from mojxml.reader import iter_content_xmls
 
-    path = raw_dir / src.path
+    path = source_path(raw_dir, src.path, spec.id)
     rel = _rel(path, raw_dir)
-    if not path.exists():
-        raise SourceError("source_missing", layer=spec.id, file=rel)
     opts = ParseOptions(include_arbitrary_crs=bool(src.options.get("include_arbitrary", False)),
                         include_chikugai=bool(src.options.get("include_chikugai", False)))
     feats: list[dict] = []
@@ -188,7 +489,8 @@ def read_mojxml(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
     # 任意座標系 (arbitrary local grid): mojxml leaves the coordinates untouched, so there is no
     # CRS to report; the spec must declare one (with control points done elsewhere) or fail.
     arbitrary = "座標系" in props and (props["座標系"] == "任意座標系").all() and len(props) > 0
-    return RawFrame(gdf, None if arbitrary else "EPSG:4612", [path])
+    return RawFrame(gdf, None if arbitrary else "EPSG:4612", [path],
+                    columns_known=len(props) > 0)
 
 
 READERS: dict[str, Callable[[LayerSpec, SourceSpec, Path], RawFrame]] = {
@@ -201,11 +503,13 @@ READERS: dict[str, Callable[[LayerSpec, SourceSpec, Path], RawFrame]] = {
 def load_lookup(raw_dir: Path, spec: LayerSpec, path: str, key: str, value: str,
                 encoding: str) -> dict[str, str]:
     """A code table beside the raw data (e.g. 管種コード表 CSV) as a str -> str dict."""
-    p = raw_dir / path
-    if not p.exists():
-        raise SourceError("source_missing", layer=spec.id, file=path)
+    p = source_path(raw_dir, path, spec.id)
+    data = p.read_bytes()
+    chunks = data.splitlines()
+    enc = check_encoding(encoding, sniff_encoding(data[:4096], chunks), chunks, layer=spec.id,
+                         file=path) or encoding
     try:
-        df = pd.read_csv(p, dtype=str, encoding=encoding, keep_default_na=False)
+        df = pd.read_csv(p, dtype=str, encoding=enc, keep_default_na=False)
     except UnicodeDecodeError as e:
         raise SourceError("source_encoding", layer=spec.id, file=path, encoding=encoding,
                           detail=e.reason) from e

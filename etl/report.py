@@ -15,7 +15,7 @@ import shapely
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from config import Project
-from config.messages import REASONS
+from config.messages import REASONS, text
 from etl.results import LayerResult
 
 if TYPE_CHECKING:
@@ -84,3 +84,40 @@ def write_reports(project: Project, manifest: dict[str, Any],
         q = pd.concat([r.quarantine for r in layers.values()], ignore_index=True)
         q.to_csv(out_dir / "quarantine.csv", index=False, encoding="utf-8-sig")
     return hp, jp
+
+
+def summary_text(manifest: dict[str, Any], *, top: int = 3) -> str:
+    """What ``validate`` and ``merge`` print: the per-layer counts, then for each layer its top
+    quarantine reasons with one example record, the datum-grid coverage per source and the
+    warnings. The same text for the prediction (validate) and the run (merge)."""
+    head = (f"{'layer':<16}{'read':>9}{'merged':>9}{'features':>9}{'quarant.':>9}"
+            f"{'repaired':>9}")
+    lines = [head]
+    layers = manifest.get("layers", {})
+    for lid, L in layers.items():
+        lines.append(f"{lid:<16}{L['read']:>9}{L['merged']:>9}{L['features']:>9}"
+                     f"{L['quarantined']:>9}{L['repaired']:>9}")
+    reasons, grids, warns = [], [], []
+    for lid, L in layers.items():
+        by: dict[str, int] = {}
+        for s in L.get("sources", []):
+            for k, v in s.get("by_reason", {}).items():
+                by[k] = by.get(k, 0) + v
+            cov = (s.get("transform") or {}).get("grid_coverage") or {}
+            if cov and s.get("read"):
+                parts = [f"{g} " + text("summary_points", covered=c["covered"],
+                                        points=c["points"]).split(" / ")[-1]
+                         for g, c in cov.items()]
+                grids.append(f"  {lid} / {s['name']}: " + ", ".join(parts))
+        examples = L.get("examples", {})
+        for code, n in sorted(by.items(), key=lambda kv: (-kv[1], kv[0]))[:top]:
+            ja, en = REASONS.get(code, (code, code))
+            eg = examples.get(code, "")
+            reasons.append(f"  {lid}: {code} ×{n} ({ja} / {en})" + (f" — {eg}" if eg else ""))
+        warns += [f"  {lid}: {w}" for w in L.get("warnings", [])]
+    warns += [f"  {w}" for w in manifest.get("warnings", [])]
+    for title, block in (("summary_reasons", reasons), ("summary_grids", grids),
+                         ("summary_warnings", warns)):
+        if block:
+            lines += [f"{text(title)}:", *block]
+    return "\n".join(lines)

@@ -23,6 +23,7 @@ class SourceStats:
     merged: int = 0
     quarantined: int = 0
     by_reason: Counter = field(default_factory=Counter)
+    data_date: str | None = None
 
 
 @dataclass
@@ -37,6 +38,9 @@ class LayerResult:
     unmapped: dict[str, dict[str, int]] = field(default_factory=dict)
     data_date: str | None = None
     change: dict[str, int] | None = None
+    problems: list[dict] = field(default_factory=list)  # policy-engine report rows
+    epoch: str = ""  # the coordinate epoch of the layer's sources
+    over_vertex_budget: int = 0  # features the publication will simplify
 
     @property
     def features(self) -> int:

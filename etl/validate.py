@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from config.models import LayerSpec, Reference
+from config.models import LayerSpec, PublishGeometry, Reference
 
 _SINGLE = {"Point": "MultiPoint", "LineString": "MultiLineString", "Polygon": "MultiPolygon"}
 
@@ -150,3 +150,33 @@ def tokyo_offset_check(sample: np.ndarray, shifted: np.ndarray,
     _, d0 = tree.query_nearest(sample, return_distance=True, all_matches=False)
     _, d1 = tree.query_nearest(shifted, return_distance=True, all_matches=False)
     return float(np.median(d0)), float(np.median(d1))
+
+
+def simplify_for_publication(geoms: np.ndarray, rule: PublishGeometry
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The publication copy of ``geoms`` under a layer's ``publish_geometry`` rule.
+
+    A geometry with more than ``rule.max_vertices`` vertices is simplified (Douglas-Peucker,
+    topology preserved, so a polygon stays valid and never vanishes) at ``rule.tolerance_m``;
+    while it is still over the budget the tolerance doubles. Others are returned as they are.
+    Returns (geometries, mask of the simplified ones, tolerance used per geometry, 0 = exact):
+    the publication records the tolerance; the master keeps the exact geometry.
+    """
+    out = np.asarray(geoms, dtype=object).copy()
+    n = len(out)
+    tol = np.zeros(n, dtype=float)
+    live = ~shapely.is_missing(out)
+    over = np.zeros(n, dtype=bool)
+    over[live] = shapely.get_num_coordinates(out[live]) > rule.max_vertices
+    t = rule.tolerance_m
+    todo = over.copy()
+    for _ in range(40):  # 0.5 m * 2**40 is far beyond any city
+        if not todo.any():
+            break
+        idx = np.flatnonzero(todo)
+        simp = shapely.simplify(np.asarray(geoms, dtype=object)[idx], t, preserve_topology=True)
+        out[idx] = simp
+        tol[idx] = t
+        todo[idx] = shapely.get_num_coordinates(simp) > rule.max_vertices
+        t *= 2
+    return out, over, tol

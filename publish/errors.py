@@ -1,4 +1,4 @@
-"""Publication errors: bilingual messages from ``publish/messages.py``, CLI exit code 1."""
+"""Publication errors: bilingual messages from ``config/messages.py``, CLI exit code 1."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ class PublishError(EtlError):
     """Publication could not run or was aborted; the current release is unchanged.
 
     Subclasses :class:`config.errors.EtlError` so the CLI maps it like every other user error; its
-    messages live in the same table (``etl/messages.py``).
+    messages live in the one catalogue (``config/messages.py``).
     """
 
 

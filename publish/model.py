@@ -15,11 +15,16 @@ from config import Project
 from config.models import I18nText, LayerSpec
 
 API_PATH = "/api"  # where the server mounts pygeoapi; pages and the API config agree on it
+#: Origin of every link in a release's pygeoapi config. A release does not know the URL it will
+#: be reached by (port, host, proxy prefix), so the build writes this placeholder (``.invalid``
+#: is reserved, RFC 2606) and the server replaces it in each response by the URL the client used,
+#: or by ``publish.base_url`` when that is set.
+LINK_ORIGIN = "http://public-url.invalid"
 ID_COLUMN = "fid"  # public, stable feature id (text) = the spec's id_field value
 ROWID_COLUMN = "rid"  # the GeoPackage integer primary key; not a property, never served
 GEOM_COLUMN = "geom"
 STORE_CRS = "EPSG:4326"  # GeoPackage stores x=lon, y=lat: this *is* CRS84 on disk
-DECIMALS = 7  # 1e-7 degree is about 1 cm at Uozu's latitude
+DECIMALS = 7  # 1e-7 degree is about 1 cm at Japan's latitudes
 LABEL_LANGS = ("ja", "en")
 
 
@@ -86,7 +91,7 @@ class SiteContext:
     store: Path  # the public store: the only data a public page may use
     layers: dict[str, StoreLayer]
     plans: dict[str, LayerPlan]
-    base_url: str
+    base_url: str  # publish.base_url without the trailing slash; "" = links relative to the page
 
     @property
     def data_dates(self) -> dict[str, str]:

@@ -387,8 +387,10 @@ def _write_shp(gdf: gpd.GeoDataFrame, path: Path, *, encoding: str = "cp932",
         warnings.simplefilter("ignore", UserWarning)  # "'crs' was not provided" (on purpose)
         pyogrio.write_dataframe(gdf, path, driver="ESRI Shapefile", encoding=encoding,
                                 use_arrow=True,
-                                layer_options={"DBF_DATE_LAST_UPDATE": EXPORT_DATE,
-                                               "RESIZE": "YES"})
+                                # fixed text widths as a ledger system has them (GDAL's 80
+                                # bytes), not fitted to the longest value: a value filling its
+                                # field is then a sign of a cut the ETL warns about
+                                layer_options={"DBF_DATE_LAST_UPDATE": EXPORT_DATE})
     if not keep_cpg:
         path.with_suffix(".cpg").unlink(missing_ok=True)
         with open(path.with_suffix(".dbf"), "r+b") as f:  # language driver id: "not set"

@@ -36,13 +36,19 @@ boundary: {path: boundary.gpkg, margin_m: 200}
 grids_dir: GRIDS
 transforms:
   - from_datum: EPSG:6301
-    grids: [TKY2JGD.tif, touhokutaiheiyouoki2011.tif]
+    grids: [TKY2JGD.tif, {file: touhokutaiheiyouoki2011.tif, outside: unchanged}]
     accuracy_m: 0.2
     title: {ja: 旧日本測地系→JGD2011, en: Tokyo datum to JGD2011 (TKY2JGD + PatchJGD)}
   - from_datum: EPSG:6612
-    grids: [touhokutaiheiyouoki2011.tif]
+    grids: [{file: touhokutaiheiyouoki2011.tif, outside: unchanged}]
     accuracy_m: 0.05
     title: {ja: JGD2000→JGD2011, en: JGD2000 to JGD2011 (PatchJGD)}
+corrections:
+  - id: noto2024
+    grids: [noto2024_BL.tif]
+    accuracy_m: 0.02
+    title: {ja: 令和6年能登半島地震の座標補正, en: 2024 Noto earthquake correction (PatchJGD)}
+    epoch: {ja: 測地成果2011 (令和6年改定), en: JGD2011 (2024 revision)}
 publish:
   title: {ja: テスト公開GIS, en: Test public GIS}
   description: {ja: テスト, en: test}
@@ -62,7 +68,8 @@ source_system: road_ledger
 attribution: {ja: テスト市 道路台帳, en: Test City road ledger}
 id_field: route_no
 sources:
-  - {name: roads, path: road/ROAD.shp, encoding: cp932, id_field: 路線番号}
+  - {name: roads, path: road/ROAD.shp, encoding: cp932, id_field: 路線番号,
+     data_date: dbf_header}
 fields:
   route_no: {from: 路線番号, normalize: [nfkc, {zfill: {width: 5}}], required: true,
              unique: true, visibility: public}
@@ -80,7 +87,8 @@ attribution: {ja: テスト市 下水道台帳, en: Test City sewer ledger}
 id_field: mh_id
 datum_check: {reference: road_segment}
 sources:
-  - {name: manholes, path: sewer/MH.shp, encoding: cp932, crs: "EPSG:30167", id_field: 人孔番号}
+  - {name: manholes, path: sewer/MH.shp, encoding: cp932, crs: "EPSG:30167", id_field: 人孔番号,
+     data_date: dbf_header}
 fields:
   mh_id: {from: 人孔番号, normalize: [nfkc], required: true, unique: true, visibility: public}
   ground_elev_m: {from: 地盤高, type: float, sentinels: [9999, 999.99], visibility: public}
@@ -97,7 +105,8 @@ attribution: {ja: テスト市 下水道台帳, en: Test City sewer ledger}
 id_field: pipe_id
 datum_check: {reference: road_segment}
 sources:
-  - {name: pipes, path: sewer/PIPE.shp, encoding: cp932, crs: "EPSG:30167", id_field: 管渠番号}
+  - {name: pipes, path: sewer/PIPE.shp, encoding: cp932, crs: "EPSG:30167", id_field: 管渠番号,
+     data_date: dbf_header}
 fields:
   pipe_id: {from: 管渠番号, normalize: [nfkc], required: true, unique: true, visibility: public}
   up_mh_id: {from: 上流人孔, normalize: [nfkc], visibility: public}
@@ -122,7 +131,8 @@ source_system: property_tax
 attribution: {ja: テスト市 地番図, en: Test City parcel map}
 id_field: parcel_id
 sources:
-  - {name: parcels, path: tax/CHIBAN.shp, encoding: cp932, id_field: 筆ID}
+  - {name: parcels, path: tax/CHIBAN.shp, encoding: cp932, id_field: 筆ID,
+     data_date: dbf_header}
 fields:
   parcel_id: {from: 筆ID, required: true, unique: true, visibility: public}
   oaza_name: {from: 大字名, normalize: [nfkc], required: true, visibility: public}
@@ -140,7 +150,8 @@ attribution: {ja: テスト市 課税台帳, en: Test City tax ledger}
 id_field: tax_id
 join: {layer: parcel, keys: [oaza_name, chiban]}
 sources:
-  - {name: tax, path: tax/KAZEI.csv, reader: csv, encoding: cp932, id_field: 納税番号}
+  - {name: tax, path: tax/KAZEI.csv, reader: csv, encoding: cp932, id_field: 納税番号,
+     data_date: 2025-01-01}
 fields:
   tax_id: {from: 納税番号, required: true, unique: true}
   oaza_name: {from: 大字名, normalize: [nfkc]}

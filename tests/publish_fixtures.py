@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,9 +46,9 @@ DISTRICTS = ("本町", "上村木", "吉島", QUOTE_DISTRICT)
 MATERIALS = ("VU", "HP", "DIP")
 
 PROJECT_YML = """
-city: {{ja: 魚津市, en: Uozu City}}
-city_code: "162043"
-target_crs: EPSG:6675
+city: {{ja: {city_ja}, en: {city_en}}}
+city_code: "{city_code}"
+target_crs: {target_crs}
 keep_runs: 3
 store: {store}
 publish:
@@ -65,6 +66,43 @@ publish:
   max_items: {max_items}
   default_items: {default_items}
   base_url: {base_url}
+  trusted_proxies: {trusted_proxies}
+"""
+
+#: ``publish.pages`` when the roles of the pipe sheet are declared (``roles=True``)
+PAGES_YML = """  pages:
+    - id: pipe
+      title: {ja: 配管図, en: Pipe map}
+"""
+
+#: the map block that makes ``sewer_pipes`` a ``pipe`` layer (``roles=True``)
+PIPE_ROLE = """map:
+  pages: [pipe]
+  role: pipe
+  pipe: {utility: sewer, diameter_field: diameter_mm, material_field: material}
+"""
+
+#: a public parcel layer (大字 + 地番) playing the ``parcel`` role (``roles=True``)
+PARCELS = """
+spec_version: 1
+id: parcels
+title: {ja: 地番図, en: Parcel map}
+geometry_type: Polygon
+visibility: public
+source_system: tax_ledger
+attribution: {ja: 固定資産税 地番図, en: Property tax parcel map}
+id_field: parcel_id
+sources:
+  - {name: parcels, path: tax/PARCELS.shp}
+fields:
+  parcel_id: {from: PID, required: true, unique: true, visibility: public,
+              title: {ja: 筆ID, en: Parcel id}}
+  oaza: {from: OAZA, visibility: public, queryable: true, title: {ja: 大字, en: Town}}
+  chiban: {from: CHIBAN, visibility: public, queryable: true, title: {ja: 地番, en: Lot}}
+map:
+  pages: [pipe]
+  role: parcel
+  parcel: {oaza_field: oaza, chiban_field: chiban}
 """
 
 SEWER_PIPES = """
@@ -168,34 +206,58 @@ def public_copy(project: Project, public_dir: Path, **publish: Any) -> Project:
     return Project(project.root, cfg, project.specs, project.codelists, project.spec_hashes)
 
 
-def write_project(root: Path, *, base_url: str = "http://127.0.0.1:5000", max_items: int = 1000,
-                  default_items: int = 10, extra_specs: dict[str, str] | None = None,
-                  store: str = "gpkg") -> Project:
+#: the fixture's city: (ja, en, code, target_crs); ``OTHER_CITY`` is in another plane zone
+CITY = ("魚津市", "Uozu City", "162043", "EPSG:6675")
+OTHER_CITY = ("例市", "Example City", "999999", "EPSG:6672")
+
+
+def _for_city(text: str, city: tuple[str, str, str, str]) -> str:
+    """The fixture's texts with the city's names (and a neutral web site for another city)."""
+    if city == CITY:
+        return text
+    return (text.replace("魚津市", city[0]).replace("Uozu City", city[1])
+            .replace("https://www.city.uozu.toyama.jp/", "https://www.example.jp/"))
+
+
+def write_project(root: Path, *, base_url: str | None = "http://127.0.0.1:5000",
+                  max_items: int = 1000, default_items: int = 10,
+                  extra_specs: dict[str, str] | None = None, store: str = "gpkg",
+                  roles: bool = False, city: tuple[str, str, str, str] = CITY,
+                  trusted_proxies: tuple[str, ...] = ()) -> Project:
     """Write config, specs and code lists under ``root`` and load them.
 
     ``store``: ``gpkg`` or a PostGIS URL (conftest's ``store_url`` fixture gives both).
+    ``base_url=None``: links follow the request. ``roles``: sewer pipes play the ``pipe`` role
+    and a public ``parcels`` layer the ``parcel`` role (the pipe sheet exists).
     """
     (root / "config").mkdir(parents=True, exist_ok=True)
     (root / "layers" / "codelists").mkdir(parents=True, exist_ok=True)
+    yml = PROJECT_YML.format(
+        base_url="null" if base_url is None else base_url, max_items=max_items,
+        default_items=default_items, store=store, city_ja=city[0], city_en=city[1],
+        city_code=city[2], target_crs=city[3], trusted_proxies=json.dumps(list(trusted_proxies)))
     (root / "config" / "project.yml").write_text(
-        PROJECT_YML.format(base_url=base_url, max_items=max_items, default_items=default_items,
-                           store=store),
-        encoding="utf-8")
-    specs = {"sewer_pipes": SEWER_PIPES, "shelters": SHELTERS, "parcel_tax": PARCEL_TAX,
+        _for_city(yml + (PAGES_YML if roles else ""), city), encoding="utf-8")
+    specs = {"sewer_pipes": SEWER_PIPES + (PIPE_ROLE if roles else ""),
+             "shelters": SHELTERS + ("map: {pages: [pipe]}\n" if roles else ""),
+             "parcel_tax": PARCEL_TAX, **({"parcels": PARCELS} if roles else {}),
              **(extra_specs or {})}
     for lid, text in specs.items():
-        (root / "layers" / f"{lid}.yml").write_text(textwrap.dedent(text), encoding="utf-8")
+        (root / "layers" / f"{lid}.yml").write_text(_for_city(textwrap.dedent(text), city),
+                                                    encoding="utf-8")
     (root / "layers" / "codelists" / "sewer_material.yml").write_text(SEWER_MATERIAL,
                                                                       encoding="utf-8")
     return load_project(root)
 
 
 def sample_frames(n_pipes: int = 40, n_shelters: int = 9, *, generation: int = 0,
-                  seed: int = 7) -> dict[str, gpd.GeoDataFrame]:
-    """Target-column frames in EPSG:6675 (what the ETL would have produced).
+                  seed: int = 7, with_parcels: bool = False,
+                  crs: str = MASTER_CRS) -> dict[str, gpd.GeoDataFrame]:
+    """Target-column frames in ``crs`` (what the ETL would have produced).
 
     Every 5th pipe is ``abandoned`` and one has an unknown status: both are withheld by the
     public filter. ``generation`` shifts ``install_fy`` so tests can tell releases apart.
+    ``with_parcels`` adds the public ``parcels`` layer (大字 + 地番).
     """
     rng = np.random.default_rng(seed)
     pipes = []
@@ -234,7 +296,14 @@ def sample_frames(n_pipes: int = 40, n_shelters: int = 9, *, generation: int = 0
         "shelters": gpd.GeoDataFrame(shelters, crs=MASTER_CRS),
         "parcel_tax": gpd.GeoDataFrame(parcels, crs=MASTER_CRS),
     }
+    if with_parcels:
+        frames["parcels"] = gpd.GeoDataFrame([{
+            "parcel_id": f"P{i:03d}", "oaza": DISTRICTS[i % 2], "chiban": f"{10 + i}-{i % 3}",
+            "geometry": box(E0 + 60 * i, N0 - 60, E0 + 60 * i + 50, N0 - 10),
+        } for i in range(12)], crs=MASTER_CRS)
     frames["shelters"]["opened"] = pd.to_datetime(frames["shelters"]["opened"])
+    if crs != MASTER_CRS:
+        frames = {lid: gdf.to_crs(crs) for lid, gdf in frames.items()}
     return frames
 
 
@@ -295,5 +364,7 @@ def make_project(root: Path, *, n_pipes: int = 40, n_shelters: int = 9, generati
                  **kw: Any) -> Project:
     """Project + master in one call (the usual fixture)."""
     project = write_project(root, **kw)
-    write_master(project, sample_frames(n_pipes, n_shelters, generation=generation))
+    write_master(project, sample_frames(n_pipes, n_shelters, generation=generation,
+                                        with_parcels=bool(kw.get("roles")),
+                                        crs=project.config.target_crs))
     return project

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
@@ -15,6 +16,7 @@ import pytest
 import shapely
 
 from config import load_project
+from config.errors import EtlError
 from etl.pipeline import run_merge
 from etl.stores import open_store
 from etl.stores.gpkg import GpkgRun
@@ -35,6 +37,7 @@ def slowed(cls):
 slowed(GpkgRun)
 slowed(PgRun)
 from config import load_project
+from config.errors import EtlError
 from etl.pipeline import run_merge
 run_merge(load_project(sys.argv[1]))
 """
@@ -124,12 +127,17 @@ def test_failed_merge_changes_nothing(mini_store: Path, monkeypatch: pytest.Monk
         def boom(self, layer, frame, _orig=orig, **kw):
             calls["n"] += 1
             if calls["n"] == 3:
-                raise OSError("disk full")
+                raise OSError(errno.ENOSPC, "No space left on device", "/data/merged/x.gpkg")
             return _orig(self, layer, frame, **kw)
 
         monkeypatch.setattr(cls, "write_layer", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(EtlError) as ei:
         run_merge(load_project(mini_store))
+    assert str(ei.value) == (
+        "/data/merged/x.gpkg に書き込めません: ディスクがいっぱいです。"
+        "修正: 空き容量を作ってから再実行する / cannot write /data/merged/x.gpkg: the disk is "
+        "full. Fix: free disk space and run again\nマージは失敗しました。"
+        "前回のマスタは変更されていません。 / the merge failed; the previous master is unchanged.")
     assert _digest(mini_store) == before
     assert open_store(load_project(mini_store)).current_run() == first.run_id
     assert not list((mini_store / "data/merged").glob(".staging-*"))

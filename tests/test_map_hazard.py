@@ -1,4 +1,4 @@
-"""The residents' hazard map (publish/maps_hazard.py) in a real headless Chromium on a phone.
+"""The residents' hazard map (the ``hazard`` page of publish/pages) in real headless Chromium.
 
 The data is the real thing end to end: the sample raw hazard files and GSI shelter lists
 (``samples/uozu.py``), merged by the ETL with the real ``layers/*.yml`` specs, written to a public
@@ -31,7 +31,9 @@ from pyproj import Geod, Transformer
 
 from config import Project, load_project
 from publish.build import public_store as store
-from publish.pages import hazard as mh
+from publish.errors import PublishError
+from publish.model import SiteContext
+from publish.pages import page as mp
 from publish.pages.common import STATIC_DIR, assert_offline
 
 pytestmark = pytest.mark.browser
@@ -41,9 +43,16 @@ CHROMIUM = Path("/usr/lib/chromium/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 PHONE = {"width": 390, "height": 844}
-HAZARD_LAYERS = [mh.FLOOD, mh.TSUNAMI, mh.LANDSLIDE, mh.SHELTER]
-DATES = {mh.FLOOD: "2025-03-31", mh.TSUNAMI: "2024-06-01", mh.LANDSLIDE: "2025-01-10",
-         mh.SHELTER: "2025-04-01"}
+# The city's layers and code lists (the page finds them by their roles; the test names them)
+FLOOD, TSUNAMI, LANDSLIDE, SHELTER = "flood_zone", "tsunami_zone", "landslide_zone", "shelter"
+DEPTH_CODES, HAZARD_CODES = "flood_depth_rank", "shelter_hazard"
+PHENOMENON_CODES, LEVEL_CODES = "landslide_phenomenon", "landslide_zone_level"
+PAGE = "hazard"
+PAGE_FILE = f"{PAGE}.html"
+N_NEAREST = 3  # shelter.nearest of layers/shelter.yml (the default)
+HAZARD_LAYERS = [FLOOD, TSUNAMI, LANDSLIDE, SHELTER]
+DATES = {FLOOD: "2025-03-31", TSUNAMI: "2024-06-01", LANDSLIDE: "2025-01-10",
+         SHELTER: "2025-04-01"}
 TILE_HOSTS = ("cyberjapandata.gsi.go.jp", "tile.openstreetmap.org")
 # The MLIT table (水害ハザードマップ作成の手引き, H28) and the GSI sediment-zone colours, written
 # out here on purpose: the page takes its colours from the code lists, this checks them.
@@ -96,7 +105,7 @@ class Site:
 
     @property
     def url(self) -> str:
-        return f"{self.base}/maps/{mh.PAGE_FILE}"
+        return f"{self.base}/maps/{PAGE_FILE}"
 
 
 def _handler(maps_dir: Path) -> type[SimpleHTTPRequestHandler]:
@@ -128,7 +137,7 @@ def _handler(maps_dir: Path) -> type[SimpleHTTPRequestHandler]:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("hazard")
     project, gpkg = build_public_store(root)
-    page = mh.build_hazard_map(project, gpkg, root / "maps", data_dates=DATES)
+    page = mp.build_page(project, PAGE, gpkg, root / "maps", data_dates=DATES)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root / "maps"))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -168,10 +177,10 @@ def open_page(browser: Any, site: Site, *, lang: str | None = None, **ctx_kw: An
     # only non-loopback URLs go through Python (the page's own files load untouched)
     page.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])"), block)
     page.goto(site.url + (f"?lang={lang}" if lang else ""))
-    page.wait_for_function("window.UozuHazard && UozuHazard.ready === true")
+    page.wait_for_function("window.GisMap && GisMap.ready === true")
     # settle the layout before any pixel maths: the tile notice (tiles are blocked) and the icon
     # web font both change the height of the sheet, hence of the map
-    page.wait_for_selector("#hz-tiles-notice")
+    page.wait_for_selector("#gm-tiles-notice")
     page.evaluate("document.fonts.ready.then(() => new Promise(r => requestAnimationFrame(r)))")
     return page
 
@@ -185,10 +194,10 @@ def close(page: Any) -> None:
 def tap_at(page: Any, lat: float, lon: float, zoom: int = 16) -> None:
     """Centre the map on (lat, lon) and tap that pixel like a finger would."""
     # (``void``: returning the Leaflet map would make playwright serialise its whole graph)
-    page.evaluate(f"void UozuHazard.map.setView([{lat}, {lon}], {zoom}, {{animate: false}})")
+    page.evaluate(f"void GisMap.app.map.setView([{lat}, {lon}], {zoom}, {{animate: false}})")
     page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     x, y = page.evaluate(f"""(() => {{
-        const m = UozuHazard.map, p = m.latLngToContainerPoint([{lat}, {lon}]);
+        const m = GisMap.app.map, p = m.latLngToContainerPoint([{lat}, {lon}]);
         const r = m.getContainer().getBoundingClientRect();
         return [r.left + p.x, r.top + p.y];
     }})()""")
@@ -231,7 +240,7 @@ class Spot:
 def flood2_landslide_spot(site: Site) -> Spot:
     """A spot in flood depth rank 2 (and no other rank) and inside a landslide zone."""
     t = tables(site)
-    flood, land = t[mh.FLOOD], t[mh.LANDSLIDE]
+    flood, land = t[FLOOD], t[LANDSLIDE]
     rank2 = flood[flood.depth_rank == 2].union_all()
     other = flood[flood.depth_rank != 2].union_all()
     best = None
@@ -245,7 +254,7 @@ def flood2_landslide_spot(site: Site) -> Spot:
     assert flood[flood.contains(p)].depth_rank.tolist() == [2]
     here = land[land.contains(p)]
     assert len(here)
-    levels = list(site.project.codelists[mh.LEVEL_CODES].codes)
+    levels = list(site.project.codelists[LEVEL_CODES].codes)
     worst = max(here.itertuples(), key=lambda r: levels.index(r.zone_level))
     return Spot(lon, lat, worst.phenomenon, worst.zone_level)
 
@@ -253,8 +262,8 @@ def flood2_landslide_spot(site: Site) -> Spot:
 def quiet_spot(site: Site) -> tuple[float, float]:
     """A spot inside the data's extent that is in no hazard zone (lon, lat)."""
     t = tables(site)
-    zones = shapely.union_all([t[k].union_all() for k in (mh.FLOOD, mh.TSUNAMI, mh.LANDSLIDE)])
-    for _, s in t[mh.SHELTER].iterrows():  # next to a shelter: certainly a place people live
+    zones = shapely.union_all([t[k].union_all() for k in (FLOOD, TSUNAMI, LANDSLIDE)])
+    for _, s in t[SHELTER].iterrows():  # next to a shelter: certainly a place people live
         p = shapely.Point(s.geometry.x + 0.002, s.geometry.y)  # ~180 m east
         if not zones.buffer(0.0005).intersects(p):  # and ~50 m from any zone
             return p.x, p.y
@@ -263,7 +272,7 @@ def quiet_spot(site: Site) -> tuple[float, float]:
 
 def nearest_shelters(site: Site, flag: str, lon: float, lat: float) -> list[tuple[str, float]]:
     """(name, geodesic metres) of the shelters flagged for ``flag``, nearest first."""
-    sh = tables(site)[mh.SHELTER]
+    sh = tables(site)[SHELTER]
     sh = sh[sh[flag].fillna(False).astype(bool)]
     out = []
     for _, s in sh.iterrows():
@@ -285,11 +294,18 @@ def card_shelters(page: Any, flag: str) -> list[tuple[str, int]]:
     return out
 
 
-def page_data(html: str) -> dict[str, Any]:
-    """The JSON the page embeds."""
-    m = re.search(r'<script type="application/json" id="hz-data">(.*?)</script>', html, re.S)
-    assert m, "no embedded data"
+def page_config(html: str) -> dict[str, Any]:
+    """The configuration the page embeds."""
+    m = re.search(r'<script type="application/json" id="gm-config">(.*?)</script>', html, re.S)
+    assert m, "no embedded configuration"
     return json.loads(m.group(1))
+
+
+def page_data(page: Path) -> dict[str, Any]:
+    """The data file next to the page (features of the embedded layers)."""
+    cfg = page_config(page.read_text(encoding="utf-8"))
+    assert cfg["dataUrl"].startswith(f"{page.stem}.json?v=")
+    return json.loads((page.parent / f"{page.stem}.json").read_text(encoding="utf-8"))
 
 
 def labels(site: Site, codelist: str, code: str) -> tuple[str, str]:
@@ -303,29 +319,34 @@ def labels(site: Site, codelist: str, code: str) -> tuple[str, str]:
 
 def test_page_is_small_offline_and_lean(site: Site) -> None:
     html = site.page.read_text(encoding="utf-8")
-    assert site.page.stat().st_size < mh.MAX_HTML_BYTES
+    data_file = site.page.with_suffix(".json")
+    assert site.page.stat().st_size < 60_000, "features go to the data file, not the page"
+    assert data_file.stat().st_size < mp.MAX_DATA_BYTES
     assert_offline(html)
     assert '<html lang="ja">' in html and "user-scalable=no" not in html
     for lib in ("vendor/turf/turf.min.js", "vendor/geographiclib/geographiclib-geodesic.min.js"):
         assert f'src="/static/{lib}"' in html and (STATIC_DIR / lib).is_file()
     for script in re.findall(r'src="(/static/[^"?]+)', html):
         assert (STATIC_DIR / script[len("/static/"):]).is_file(), script
-    data = page_data(html)
+    cfg, data = page_config(html), page_data(site.page)
     t = tables(site)
-    assert len(data["layers"]["flood"]) == len(t[mh.FLOOD])
-    assert len(data["layers"]["landslide"]) == len(t[mh.LANDSLIDE])
-    assert len(data["layers"]["shelter"]) == len(t[mh.SHELTER]) == 56
-    assert sum("hz_flood" in s["hz"] for s in data["layers"]["shelter"]) == int(
-        t[mh.SHELTER].hz_flood.fillna(False).sum())
-    # only the properties the page uses, and at most 6 decimals
-    assert {k for f in data["layers"]["flood"] for k in f["properties"]} <= {"r", "a", "b", "n"}
-    assert {k for f in data["layers"]["landslide"] for k in f["properties"]} <= {
-        "p", "v", "d", "n"}
-    coords = re.findall(r"\d+\.(\d+)", json.dumps(data["layers"]["flood"][0]["geometry"]))
+    assert len(data["layers"][FLOOD]) == len(t[FLOOD])
+    assert len(data["layers"][LANDSLIDE]) == len(t[LANDSLIDE])
+    assert len(data["layers"][SHELTER]) == len(t[SHELTER]) == 56
+    assert sum("hz_flood" in s["properties"]["hz"] for s in data["layers"][SHELTER]) == int(
+        t[SHELTER].hz_flood.fillna(False).sum())
+    # only the properties the page uses (rank, bounds, name, group, not designated), 6 decimals
+    assert {k for f in data["layers"][FLOOD] for k in f["properties"]} <= {"r", "a", "b", "n"}
+    assert {k for f in data["layers"][LANDSLIDE] for k in f["properties"]} <= {
+        "g", "r", "u", "n"}
+    coords = re.findall(r"\d+\.(\d+)", json.dumps(data["layers"][FLOOD][0]["geometry"]))
     assert coords and max(len(c) for c in coords) <= 6
     # every string the UI shows exists in both languages
-    assert all(set(v) == {"ja", "en"} and v["ja"] and v["en"] for v in mh.UI_STRINGS.values())
-    assert data["meta"]["flood"]["date"] == DATES[mh.FLOOD]
+    assert cfg["text"] and all(set(v) == {"ja", "en"} and v["ja"] and v["en"]
+                               for v in cfg["text"].values())
+    assert {lay["id"]: lay["date"] for lay in cfg["layers"]}[FLOOD] == DATES[FLOOD]
+    # the page names the layers it shows, nothing else of the store
+    assert [lay["id"] for lay in cfg["layers"]] == HAZARD_LAYERS
 
 
 def test_site_builder_writes_page_and_index(site: Site, tmp_path: Path) -> None:
@@ -333,14 +354,15 @@ def test_site_builder_writes_page_and_index(site: Site, tmp_path: Path) -> None:
     (tmp_path / "maps.json").write_text(json.dumps([{"file": "pipes.html", "title": {
         "ja": "管路", "en": "Pipes"}}]), encoding="utf-8")
     lay = SimpleNamespace(data_date="2025-05-05")
-    from publish.build import SiteContext
     ctx = SiteContext(project=site.project, release_id="test", site_dir=tmp_path,
-                      store=site.store, layers={mh.FLOOD: lay}, plans={},
+                      store=site.store, layers={FLOOD: lay}, plans={},
                       base_url="http://127.0.0.1")
-    mh.site_builder(ctx)
+    mp.site_page(ctx, PAGE)
     pages = json.loads((tmp_path / "maps.json").read_text(encoding="utf-8"))
-    assert [p["file"] for p in pages] == ["pipes.html", mh.PAGE_FILE]
-    assert "2025-05-05" in (tmp_path / "maps" / mh.PAGE_FILE).read_text(encoding="utf-8")
+    assert [p["file"] for p in pages] == ["pipes.html", PAGE_FILE]
+    title = site.project.config.publish.pages[1].title
+    assert pages[1]["title"] == {"ja": title.ja, "en": title.en}
+    assert "2025-05-05" in (tmp_path / "maps" / PAGE_FILE).read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,18 +373,18 @@ def test_draws_everything_without_tiles(browser: Any, site: Site, artifacts: Pat
     site.blocked.clear()
     page = open_page(browser, site)
     t = tables(site)
-    assert page.locator("path.hz-flood").count() == len(t[mh.FLOOD])
-    assert page.locator("path.hz-landslide").count() == len(t[mh.LANDSLIDE])
+    assert page.locator("path.hz-flood").count() == len(t[FLOOD])
+    assert page.locator("path.hz-landslide").count() == len(t[LANDSLIDE])
     assert page.locator("path.hz-tsunami").count() == 0  # off by default
-    assert page.locator(".leaflet-marker-icon.hz-shelter").count() == len(t[mh.SHELTER])
+    assert page.locator(".leaflet-marker-icon.hz-shelter").count() == len(t[SHELTER])
     # the blocked tiles are announced, and they are the only thing that was blocked
-    assert page.locator("#hz-tiles-notice").is_visible()
+    assert page.locator("#gm-tiles-notice").is_visible()
     assert site.blocked, "the basemap should have asked for tiles"
     assert all(any(h in u for h in TILE_HOSTS) for u in site.blocked), site.blocked
     # 出典 of every visible layer + the basemap on screen, with its date
     attr = page.locator(".leaflet-control-attribution").inner_text()
     assert "地理院タイル" in attr
-    for lid in (mh.FLOOD, mh.LANDSLIDE, mh.SHELTER):
+    for lid in (FLOOD, LANDSLIDE, SHELTER):
         assert site.project.specs[lid].attribution.ja in attr
         assert DATES[lid] in attr
     page.screenshot(path=str(artifacts / "hazard_overview_ja.png"))
@@ -375,18 +397,18 @@ def test_layer_control_toggles_paths(browser: Any, site: Site) -> None:
     assert n_flood > 0
     page.tap(".leaflet-control-layers-toggle")
     flood = page.locator(".leaflet-control-layers-overlays label",
-                         has=page.locator("[data-layer=flood]"))
+                         has=page.locator(f"[data-layer={FLOOD}]"))
     tsunami = page.locator(".leaflet-control-layers-overlays label",
-                           has=page.locator("[data-layer=tsunami]"))
+                           has=page.locator(f"[data-layer={TSUNAMI}]"))
     flood.tap()
     page.wait_for_function("document.querySelectorAll('path.hz-flood').length === 0")
     tsunami.tap()
     page.wait_for_function("document.querySelectorAll('path.hz-tsunami').length > 0")
-    assert page.locator("path.hz-tsunami").count() == len(tables(site)[mh.TSUNAMI])
+    assert page.locator("path.hz-tsunami").count() == len(tables(site)[TSUNAMI])
     flood.tap()
     page.wait_for_function(f"document.querySelectorAll('path.hz-flood').length === {n_flood}")
     attr = page.locator(".leaflet-control-attribution").inner_text()
-    assert site.project.specs[mh.TSUNAMI].attribution.ja in attr
+    assert site.project.specs[TSUNAMI].attribution.ja in attr
     close(page)
 
 
@@ -397,21 +419,21 @@ def test_tap_flood_rank2_in_landslide_zone(browser: Any, site: Site, artifacts: 
     card = page.locator("#hz-card")
     text = card.inner_text()
     assert "浸水深ランク2" in text and "0.5〜3.0 m" in text
-    assert labels(site, mh.DEPTH_CODES, "2")[0] in text  # 0.5m以上3.0m未満
-    ph_ja, _ = labels(site, mh.PHENOMENON_CODES, spot.phenomenon)
-    lv_ja, _ = labels(site, mh.LEVEL_CODES, spot.level)
+    assert labels(site, DEPTH_CODES, "2")[0] in text  # 0.5m以上3.0m未満
+    ph_ja, _ = labels(site, PHENOMENON_CODES, spot.phenomenon)
+    lv_ja, _ = labels(site, LEVEL_CODES, spot.level)
     assert f"{ph_ja}の{lv_ja}" in text
     assert card.locator("[data-hazard=flood]").get_attribute("data-rank") == "2"
-    line = card.locator(f"[data-hazard=landslide] [data-phenomenon={spot.phenomenon}]")
-    assert line.get_attribute("data-level") == spot.level
+    line = card.locator(f"[data-hazard=landslide] [data-group={spot.phenomenon}]")
+    assert line.get_attribute("data-rank") == spot.level
     assert card.get_attribute("aria-live") == "polite"
     # the tap went through the map (what a finger does), close to the intended spot
-    lat, lng = page.evaluate("[UozuHazard.lastPoint().lat, UozuHazard.lastPoint().lng]")
+    lat, lng = page.evaluate("[GisMap.hazard.lastPoint().lat, GisMap.hazard.lastPoint().lng]")
     assert GEOD.inv(spot.lon, spot.lat, lng, lat)[2] < 3.0
 
     # nearest shelter for flood, and for landslides: names and distances as computed here
     for flag in ("hz_flood", "hz_landslide"):
-        want = nearest_shelters(site, flag, lng, lat)[:mh.N_NEAREST]
+        want = nearest_shelters(site, flag, lng, lat)[:N_NEAREST]
         got = card_shelters(page, flag)
         assert got[0][0] == want[0][0], (flag, got, want)
         assert [n for n, _ in got] == [n for n, _ in want]
@@ -421,20 +443,20 @@ def test_tap_flood_rank2_in_landslide_zone(browser: Any, site: Site, artifacts: 
     page.screenshot(path=str(artifacts / "hazard_card_ja.png"))
 
     # English, remembered across a reload
-    page.tap("#hz-lang-btn")
+    page.tap("#gm-lang-btn")
     assert page.evaluate("document.documentElement.lang") == "en"
     text = card.inner_text()
     assert "Depth rank 2" in text and "0.5–3.0 m" in text
-    _, ph_en = labels(site, mh.PHENOMENON_CODES, spot.phenomenon)
-    _, lv_en = labels(site, mh.LEVEL_CODES, spot.level)
+    _, ph_en = labels(site, PHENOMENON_CODES, spot.phenomenon)
+    _, lv_en = labels(site, LEVEL_CODES, spot.level)
     assert f"{lv_en} for {ph_en.lower()}" in text
     assert "Shelters for Flood" in text and "in a straight line" in text
     assert "浸水深" not in text
     page.screenshot(path=str(artifacts / "hazard_card_en.png"))
     page.reload()
-    page.wait_for_function("window.UozuHazard && UozuHazard.ready === true")
+    page.wait_for_function("window.GisMap && GisMap.ready === true")
     assert page.evaluate("document.documentElement.lang") == "en"
-    assert page.locator("#hz-lang-btn").inner_text().strip() == "日本語"
+    assert page.locator("#gm-lang-btn").inner_text().strip() == "日本語"
     assert "Tap the map" in page.locator("#hz-card").inner_text()
     close(page)
 
@@ -446,7 +468,7 @@ def test_quiet_spot_lists_earthquake_and_fire_shelters(browser: Any, site: Site)
     text = page.locator("#hz-card").inner_text()
     assert "入っていません" in text
     assert "浸水想定区域の外です" in text and "土砂災害警戒区域の外です" in text
-    lat, lng = page.evaluate("[UozuHazard.lastPoint().lat, UozuHazard.lastPoint().lng]")
+    lat, lng = page.evaluate("[GisMap.hazard.lastPoint().lat, GisMap.hazard.lastPoint().lng]")
     for flag in ("hz_earthquake", "hz_large_fire"):
         want = nearest_shelters(site, flag, lng, lat)
         got = card_shelters(page, flag)
@@ -458,9 +480,9 @@ def test_quiet_spot_lists_earthquake_and_fire_shelters(browser: Any, site: Site)
 
 def test_tsunami_spot(browser: Any, site: Site) -> None:
     t = tables(site)
-    ts = t[mh.TSUNAMI]
+    ts = t[TSUNAMI]
     deep = ts[ts.depth_label_rank == ts.depth_label_rank.max()].iloc[0]
-    others = shapely.union_all([*ts[ts.fid != deep.fid].geometry, t[mh.FLOOD].union_all()])
+    others = shapely.union_all([*ts[ts.fid != deep.fid].geometry, t[FLOOD].union_all()])
     lon, lat = inner_point(deep.geometry.difference(others))
     page = open_page(browser, site, lang="en")
     tap_at(page, lat, lon)
@@ -470,11 +492,11 @@ def test_tsunami_spot(browser: Any, site: Site) -> None:
     assert f"Inundation depth {lo:.1f}–{hi:.1f} m (rank {deep.depth_label_rank})" in text
     assert card.locator("[data-hazard=tsunami]").get_attribute("data-rank") == str(
         deep.depth_label_rank)
-    lat, lng = page.evaluate("[UozuHazard.lastPoint().lat, UozuHazard.lastPoint().lng]")
+    lat, lng = page.evaluate("[GisMap.hazard.lastPoint().lat, GisMap.hazard.lastPoint().lng]")
     want = nearest_shelters(site, "hz_tsunami", lng, lat)
     got = card_shelters(page, "hz_tsunami")
     assert got[0][0] == want[0][0] and abs(got[0][1] - want[0][1]) <= 5.0
-    page.tap("#hz-lang-btn")  # back to Japanese: the raw class label as published
+    page.tap("#gm-lang-btn")  # back to Japanese: the raw class label as published
     assert f"浸水深 {deep.depth_label}" in card.inner_text()
     close(page)
 
@@ -483,7 +505,7 @@ def test_my_location_and_denied(browser: Any, site: Site) -> None:
     spot = flood2_landslide_spot(site)
     page = open_page(browser, site, permissions=["geolocation"],
                      geolocation={"latitude": spot.lat, "longitude": spot.lon, "accuracy": 12})
-    page.tap("#hz-locate")
+    page.tap("#gm-locate")
     page.wait_for_selector("#hz-card[data-state=result]")
     text = page.locator("#hz-card").inner_text()
     assert "現在地" in text and "浸水深ランク2" in text
@@ -492,10 +514,10 @@ def test_my_location_and_denied(browser: Any, site: Site) -> None:
     close(page)
 
     page = open_page(browser, site)  # no permission granted: the browser denies
-    page.tap("#hz-locate")
-    notice = page.locator("#hz-notice")
+    page.tap("#gm-locate")
+    notice = page.locator("#gm-notice")
     notice.wait_for(state="visible")
-    page.wait_for_function("!document.getElementById('hz-notice').textContent.includes('調べて')")
+    page.wait_for_function("!document.getElementById('gm-notice').textContent.includes('調べて')")
     assert "許可されませんでした" in notice.inner_text()
     assert notice.get_attribute("role") == "status"
     close(page)
@@ -503,19 +525,19 @@ def test_my_location_and_denied(browser: Any, site: Site) -> None:
 
 def test_legend_colours_are_the_mlit_table(browser: Any, site: Site, artifacts: Path) -> None:
     page = open_page(browser, site)
-    page.tap("#hz-legend-btn")
-    legend = page.locator("#hz-legend")
+    page.tap("#gm-legend-btn")
+    legend = page.locator("#gm-legend")
     assert legend.is_visible()
 
     def rgb(hexcolor: str) -> str:
         h = hexcolor.lstrip("#")
         return "rgb({}, {}, {})".format(*(int(h[i:i + 2], 16) for i in (0, 2, 4)))
 
-    for lid in (mh.FLOOD, mh.TSUNAMI):
+    for lid in (FLOOD, TSUNAMI):
         rows = legend.locator(f"[data-legend={lid}] li")
         got = {}
         for i in range(rows.count()):
-            sw = rows.nth(i).locator(".hz-swatch")
+            sw = rows.nth(i).locator(".gm-swatch")
             got[rows.nth(i).get_attribute("data-code")] = (
                 sw.get_attribute("data-color"),
                 sw.evaluate("e => getComputedStyle(e).backgroundColor"))
@@ -525,8 +547,8 @@ def test_legend_colours_are_the_mlit_table(browser: Any, site: Site, artifacts: 
     got = {}
     for i in range(rows.count()):
         r = rows.nth(i)
-        sw = r.locator(".hz-swatch")
-        key = (r.get_attribute("data-phenomenon"), r.get_attribute("data-level"))
+        sw = r.locator(".gm-swatch")
+        key = (r.get_attribute("data-group"), r.get_attribute("data-rank"))
         got[key] = sw.get_attribute("data-color").lower()
         assert sw.evaluate("e => getComputedStyle(e).backgroundColor") == rgb(got[key])
     assert got == SEDIMENT
@@ -538,25 +560,25 @@ def test_legend_colours_are_the_mlit_table(browser: Any, site: Site, artifacts: 
                                           "'fill').toLowerCase())"))
     assert fills and fills <= set(SEDIMENT.values())
     # sources and dates for every layer
-    sources = legend.locator("#hz-sources").inner_text()
+    sources = legend.locator("#gm-sources").inner_text()
     for lid in HAZARD_LAYERS:
         assert site.project.specs[lid].attribution.ja in sources
         assert f"{DATES[lid]}時点" in sources
     page.screenshot(path=str(artifacts / "hazard_legend_ja.png"))
     legend.evaluate("e => { e.scrollTop = e.scrollHeight; }")
     page.screenshot(path=str(artifacts / "hazard_legend_sources_ja.png"))
-    page.tap("#hz-legend-close")
+    page.tap("#gm-legend-close")
     assert not legend.is_visible()
     close(page)
 
 
 def test_shelter_badges_and_tap_targets(browser: Any, site: Site, artifacts: Path) -> None:
-    sh = tables(site)[mh.SHELTER]
-    flags = list(site.project.codelists[mh.HAZARD_CODES].codes)
+    sh = tables(site)[SHELTER]
+    flags = list(site.project.codelists[HAZARD_CODES].codes)
     sh = sh.assign(n=sh[flags].fillna(False).astype(bool).sum(axis=1)).sort_values("n")
     s = sh.iloc[-1]  # the shelter designated for the most hazards
     page = open_page(browser, site)
-    page.evaluate(f"void UozuHazard.map.setView([{s.geometry.y}, {s.geometry.x}], 16, "
+    page.evaluate(f"void GisMap.app.map.setView([{s.geometry.y}, {s.geometry.x}], 16, "
                   "{animate: false})")
     marker = page.locator(f".hz-shelter[data-shelter-id='{s.fid}']")
     on = {f for f in flags if bool(s[f]) is True}
@@ -566,17 +588,17 @@ def test_shelter_badges_and_tap_targets(browser: Any, site: Site, artifacts: Pat
     label = marker.get_attribute("aria-label")
     assert s["name"] in label
     for f in on:  # text alternative names every hazard (not colour alone)
-        assert site.project.codelists[mh.HAZARD_CODES].codes[f].ja in label
+        assert site.project.codelists[HAZARD_CODES].codes[f].ja in label
     marker.tap()
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for()
     assert s["name"] in popup.inner_text() and "対象外" in popup.inner_text()
     page.wait_for_timeout(400)  # the popup fades in and the map pans to show it
     page.screenshot(path=str(artifacts / "hazard_shelter_ja.png"))
-    page.evaluate("void UozuHazard.map.closePopup()")
+    page.evaluate("void GisMap.app.map.closePopup()")
     # every control a finger needs is at least 44×44 CSS px
     small = page.evaluate("""() => [...document.querySelectorAll(
-          '.hz-btn, .leaflet-control-zoom a, .leaflet-control-layers-toggle, .hz-shelter')]
+          '.gm-btn, .leaflet-control-zoom a, .leaflet-control-layers-toggle, .hz-shelter')]
         .filter(e => e.offsetParent !== null)
         .map(e => [e.id || e.className, e.getBoundingClientRect()])
         .filter(([, r]) => r.width < 44 || r.height < 44)
@@ -589,12 +611,13 @@ def test_shelter_badges_and_tap_targets(browser: Any, site: Site, artifacts: Pat
 def test_build_refuses_store_without_hazard_layers(tmp_path: Path, site: Site) -> None:
     gdf = gpd.GeoDataFrame({"x": [1]}, geometry=[shapely.Point(137.4, 36.8)], crs="EPSG:4326")
     pyogrio.write_dataframe(gdf, tmp_path / "none.gpkg", layer="road_segment")
-    with pytest.raises(ValueError, match="no hazard"):
-        mh.build_hazard_map(site.project, tmp_path / "none.gpkg", tmp_path / "out")
+    with pytest.raises(PublishError, match=f"none of the layers of map page '{PAGE}'"):
+        mp.build_page(site.project, PAGE, tmp_path / "none.gpkg", tmp_path / "out")
     # a store with only shelters still makes a page (the card lists shelters only)
     only = tmp_path / "only.gpkg"
-    pyogrio.write_dataframe(tables(site)[mh.SHELTER], only, layer=mh.SHELTER,
+    pyogrio.write_dataframe(tables(site)[SHELTER], only, layer=SHELTER,
                             layer_options={"FID": "rid"})
-    page = mh.build_hazard_map(site.project, only, tmp_path / "out")
-    data = page_data(page.read_text(encoding="utf-8"))
-    assert set(data["layers"]) == {"shelter"} and set(data["meta"]) == {"shelter"}
+    page = mp.build_page(site.project, PAGE, only, tmp_path / "out")
+    data, cfg = page_data(page), page_config(page.read_text(encoding="utf-8"))
+    assert set(data["layers"]) == {SHELTER} and [lay["id"] for lay in cfg["layers"]] == [SHELTER]
+    assert cfg["hazard"] is not None

@@ -26,7 +26,7 @@ from test_pipesheet import build_canary_project, canary_hits, fullwidth, pick_pa
 from config import Project
 from etl.normalize import apply_normalizer
 from publish.pages.common import assert_offline
-from publish.pages.pipe import PAGE_NAME, build_pipe_map
+from publish.pages.page import build_page
 from publish.server.app import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,6 +34,8 @@ CHROMIUM = "/usr/lib/chromium/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
 TERMS = "3"
+PAGE = "pipe"  # publish.pages of config/project.yml: the page with the parcel and pipe roles
+PAGE_NAME = f"{PAGE}.html"
 browser_only = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium")
 
 
@@ -55,6 +57,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         server.stop()
 
 
+def page_config(html: str) -> dict[str, Any]:
+    """The configuration the page embeds (small: no features)."""
+    return json.loads(re.search(r'id="gm-config">(.*?)</script>', html, re.S)[1])
+
+
 # ---------------------------------------------------------------------------------------------
 # Without a browser
 # ---------------------------------------------------------------------------------------------
@@ -69,9 +76,11 @@ def test_page_embeds_no_network_and_no_internal_value(env: dict[str, Any]) -> No
                                          "en": "Pipe map (water, sewer, parcels)"}} in index
     assert len(html) < 60_000, "the page must load features by view, not embed them"
     assert canary_hits(html) == []
-    cfg = json.loads(re.search(r'id="uozu-pipe-config">(.*?)</script>', html, re.S)[1])
-    assert cfg["api"] == "/api" and cfg["termsVersion"] == TERMS
-    assert env["parcel"]["oaza"] in cfg["oaza"]
+    cfg = page_config(html)
+    assert cfg["api"] == "/api" and cfg["termsVersion"] == TERMS == cfg["terms"]["version"]
+    assert cfg["parcel"]["layer"] == "parcel" and env["parcel"]["oaza"] in cfg["parcel"]["oaza"]
+    assert cfg["sheet"]["url"] == "/api/processes/pipe-sheet/execution"
+    assert cfg["dataUrl"] is None, "networks and roads load by view: nothing embedded"
     fields = {lay["id"]: [f["name"] for f in lay["fields"]] for lay in cfg["layers"]}
     # popups show public fields only: water cover depth is internal in the spec
     assert "cover_m" not in fields["water_pipe"] and "cover_up_m" in fields["sewer_pipe"]
@@ -83,8 +92,8 @@ def test_page_embeds_no_network_and_no_internal_value(env: dict[str, Any]) -> No
 
 def test_build_is_fast_and_standalone(env: dict[str, Any], tmp_path: Path) -> None:
     t0 = time.perf_counter()
-    out = build_pipe_map(env["project"], env["res"].store, tmp_path, api_base="/api",
-                         data_dates={"sewer_pipe": "2025-03-31"}, sheet_url=None)
+    out = build_page(env["project"], PAGE, env["res"].store, tmp_path, api_base="/api",
+                     data_dates={"sewer_pipe": "2025-03-31"}, sheet_url=None)
     assert time.perf_counter() - t0 < 5
     html = out.read_text(encoding="utf-8")
     assert '"sheet":null' in html and "2025-03-31" in html
@@ -147,8 +156,8 @@ def _route_offline(context: Any, env: dict[str, Any], blocked: list[str]) -> Non
 
 def _wait_loaded(page: Any) -> None:
     page.wait_for_function(
-        "() => { const m = document.querySelector('.uozu-pipe-map');"
-        " return m && m.dataset.loading === '0' && !UozuPipe.app.queue.length; }",
+        "() => { const m = document.querySelector('.gm-map');"
+        " return m && m.dataset.loading === '0' && !GisMap.app.queue.length; }",
         timeout=30_000)
 
 
@@ -174,35 +183,37 @@ def test_pipe_map_in_chromium(env: dict[str, Any], browser: Any, artifacts: Path
     page.on("response", keep_body)
 
     # 1. terms of use: shown, accepted, remembered on reload, shown again for a new version
+    key = page_config(requests.get(env["url"], timeout=10).text)["terms"]["storageKey"]
+    assert key == f"gis-{env['project'].config.city_code}-{PAGE}-terms"
     page.goto(env["url"])
-    page.wait_for_selector("#pp-terms")
-    assert "参考図" in page.inner_text("#pp-terms") and "工事" in page.inner_text("#pp-terms")
+    page.wait_for_selector("#gm-terms")
+    assert "参考図" in page.inner_text("#gm-terms") and "工事" in page.inner_text("#gm-terms")
     page.screenshot(path=str(artifacts / "pipe_map_terms.png"))
-    assert page.evaluate("document.querySelector('.uozu-pipe-map').dataset.loaded_sewer_pipe"
+    assert page.evaluate("document.querySelector('.gm-map').dataset.loaded_sewer_pipe"
                          ) is None, "nothing may load before consent"
-    page.click("#pp-agree")
+    page.click("#gm-agree")
     _wait_loaded(page)
-    assert page.evaluate("localStorage.getItem('uozu-gis.pipe-map.terms')") == TERMS
+    assert page.evaluate(f"localStorage.getItem('{key}')") == TERMS
     page.reload()
-    page.wait_for_function("document.body.classList.contains('pp-consented')")
-    assert page.locator("#pp-terms").count() == 0
-    page.evaluate("localStorage.setItem('uozu-gis.pipe-map.terms', 'old')")
+    page.wait_for_function("document.body.classList.contains('gm-consented')")
+    assert page.locator("#gm-terms").count() == 0
+    page.evaluate(f"localStorage.setItem('{key}', 'old')")
     page.reload()
-    page.wait_for_selector("#pp-terms")
-    page.click("#pp-agree")
+    page.wait_for_selector("#gm-terms")
+    page.click("#gm-agree")
     _wait_loaded(page)
 
     # 2. the network is drawn although every tile request failed
     assert any("cyberjapandata.gsi.go.jp" in u for u in blocked), "tiles were not even tried"
-    loaded = page.evaluate("Object.assign({}, document.querySelector('.uozu-pipe-map').dataset)")
+    loaded = page.evaluate("Object.assign({}, document.querySelector('.gm-map').dataset)")
     assert int(loaded.get("loaded_sewer_pipe", 0)) > 0 and int(loaded.get("loaded_parcel", 0)) > 0
     page.screenshot(path=str(artifacts / "pipe_map_view.png"))
 
     # 2b. below zoom 16 only a hint; requests for a view left at once are aborted; a view
     #     with more features than the page will draw asks to zoom in instead of loading
-    app = "UozuPipe.app"
+    app = "GisMap.app"
     page.evaluate(f"void {app}.map.setZoom(14, {{animate: false}})")
-    assert "ズーム16以上" in page.inner_text("#pp-status")
+    assert "ズーム16以上" in page.inner_text("#gm-status")
     lat, lon = float(parcel["geometry"].centroid.y), float(parcel["geometry"].centroid.x)
     before = page.evaluate(f"{app}.stats.aborted")
     page.evaluate(f"""() => {{ const m = {app}.map;
@@ -213,15 +224,15 @@ def test_pipe_map_in_chromium(env: dict[str, Any], browser: Any, artifacts: Path
     page.evaluate(f"{app}.cfg.maxFeatures = 30; void {app}.map.setView([{lat}, {lon}], 16, "
                   "{animate: false})")
     _wait_loaded(page)
-    assert "多すぎ" in page.inner_text("#pp-status")
+    assert "多すぎ" in page.inner_text("#gm-status")
     page.evaluate(f"{app}.cfg.maxFeatures = 8000; {app}.refresh()")
     _wait_loaded(page)
-    assert "多すぎ" not in (page.inner_text("#pp-status") or "")
+    assert "多すぎ" not in (page.inner_text("#gm-status") or "")
 
     # 3. the JS 地番 normalizer agrees with the ETL's
     variants = ["123-4", "１２３－４", "123番4", "123の4", "123番地4", "123番地", "１２３",
                 "123ー4", " 12 3 - 4 ", "0123-04", "甲123番4", "123-4-5", "地区外", "abc"]
-    js = page.evaluate("vs => vs.map(v => UozuPipe.normalizeChiban(v))", variants)
+    js = page.evaluate("vs => vs.map(v => GisMap.normalizeChiban(v))", variants)
     py = apply_normalizer("chiban", pd.Series(variants))[""].tolist()
     assert js == [None if v is pd.NA else v for v in py]
 
@@ -229,22 +240,22 @@ def test_pipe_map_in_chromium(env: dict[str, Any], browser: Any, artifacts: Path
     page.select_option("#pp-oaza", parcel["oaza"])
     page.fill("#pp-chiban", fullwidth(parcel["chiban"]))
     page.click("#pp-search-go")
-    page.wait_for_function("document.querySelector('.uozu-pipe-map').dataset.selected")
+    page.wait_for_function("document.querySelector('.gm-map').dataset.selected")
     _wait_loaded(page)
-    sel = page.evaluate("document.querySelector('.uozu-pipe-map').dataset.selected")
+    sel = page.evaluate("document.querySelector('.gm-map').dataset.selected")
     assert sel == parcel["fid"]
     assert parcel["chiban"] in page.inner_text("#pp-search-msg")
-    assert page.locator(".leaflet-pp-highlight-pane path").count() >= 1
-    assert page.evaluate("UozuPipe.app.map.getZoom()") >= 18
-    assert page.locator(".pp-chiban").count() > 0, "地番 labels at close zoom"
+    assert page.locator(".leaflet-gm-highlight-pane path").count() >= 1
+    assert page.evaluate("GisMap.app.map.getZoom()") >= 18
+    assert page.locator(".gm-label-polygon").count() > 0, "地番 labels at close zoom"
     assert f"chiban={parcel['chiban']}" in page.evaluate("decodeURIComponent(location.hash)")
-    page.wait_for_selector(".pp-popup[data-layer='parcel']")
+    page.wait_for_selector(".gm-popup[data-layer='parcel']")
     page.wait_for_timeout(400)  # popup fade-in and auto-pan
     page.screenshot(path=str(artifacts / "pipe_map_search.png"))
 
     # 5. the pipe sheet from the parcel popup (a PDF download)
     with page.expect_download(timeout=60_000) as dl:
-        page.click(".pp-popup .pp-sheet-btn[data-scale='500'][data-paper='A4']")
+        page.click(".gm-popup .pp-sheet-btn[data-scale='500'][data-paper='A4']")
     pdf = Path(dl.value.path())
     assert pdf.read_bytes()[:5] == b"%PDF-"
     from pypdf import PdfReader
@@ -253,25 +264,31 @@ def test_pipe_map_in_chromium(env: dict[str, Any], browser: Any, artifacts: Path
 
     # 6. click a sewer pipe: popup values = public store = master
     page.evaluate("document.querySelector('.leaflet-popup-close-button').click()")
-    # a pipe whose click point is the map canvas (not under the legend or the search box)
+    # a pipe whose click point is the map canvas (not under the search box) and no other pipe
+    # passes within a finger's reach of it (parallel sewers share streets)
     pid, xy = page.evaluate("""() => {
-      const app = UozuPipe.app, m = app.map, r = m.getContainer().getBoundingClientRect();
-      for (const [id, rec] of app.loaders.sewer_pipe.features) {
+      const app = GisMap.app, m = app.map, r = m.getContainer().getBoundingClientRect();
+      const recs = [...app.layers.sewer_pipe.features.values()];
+      for (const [id, rec] of app.layers.sewer_pipe.features) {
         const ll = rec.layer.getLatLngs();
         if (ll.length !== 2) { continue; }
         const a = m.latLngToContainerPoint(ll[0]), b = m.latLngToContainerPoint(ll[1]);
         if (a.distanceTo(b) < 60) { continue; }
-        const x = r.left + a.x + (b.x - a.x) * 0.35, y = r.top + a.y + (b.y - a.y) * 0.35;
+        const p = a.add(b.subtract(a).multiplyBy(0.35));
+        const x = r.left + p.x, y = r.top + p.y;
         const el = document.elementFromPoint(x, y);
-        if (el && el.tagName === 'CANVAS') { return [id, [x, y]]; }
+        const near = recs.some(o => o !== rec && o.layer.getLatLngs().some((q, i, all) => i > 0
+          && L.LineUtil.pointToSegmentDistance(p, m.latLngToContainerPoint(all[i - 1]),
+                                               m.latLngToContainerPoint(q)) < 14));
+        if (el && el.tagName === 'CANVAS' && !near) { return [id, [x, y]]; }
       }
       return [null, null];
     }""")
     assert pid, "no clickable sewer pipe in view"
     page.mouse.click(*xy)
-    page.wait_for_selector(f".pp-popup[data-layer='sewer_pipe'][data-id='{pid}']")
+    page.wait_for_selector(f".gm-popup[data-layer='sewer_pipe'][data-id='{pid}']")
     cells = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll(
-      '.pp-popup tr[data-field]')].map(tr => [tr.dataset.field,
+      '.gm-popup tr[data-field]')].map(tr => [tr.dataset.field,
                                               tr.querySelector('td').innerText]))""")
     page.wait_for_timeout(400)
     page.screenshot(path=str(artifacts / "pipe_map_popup.png"))
@@ -290,8 +307,8 @@ def test_pipe_map_in_chromium(env: dict[str, Any], browser: Any, artifacts: Path
     assert cells["up_mh_id"] == master["up_mh_id"]
 
     # 7. my location: denied, then granted
-    page.click("#pp-locate")
-    page.wait_for_function("document.getElementById('pp-search-msg').innerText.includes('許可')",
+    page.click("#gm-locate")
+    page.wait_for_function("document.getElementById('gm-notice').innerText.includes('許可')",
                            timeout=20_000)
     geo = browser.new_context(viewport={"width": 900, "height": 700},
                               permissions=["geolocation"],
@@ -301,11 +318,11 @@ def test_pipe_map_in_chromium(env: dict[str, Any], browser: Any, artifacts: Path
     blocked2: list[str] = []
     _route_offline(geo, env, blocked2)
     p2 = geo.new_page()
-    p2.add_init_script(f"localStorage.setItem('uozu-gis.pipe-map.terms', '{TERMS}')")
+    p2.add_init_script(f"localStorage.setItem('{key}', '{TERMS}')")
     p2.goto(env["url"])
-    p2.click("#pp-locate")
-    p2.wait_for_function("document.getElementById('pp-search-msg').innerText.includes('現在地')")
-    assert "12 m" in p2.inner_text("#pp-search-msg")
+    p2.click("#gm-locate")
+    p2.wait_for_function("document.getElementById('gm-notice').innerText.includes('現在地')")
+    assert "12 m" in p2.inner_text("#gm-notice")
     p2.screenshot(path=str(artifacts / "pipe_map_location.png"))
     geo.close()
 

@@ -40,7 +40,7 @@ def cell(df: pd.DataFrame, col: str, i: int = 0) -> Any:
 
 EXPECTED_NAMES = {
     "nfkc", "upper", "number", "int", "wareki", "chiban", "depth_range", "flag",
-    "map", "lookup", "strip_unit", "zfill", "date",
+    "map", "lookup", "strip_unit", "zfill", "date", "quantity",
 }  # fmt: skip
 
 
@@ -74,6 +74,7 @@ def test_registry_definition(name: str) -> None:
         ("strip_unit", {"unit": "mm"}, ["5mm", None]),
         ("zfill", {"width": 3}, ["5", None]),
         ("date", {}, ["2000/04/01", "x", None]),
+        ("quantity", {"unit": "m"}, ["3.0m", "3kg", None]),
     ],
 )
 def test_output_shape_and_dtypes(name: str, params: dict[str, Any], raw: list[Any]) -> None:

@@ -23,6 +23,7 @@ from stores import set_store_in_file
 import cli
 from config import Project, load_project
 from config.errors import ConfigError, EtlError
+from config.models import PostgisConfig
 from etl.pipeline import run_merge
 from etl.stores import open_store
 from etl.stores.postgis import run_schema
@@ -31,7 +32,9 @@ from publish.build import PublishResult, publish
 from publish.errors import LeakCheckError
 from publish.server.app import create_app
 
-READER = "uozu_public_reader"
+#: the fixture project's PostGIS names: the neutral defaults (a city sets its own in project.yml)
+PREFIX = PostgisConfig().schema_prefix
+READER = PostgisConfig().reader_role
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -66,7 +69,7 @@ def pub_schemas(url: str) -> list[str]:
     import sqlalchemy as sa
     with engine(url).connect() as c:
         return c.execute(sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE "
-                                 "'uozu\\_pub\\_%'")).scalars().all()
+                                 f"'{PREFIX}\\_pub\\_%'")).scalars().all()
 
 
 def public_frame(res: PublishResult, lid: str) -> pd.DataFrame:
@@ -113,6 +116,21 @@ def test_cql2_filter_and_bbox(pgenv) -> None:
     assert len(seen) == len(set(seen))
 
 
+@pytest.mark.parametrize("lang", ["cql2-text", "cql-text"])
+def test_filter_lang_standard_name(pgenv, lang: str) -> None:
+    """``filter-lang=cql2-text`` (OGC API - Features Part 3) and pygeoapi's ``cql-text``."""
+    _, res, client, _ = pgenv
+    gdf = public_frame(res, "sewer_pipes")
+    fc = items(client, "sewer_pipes", f"filter-lang={lang}&filter=" + quote("diameter_mm > 150"))
+    assert fc["numberMatched"] == int((gdf["diameter_mm"] > 150).sum()) > 0
+    nxt = [link["href"] for link in items(client, "sewer_pipes", f"filter-lang={lang}&limit=2&"
+                                          "filter=" + quote("diameter_mm > 150"))["links"]
+           if link["rel"] == "next"]
+    assert nxt and "filter-lang=cql-text" in nxt[0]  # the next page is answered the same way
+    body = items(client, "sewer_pipes", "filter-lang=cql2-json&filter=" + quote("a > 1"), 400)
+    assert body["description"] == "Invalid filter language"
+
+
 @pytest.mark.parametrize("expr", [
     "no_such_column > 1",  # unknown property
     "remarks = 'x'",  # internal column: physically not in the public table
@@ -152,14 +170,14 @@ def test_reader_role_reads_public_schema_only(pgenv) -> None:
     project, res, _, url = pgenv
     meta = json.loads((res.path / "release.json").read_text(encoding="utf-8"))
     pub = meta["store"]["schema"]
-    assert pub.startswith("uozu_pub_")
+    assert project.config.postgis.schema_prefix == PREFIX and pub.startswith(f"{PREFIX}_pub_")
     n = _as_reader(url, f"SELECT count(*) FROM {pub}.sewer_pipes")[0][0]
     assert n == res.layers["sewer_pipes"].features
-    run = run_schema("uozu", open_store(project).current_run())
-    for sql in ("SELECT * FROM uozu_master.sewer_pipes LIMIT 1",
+    run = run_schema(PREFIX, open_store(project).current_run())
+    for sql in (f"SELECT * FROM {PREFIX}_master.sewer_pipes LIMIT 1",
                 f"SELECT owner_name FROM {run}.parcel_tax LIMIT 1",
                 f"SELECT remarks FROM {run}.sewer_pipes LIMIT 1",
-                "SELECT * FROM uozu_meta.runs",
+                f"SELECT * FROM {PREFIX}_meta.runs",
                 f"INSERT INTO {pub}.shelters (fid) VALUES ('x')",
                 f"CREATE TABLE {pub}.evil (a int)",
                 f"DELETE FROM {pub}.sewer_pipes"):
@@ -175,7 +193,7 @@ def test_leak_guard_fails_publish_if_reader_can_read_master(new_pg_db, tmp_path:
     url = new_pg_db()
     project = make_project(tmp_path, store=url)
     first = publish(project)
-    run = run_schema("uozu", open_store(project).current_run())
+    run = run_schema(PREFIX, open_store(project).current_run())
     import sqlalchemy as sa
     with engine(url).begin() as c:  # a DBA's mistake: the public role gets the master
         c.execute(sa.text(f"GRANT USAGE ON SCHEMA {run} TO {READER}"))
@@ -203,10 +221,12 @@ def test_old_release_schemas_are_pruned(new_pg_db, tmp_path: Path) -> None:
 # ---------------------------------------------------------------- store settings
 
 def test_password_in_config_file_is_refused(mini_project: Path) -> None:
+    from etl.checks import check_project
+
     set_store_in_file(mini_project, "postgresql://gis:s3cret@db.example:5432/gis")
     with pytest.raises(ConfigError) as e:
-        load_project(mini_project)
-    f = str((mini_project / "config/project.yml").resolve())
+        check_project(load_project(mini_project))
+    f = "config/project.yml"
     assert str(e.value) == (
         f"{f}: store にパスワードが書かれています。設定ファイルに認証情報を置かないで"
         "ください。修正: URL からパスワードを消し、PGPASSWORD か ~/.pgpass、または環境変数 "
@@ -279,13 +299,9 @@ def test_both_stores_hold_the_same_master(mini_project: Path, new_pg_db) -> None
         pd.testing.assert_frame_equal(left, right, check_dtype=False, obj=layer)
 
 
-def test_cli_merge_and_publish_on_each_store(mini_project: Path, store_url: str,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_merge_and_publish_on_each_store(mini_project: Path, store_url: str) -> None:
     """The staff path end to end through the CLI, with ``--store`` (regression: publish
     ignored it and failed with a TypeError)."""
-    from publish import build as api
-
-    monkeypatch.setattr(api, "SITE_BUILDERS", [])  # the CLI registers the map pages globally
     args = ["--project", str(mini_project), "-q", "--store", store_url]
     r = CliRunner()
     res = r.invoke(cli.cli, [*args, "merge"])

@@ -26,6 +26,7 @@ from pypdf.generic import ContentStream
 
 from config import Project, load_project, write_derived_project
 from config.errors import EtlError
+from config.messages import text
 from etl.normalize import apply_normalizer
 from etl.schema import output_columns
 from publish.pages.pipesheet import (
@@ -275,6 +276,13 @@ def test_text_has_parcel_date_stamp_disclaimer_and_link(sheet: Any, parcel: dict
     ja_flat, en_flat = text.replace("\n", ""), text.replace("\n", " ")
     assert "工事・設計・不動産取引" in ja_flat and "Reference only" in en_flat
     assert "EPSG:6675" in text
+    # the zone as pyproj names it, and in Japanese from the zone number pyproj gives
+    flat = re.sub(r"\s+", " ", text)
+    assert "JGD2011 / Japan Plane Rectangular CS VII (EPSG:6675)" in flat
+    assert "平面直角座標系 第VII系" in flat
+    e0, n0, e1, n1 = sheet.layout.extent
+    assert re.search(rf"X={n0:,.1f}\s+Y={e0:,.1f}", text), "lower-left corner (X north, Y east)"
+    assert re.search(rf"X={n1:,.1f}\s+Y={e1:,.1f}", text), "upper-right corner"
     assert sheet.url.startswith(MAP_URL + "#map=18/")
     assert "chiban=" in sheet.url and sheet.counts.get("sewer_pipe", 0) > 0
     assert re.search(r"[汚雨合]φ\d+", text), "no 管径・管種 labels on sewer pipes"
@@ -349,42 +357,90 @@ def test_no_internal_value_reaches_the_store_or_the_pdf(published: tuple[Project
 
 def test_process_plugin_through_pygeoapi(published: tuple[Project, Any],
                                          parcel: dict[str, Any]) -> None:
-    """POST /processes/pipe-sheet/execution on a pygeoapi app built from the release config."""
-    from pygeoapi.openapi import get_oas
-
-    from publish.server.app import load_pygeoapi_app
-    from publish.server.process_pipesheet import PROCESS_ID, process_resource
+    """POST /api/processes/pipe-sheet/execution on the public app serving the release."""
+    from publish.server.app import create_app
 
     project, res = published
     cfg = yaml.safe_load(res.config.read_text(encoding="utf-8"))
-    cfg["resources"].setdefault(PROCESS_ID, process_resource(res.store, project.root, MAP_URL))
-    oas = get_oas(cfg, fail_on_invalid_collection=True)
-    assert f"/processes/{PROCESS_ID}/execution" in oas["paths"]
+    assert "pipe-sheet" in cfg["resources"], "the roles exist: the process is registered"
+    client = create_app(project).test_client()
+    oas = client.get("/api/openapi?f=json").get_json()
+    assert "/processes/pipe-sheet/execution" in oas["paths"]
+    desc = client.get("/api/processes/pipe-sheet?f=json")
+    assert desc.status_code == 200
+    assert set(desc.get_json()["inputs"]) == {"oaza", "chiban", "scale", "paper"}
+    ok = client.post("/api/processes/pipe-sheet/execution", json={"inputs": {
+        "oaza": parcel["oaza"], "chiban": fullwidth(parcel["chiban"]), "scale": 1000,
+        "paper": "A4"}})
+    assert ok.status_code == 200
+    assert ok.headers["Content-Type"].startswith("application/pdf")
+    assert ok.data.startswith(b"%PDF")
     with tempfile.TemporaryDirectory() as d:
-        (Path(d) / "c.yml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-        (Path(d) / "o.yml").write_text(yaml.safe_dump(oas, allow_unicode=True), encoding="utf-8")
-        client = load_pygeoapi_app(Path(d) / "c.yml", Path(d) / "o.yml").test_client()
-        desc = client.get(f"/processes/{PROCESS_ID}?f=json")
-        assert desc.status_code == 200
-        assert set(desc.json["inputs"]) == {"oaza", "chiban", "scale", "paper"}
-        ok = client.post(f"/processes/{PROCESS_ID}/execution", json={"inputs": {
-            "oaza": parcel["oaza"], "chiban": fullwidth(parcel["chiban"]), "scale": 1000,
-            "paper": "A4"}})
-        assert ok.status_code == 200
-        assert ok.headers["Content-Type"].startswith("application/pdf")
-        assert ok.data.startswith(b"%PDF")
         pdf = Path(d) / "p.pdf"
         pdf.write_bytes(ok.data)
         assert f"地番 {parcel['chiban']}" in pdf_text(pdf)
-        logging.disable(logging.CRITICAL)  # the dummy manager logs user errors with a traceback
-        try:
-            bad = client.post(f"/processes/{PROCESS_ID}/execution", json={"inputs": {
-                "oaza": parcel["oaza"], "chiban": "99999"}})
-            missing = client.post(f"/processes/{PROCESS_ID}/execution",
-                                  json={"inputs": {"oaza": parcel["oaza"]}})
-        finally:
-            logging.disable(logging.NOTSET)
-        assert bad.status_code == 400
-        desc_text = json.loads(bad.data)["description"]
-        assert "はありません" in desc_text and "does not exist" in desc_text
-        assert missing.status_code == 400 and "chiban" in json.loads(missing.data)["description"]
+    logging.disable(logging.CRITICAL)  # the manager logs user errors
+    try:
+        bad = client.post("/api/processes/pipe-sheet/execution", json={"inputs": {
+            "oaza": parcel["oaza"], "chiban": "99999"}})
+        missing = client.post("/api/processes/pipe-sheet/execution",
+                              json={"inputs": {"oaza": parcel["oaza"]}})
+    finally:
+        logging.disable(logging.NOTSET)
+    assert bad.status_code == 400
+    desc_text = json.loads(bad.data)["description"]
+    assert "はありません" in desc_text and "does not exist" in desc_text
+    assert str(res.path) not in bad.get_data(as_text=True)
+    assert missing.status_code == 400 and "chiban" in json.loads(missing.data)["description"]
+
+
+def test_errors_never_name_a_server_path(published: tuple[Project, Any], parcel: dict[str, Any],
+                                         tmp_path: Path) -> None:
+    """Messages reach API clients: they name the parcel and the fix, never a file."""
+    project, res = published
+    missing = tmp_path / "srv" / "releases" / "x" / "public.gpkg"
+    with pytest.raises(PipeSheetError) as e:
+        make_pipe_sheet(project, missing, oaza=parcel["oaza"], chiban=parcel["chiban"],
+                        out=tmp_path / "x.pdf", map_url=MAP_URL)
+    assert str(e.value) == text("sheet_store_missing")
+    for chiban in ("99999-9", "abc"):
+        with pytest.raises(PipeSheetError) as e:
+            make_pipe_sheet(project, res.store, oaza=parcel["oaza"], chiban=chiban,
+                            out=tmp_path / "x.pdf", map_url=MAP_URL)
+        assert str(res.path) not in str(e.value) and "/" not in str(e.value).split(" / ")[0]
+
+
+def test_sheet_in_another_plane_zone(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A town in zone VIII (EPSG:6676) with its own layer ids: its zone, its metres."""
+    from map_variant import CRS, E0, N0, build_variant
+
+    project, res = build_variant(tmp_path_factory.mktemp("zone8"))
+    assert project.config.target_crs == CRS == "EPSG:6676"
+    url = "http://127.0.0.1:5000/maps/kanro.html"
+    r = render_pipe_sheet(project, res.store, oaza="本郷", chiban="１２－１", scale=500,
+                          out=tmp_path_factory.mktemp("pdf8") / "s.pdf", map_url=url)
+    text8 = pdf_text(r.path)
+    flat = re.sub(r"\s+", " ", text8)
+    assert "JGD2011 / Japan Plane Rectangular CS VIII (EPSG:6676)" in flat
+    assert "平面直角座標系 第VIII系" in flat and "EPSG:6675" not in flat and "第VII系" not in flat
+    # lot 12-1 is box(E0+61, N0+1, E0+89, N0+24) in zone VIII metres: the frame is centred on
+    # it, the corners are zone VIII coordinates, and it is drawn at 1000/500 mm per metre
+    assert r.parcel_ids == ["H20"]
+    assert r.layout.center == pytest.approx((E0 + 75.0, N0 + 12.5), abs=0.02)
+    e0, n0, e1, n1 = r.layout.extent
+    assert re.search(rf"X={n0:,.1f}\s+Y={e0:,.1f}", text8)
+    assert re.search(rf"X={n1:,.1f}\s+Y={e1:,.1f}", text8)
+    paths = filled_paths(r.path, _hex_rgb(TARGET_FILL))
+    xs = [p[0] for path in paths for p in path]
+    ys = [p[1] for path in paths for p in path]
+    k = 1000.0 / 500 * MM
+    assert max(xs) - min(xs) == pytest.approx(28.0 * k, abs=0.05)
+    assert max(ys) - min(ys) == pytest.approx(23.0 * k, abs=0.05)
+    assert (min(xs), min(ys)) == pytest.approx(r.layout.to_page(E0 + 61.0, N0 + 1.0), abs=0.05)
+    # its layers by role, its colours and labels (from its specs and code lists)
+    assert r.counts["hikki"] > 1 and r.counts["kanro_gesui"] > 0 and r.counts["kanro_josui"] > 0
+    assert "大字 本郷" in text8 and "地番 12-1" in text8 and "見本町" in text8
+    assert re.search(r"汚φ200 VU", text8) and re.search(r"上φ1\d\d", text8)
+    assert "下水 汚水 Sanitary" in flat and "下水 雨水 Storm" in flat
+    assert "見本町の管路図は参考図です" in flat  # its terms of use are the sheet's notice
+    assert r.url.startswith(url + "#map=18/")

@@ -72,7 +72,7 @@ def test_no_internal_value_reaches_the_store(real: tuple[Project, Any]) -> None:
     checked = 0
     for lid, spec in project.specs.items():
         internal = [c.name for c in output_columns(spec, lineage=False)
-                    if c.visibility == "internal" and c.type == "str"]
+                    if c.visibility != "public" and c.type == "str"]
         if not internal:
             continue
         have = set(pyogrio.read_info(master, layer=lid)["fields"])
@@ -88,7 +88,7 @@ def test_no_internal_value_reaches_the_store(real: tuple[Project, Any]) -> None:
                         and v not in public_values):
                     assert v.encode("utf-8") not in blob, (lid, c, v)
                     checked += 1
-    assert checked > 20  # the canaries really ran (owner names, addresses, ...)
+    assert checked > 10  # the canaries really ran (owner names, addresses, ...)
 
 
 def test_real_release_is_served(real: tuple[Project, Any]) -> None:

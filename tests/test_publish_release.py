@@ -13,7 +13,7 @@ from publish_fixtures import isolated_site_builders, make_project
 
 from config import Project
 from publish.build import PublishResult, SiteContext, publish, release
-from publish.build.apiconfig import CRS84, EPSG6675, PROVIDER
+from publish.build.apiconfig import CRS84, EPSG4326, PROCESSOR, PROVIDER
 from publish.errors import PublishError
 
 
@@ -26,7 +26,8 @@ def _only_our_site_builders() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def first(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, PublishResult]:
-    project = make_project(tmp_path_factory.mktemp("release"), max_items=500, default_items=20)
+    project = make_project(tmp_path_factory.mktemp("release"), max_items=500, default_items=20,
+                           roles=True)
     return project, publish(project)
 
 
@@ -45,10 +46,12 @@ def test_release_layout_and_current(first: tuple[Project, PublishResult]) -> Non
 
 
 def test_pygeoapi_config(first: tuple[Project, PublishResult]) -> None:
-    _, res = first
+    project, res = first
     cfg = yaml.safe_load(res.config.read_text(encoding="utf-8"))
     srv = cfg["server"]
-    assert srv["url"] == "http://127.0.0.1:5000/api"
+    # every URL under the placeholder the server replaces by the request's (or base_url)
+    assert srv["url"] == "http://public-url.invalid/api"
+    assert "%(pathname)s" not in cfg["logging"]["logformat"]
     assert srv["limits"] == {"max_items": 500, "default_items": 20, "on_exceed": "throttle"}
     assert srv["languages"] == ["ja", "en-US"]
     md = cfg["metadata"]
@@ -56,9 +59,12 @@ def test_pygeoapi_config(first: tuple[Project, PublishResult]) -> None:
     assert md["identification"]["title"] == {"ja": "魚津市 公開型GIS",
                                              "en": "Uozu City public GIS"}
     assert md["contact"]["name"] == "魚津市 建設課"
-    # never parcel_tax; the one process renders pipe sheets from the public store
-    assert set(cfg["resources"]) == {"sewer_pipes", "shelters", "pipe-sheet"}
-    assert cfg["resources"]["pipe-sheet"]["type"] == "process"
+    # never parcel_tax; the one process renders pipe sheets from the public store, named by
+    # dotted path (the build imports nothing of the server) and with the page of the parcels
+    assert set(cfg["resources"]) == {"sewer_pipes", "shelters", "parcels", "pipe-sheet"}
+    assert cfg["resources"]["pipe-sheet"] == {"type": "process", "processor": {
+        "name": PROCESSOR, "store": str(res.store), "project_root": str(project.root),
+        "map_page": "pipe.html"}}
     pipes = cfg["resources"]["sewer_pipes"]
     assert "2025-03-31" in pipes["description"]["ja"] and "時点" in pipes["description"]["ja"]
     assert "as of 2025-03-31" in pipes["description"]["en"]
@@ -73,7 +79,8 @@ def test_pygeoapi_config(first: tuple[Project, PublishResult]) -> None:
     assert prov["name"] == PROVIDER and prov["id_field"] == "fid"
     assert prov["data"] == {"source_type": "GPKG", "source": str(res.store),
                             "source_options": {}}
-    assert prov["storage_crs"] == CRS84 and EPSG6675 in prov["crs"]
+    assert prov["storage_crs"] == CRS84  # the city's zone only as an output CRS (axis trap)
+    assert prov["crs"] == [CRS84, EPSG4326, "http://www.opengis.net/def/crs/EPSG/0/6675"]
     assert prov["queryables"] == ["pipe_id", "material", "diameter_mm", "district"]
 
 

@@ -283,7 +283,7 @@ def test_every_spec_validates() -> None:
             assert src.path in S.FILES, (s.id, src.path)
         if s.visibility == "public":
             assert s.fields[s.id_field].visibility == "public", s.id
-    assert specs["parcel_tax"].visibility == "internal"
+    assert specs["parcel_tax"].visibility == "confidential"
     assert not specs["parcel_tax"].public_fields()
     assert "treatment_district" not in specs["sewer_pipe"].public_fields()
     assert "cover_type" not in specs["sewer_manhole"].public_fields()

@@ -15,10 +15,12 @@ import shapely
 from conftest import store_for
 from flask.testing import FlaskClient
 from publish_fixtures import (
+    OTHER_CITY,
     QUOTE_DISTRICT,
     SECRETS,
     isolated_site_builders,
     make_project,
+    public_copy,
     sample_frames,
     write_master,
     write_project,
@@ -26,6 +28,8 @@ from publish_fixtures import (
 from stores import STORES
 
 from config import Project
+from config.messages import text
+from config.models import I18nText
 from publish.build import PublishResult, SiteContext, publish
 from publish.errors import PublishError
 from publish.server.app import create_app, serve
@@ -53,7 +57,8 @@ def demo_maps(ctx: SiteContext) -> None:
 @pytest.fixture(scope="module", params=STORES)
 def env(request: pytest.FixtureRequest,
         tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, PublishResult, FlaskClient]:
-    project = make_project(tmp_path_factory.mktemp("app"), store=store_for(request, request.param))
+    project = make_project(tmp_path_factory.mktemp("app"), store=store_for(request, request.param),
+                           roles=True)
     res = publish(project, site_builders=[demo_maps])
     return project, res, create_app(project).test_client()
 
@@ -430,7 +435,226 @@ def test_only_the_pipe_sheet_process_is_exposed(
     r = client.get("/api/processes?f=json")
     assert r.status_code == 200
     assert [p["id"] for p in r.get_json()["processes"]] == ["pipe-sheet"]
-    assert client.post("/api/processes/hello-world/execution", json={}).status_code == 405
+    assert client.post("/api/processes/hello-world/execution", json={}).status_code == 404
     big = client.post("/api/processes/pipe-sheet/execution", data="x" * 5000,
                       content_type="application/json")
     assert big.status_code == 413
+    assert big.get_json()["description"] == text("err_body_too_large", limit=4096)
+    assert 'id="pipe-sheet"' in client.get("/").get_data(as_text=True)
+
+
+EXAMPLE = '{"inputs": {"oaza": "...", "chiban": "123-4"}}'
+
+
+@pytest.mark.parametrize(("body", "key", "kw"), [
+    (b"", "err_body_missing", {}),
+    (b"[]", "err_body_object", {"got": "list"}),
+    (b"null", "err_body_object", {"got": "null"}),
+    (b"42", "err_body_object", {"got": "int"}),
+    (b'"oaza"', "err_body_object", {"got": "str"}),
+    ("{\"inputs\": {\"oaza\": \"本町\"}}".encode("cp932"), "err_body_encoding", {}),
+    (b"\xff\xfe{\x00}", "err_body_encoding", {}),
+    (b'{"inputs": [1, 2]}', "err_inputs_object", {}),
+    (b'{"inputs": null}', "err_inputs_object", {}),
+    (b'{"inputs": {"oaza": ["a"]}}', "err_input_value", {"key": "oaza"}),
+    (b'{"inputs": {}, "subscriber": {"successUri": "http://127.0.0.1:9/x"}}', "err_body_key",
+     {"key": "subscriber", "allowed": "inputs, outputs, response"}),
+    (b'{"inputs": {}, "response": 7}', "err_body_key",
+     {"key": "response", "allowed": "inputs, outputs, response"}),
+])
+def test_process_body_is_checked(env: tuple[Project, PublishResult, FlaskClient], body: bytes,
+                                 key: str, kw: dict[str, str]) -> None:
+    """Bodies pygeoapi 0.21 answers with a 500 are a 400 naming the problem and an example."""
+    _, _, client = env
+    r = client.post("/api/processes/pipe-sheet/execution", data=body,
+                    content_type="application/json")
+    assert r.status_code == 400, (body, r.get_data()[:300])
+    assert r.get_json()["description"] == text(key, example=EXAMPLE, **kw)
+
+
+def test_process_bad_json_and_missing_inputs(
+        env: tuple[Project, PublishResult, FlaskClient]) -> None:
+    _, _, client = env
+    r = client.post("/api/processes/pipe-sheet/execution", data=b'{"inputs": {',
+                    content_type="application/json")
+    assert r.status_code == 400
+    assert r.get_json()["description"] == text(
+        "err_body_json", detail="JSONDecodeError: line 1", example=EXAMPLE)
+    r = client.post("/api/processes/pipe-sheet/execution", json={"inputs": {"oaza": "本町"}})
+    assert r.status_code == 400
+    assert text("err_input_missing", key="chiban") in r.get_json()["description"]
+
+
+# ---------------------------------------------------------------- links follow the request
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, PublishResult]:
+    """A default publish: no base_url, no pipe-sheet roles."""
+    project = make_project(tmp_path_factory.mktemp("plain"), base_url=None)
+    return project, publish(project, site_builders=[demo_maps])
+
+
+def hrefs(doc: Any) -> list[str]:
+    """Every link of a JSON document into this service (``href`` and OpenAPI ``servers.url``
+    values that contain ``/api`` or ``/terms``; contact and licence URLs are the city's own)."""
+    out: list[str] = []
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if (k in ("href", "url") and isinstance(v, str) and v.startswith("http")
+                    and ("/api" in v or "/terms" in v)):
+                out.append(v)
+            else:
+                out += hrefs(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            out += hrefs(v)
+    return out
+
+
+def test_links_follow_the_host(plain: tuple[Project, PublishResult]) -> None:
+    project, _ = plain
+    client = create_app(project).test_client()
+    for host, root in (("example.test", "http://example.test"),
+                       ("127.0.0.1:8123", "http://127.0.0.1:8123")):
+        hdr = {"Host": host}
+        links = hrefs(get_json(client, "/api?f=json", headers=hdr))
+        assert f"{root}/api/conformance" in links and f"{root}/api?f=html" in links
+        assert all(h.startswith(f"{root}/") for h in links), links
+        fc = get_json(client, "/api/collections/sewer_pipes/items?limit=2", headers=hdr)
+        nxt = next(link["href"] for link in fc["links"] if link["rel"] == "next")
+        assert nxt.startswith(f"{root}/api/collections/sewer_pipes/items?")
+        assert get_json(client, "/api/openapi?f=json", headers=hdr)["servers"][0]["url"] \
+            == f"{root}/api"
+        coll = get_json(client, "/api/collections/sewer_pipes?f=json", headers=hdr)
+        assert f"{root}/terms" in hrefs(coll)
+        html = client.get("/api/collections?f=html", headers=hdr).get_data(as_text=True)
+        assert f'href="{root}/api/collections/sewer_pipes"' in html
+        landing = client.get("/", headers=hdr).get_data(as_text=True)
+        assert f'href="{root}/api/collections?f=html"' in landing
+        assert f'href="{root}/maps/sewer.html"' in landing
+        for url in ("/api?f=json", "/api/collections?f=html", "/api/openapi?f=html", "/"):
+            assert "public-url.invalid" not in client.get(url, headers=hdr).get_data(
+                as_text=True), url
+
+
+def test_forwarded_headers_only_from_a_trusted_proxy(plain: tuple[Project, PublishResult]
+                                                     ) -> None:
+    project, _ = plain
+    fwd = {"Host": "127.0.0.1:5000", "X-Forwarded-Proto": "https",
+           "X-Forwarded-Host": "gis.example.test", "X-Forwarded-Prefix": "/gis"}
+    untrusted = create_app(project).test_client()
+    links = hrefs(get_json(untrusted, "/api?f=json", headers=fwd))
+    assert links and all(h.startswith("http://127.0.0.1:5000/api") for h in links)
+    proxied = public_copy(project, project.public_dir, trusted_proxies=["127.0.0.0/8"])
+    client = create_app(proxied).test_client()
+    links = hrefs(get_json(client, "/api?f=json", headers=fwd))
+    assert links and all(h.startswith("https://gis.example.test/gis/api") for h in links)
+    # a proxy address that is not the peer's: ignored again
+    other = public_copy(project, project.public_dir, trusted_proxies=["10.1.2.3"])
+    links = hrefs(get_json(create_app(other).test_client(), "/api?f=json", headers=fwd))
+    assert all(h.startswith("http://127.0.0.1:5000/api") for h in links)
+    with pytest.raises(PublishError, match="trusted_proxies"):
+        create_app(public_copy(project, project.public_dir, trusted_proxies=["proxy.lan"]))
+
+
+@pytest.mark.parametrize("host", ['evil.test"><script>', "a b", "x/y", "[::1", "-x.test"])
+def test_a_bad_host_header_is_a_400(plain: tuple[Project, PublishResult], host: str) -> None:
+    project, _ = plain
+    client = create_app(project).test_client()
+    for url in ("/", "/api?f=json", "/api/collections"):
+        r = client.get(url, headers={"Host": host})
+        assert r.status_code == 400, (host, url)
+        assert "<script>" not in r.get_data(as_text=True)
+
+
+def test_no_roles_no_process(plain: tuple[Project, PublishResult]) -> None:
+    """Without a parcel and a pipe layer there is no pipe sheet anywhere."""
+    project, res = plain
+    client = create_app(project).test_client()
+    assert get_json(client, "/api/processes?f=json")["processes"] == []
+    assert client.get("/api/processes/pipe-sheet?f=json").status_code == 404
+    r = client.post("/api/processes/pipe-sheet/execution", json={"inputs": {"oaza": "x"}})
+    assert r.status_code == 404
+    assert not any("/processes" in p for p in get_json(client, "/api/openapi?f=json")["paths"])
+    assert "pipe-sheet" not in res.config.read_text(encoding="utf-8")
+    assert 'id="pipe-sheet"' not in client.get("/").get_data(as_text=True)
+    assert json.loads((res.path / "release.json").read_text())["processes"] == []
+
+
+def test_pygeoapi_pages_follow_each_release(tmp_path: Path) -> None:
+    """pygeoapi caches the translated config per locale for its HTML: each release's own."""
+    project = make_project(tmp_path, base_url=None)
+    first = publish(project)
+    client = create_app(project).test_client()
+    assert "魚津市 公開型GIS" in client.get("/api?f=html&lang=ja").get_data(as_text=True)
+    assert "Uozu City public GIS" in client.get("/api?f=html&lang=en").get_data(as_text=True)
+    assert client.get("/api/collections/nope?f=html").status_code == 404  # cached, first release
+    renamed = public_copy(project, project.public_dir,
+                          title=I18nText(ja="改名後GIS", en="Renamed GIS"))
+    second = publish(renamed)
+    assert second.release_id != first.release_id
+    ja_ = client.get("/api?f=html&lang=ja").get_data(as_text=True)
+    en_ = client.get("/api?f=html&lang=en").get_data(as_text=True)
+    assert "改名後GIS" in ja_ and "魚津市 公開型GIS" not in ja_
+    assert "Renamed GIS" in en_ and "Uozu City public GIS" not in en_
+    err = client.get("/api/collections/nope?f=html")
+    assert err.status_code == 404 and "Renamed GIS" in err.get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- another city
+
+def test_the_citys_own_plane_zone(tmp_path: Path) -> None:
+    """A city in zone IV: ``?crs=`` of its zone is a 200 with easting/northing right."""
+    from pyproj import Transformer
+
+    project = make_project(tmp_path, city=OTHER_CITY, roles=True)
+    res = publish(project)
+    client = create_app(project).test_client()
+    coll = get_json(client, "/api/collections/shelters?f=json")
+    zone = "http://www.opengis.net/def/crs/EPSG/0/6672"
+    assert zone in coll["crs"] and "http://www.opengis.net/def/crs/EPSG/0/6675" not in coll["crs"]
+    from publish.build.public_store import locate_master
+    master = locate_master(project).read_layer("shelters")
+    assert master.crs.to_epsg() == 6672
+    for _, row in master.head(3).iterrows():
+        fid = row["shelter_id"]
+        r = client.get(f"/api/collections/shelters/items/{fid}?f=json&crs={zone}")
+        assert r.status_code == 200 and r.headers["Content-Crs"] == f"<{zone}>"
+        x, y = r.get_json()["geometry"]["coordinates"]  # EPSG:6672 axis order: X north, Y east
+        assert abs(x - row.geometry.y) < 0.02 and abs(y - row.geometry.x) < 0.02
+        lon, lat = get_json(client, f"/api/collections/shelters/items/{fid}?f=json")[
+            "geometry"]["coordinates"]
+        e, n = Transformer.from_crs("OGC:CRS84", "EPSG:6672", always_xy=True).transform(lon, lat)
+        assert abs(e - row.geometry.x) < 0.02 and abs(n - row.geometry.y) < 0.02
+    uozu_zone = quote("http://www.opengis.net/def/crs/EPSG/0/6675")
+    assert client.get(f"/api/collections/shelters/items?crs={uozu_zone}").status_code == 400
+    for path in (res.config, res.openapi):
+        body = path.read_text(encoding="utf-8")
+        for literal in ("EPSG/0/6675", "EPSG:6675", "魚津", "Uozu", "uozu", "162043"):
+            assert literal not in body, (literal, path)
+
+
+def sheet_text(client: FlaskClient, tmp_path: Path, host: str) -> str:
+    import subprocess
+
+    r = client.post("/api/processes/pipe-sheet/execution",
+                    json={"inputs": {"oaza": "本町", "chiban": "10-0"}}, headers={"Host": host})
+    assert r.status_code == 200 and r.data.startswith(b"%PDF"), r.get_data()[:300]
+    pdf = tmp_path / "sheet.pdf"
+    pdf.write_bytes(r.data)
+    out = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                         check=True).stdout
+    return out.replace("\n", "")  # the printed URL wraps over lines
+
+
+def test_pipe_sheet_links_follow_the_request(env: tuple[Project, PublishResult, FlaskClient],
+                                            tmp_path: Path) -> None:
+    """The sheet's printed link (and QR code) names the host the client used, or base_url."""
+    project = make_project(tmp_path / "p", base_url=None, roles=True)
+    publish(project)
+    printed = sheet_text(create_app(project).test_client(), tmp_path, "gis.example.test:8080")
+    assert "http://gis.example.test:8080/maps/pipe.html" in printed
+    assert "127.0.0.1" not in printed and "public-url.invalid" not in printed
+    _, _, fixed = env  # publish.base_url is set there: it wins over the Host header
+    printed = sheet_text(fixed, tmp_path, "gis.example.test:8080")
+    assert "http://127.0.0.1:5000/maps/pipe.html" in printed and "example.test" not in printed

@@ -87,7 +87,7 @@ def test_real_gsi_shelters(uozu_merged) -> None:
 def test_tax_join_and_confidential_layer(uozu_merged) -> None:
     root, res = uozu_merged
     L = res.manifest["layers"]["parcel_tax"]
-    assert L["visibility"] == "internal"
+    assert L["visibility"] == "confidential"
     q = pyogrio.read_dataframe(root / "data/merged/master.gpkg", layer="_quarantine")
     rows = q[q["reason_code"] == "JOIN_UNMATCHED"]
     assert len(rows) == planted(UOZU_SCALE)["parcel_tax"]["JOIN_UNMATCHED"]

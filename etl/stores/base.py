@@ -20,6 +20,7 @@ into ``.staging-<run_id>/`` first; a failure removes it and ``current`` is untou
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -39,6 +40,33 @@ if TYPE_CHECKING:
 MASTER = "master.gpkg"
 MANIFEST = "manifest.json"
 HASH_DIR = "hashes"
+
+
+#: (errno values, message fragments) -> message key: what the environment did, not a bug.
+_ENV_FAULTS: list[tuple[set[int], tuple[str, ...], str]] = [
+    ({errno.ENOSPC, errno.EDQUOT}, ("no space left on device", "database or disk is full",
+                                    "disk quota exceeded"), "env_disk_full"),
+    ({errno.EROFS}, ("read-only file system", "readonly database"), "env_read_only"),
+    ({errno.EACCES, errno.EPERM}, ("permission denied",), "env_permission"),
+    (set(), ("database is locked", "database table is locked"), "env_locked"),
+]
+
+
+def explain_os_error(e: BaseException, path: str) -> EtlError | None:
+    """A disk-full, permission, read-only or lock fault as a bilingual, fixable error.
+
+    Works on ``OSError`` and on the errors GDAL/SQLite raise with the same cause in their text;
+    None for anything else (a real bug keeps its traceback behind ``--debug``).
+    """
+    code = e.errno if isinstance(e, OSError) else None
+    msg = str(e).lower()
+    where = getattr(e, "filename", None) or path
+    for codes, fragments, key in _ENV_FAULTS:
+        if (code is not None and code in codes) or any(f in msg for f in fragments):
+            return EtlError(key, path=str(where))
+    if isinstance(e, OSError):
+        return EtlError("env_io", path=str(where), detail=(e.strerror or str(e))[:200])
+    return None
 
 
 class StagedRun:
@@ -87,6 +115,10 @@ class MasterStore:
     def describe(self) -> str:
         """Where the master is, for messages (never with a password)."""
         raise NotImplementedError
+
+    def explain(self, e: BaseException) -> EtlError | None:
+        """An environment fault while writing (disk, permissions, lock) as a clear error."""
+        return explain_os_error(e, self.describe())
 
     def run_dir(self, run_id: str) -> Path:
         """The run's local artifacts folder (reports)."""

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import psycopg2
 import shapely
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from config.errors import EtlError
@@ -223,6 +224,9 @@ class PgRun(StagedRun):
         try:
             write_frame(self.conn, self.schema, layer, frame, geometry_type=geometry_type)
         except DBAPIError as e:
+            lost = self.store.explain(e)
+            if lost is not None and lost.key != "store_write_failed":
+                raise lost from e
             raise EtlError("store_write_failed", layer=layer, detail=db_error(e)) from e
         self.written.append(layer)
 
@@ -298,6 +302,26 @@ class PostgisStore(MasterStore):
 
     def describe(self) -> str:
         return f"{store_url.redact(self.url)} ({self.master_schema})"
+
+    def explain(self, e: BaseException) -> EtlError | None:
+        """The server went away or ran out of disk: say so, without the SQL statement."""
+        orig = getattr(e, "orig", None)
+        if isinstance(e, DBAPIError | psycopg2.Error):
+            detail = str(orig or e).strip().splitlines()[0][:200] if str(orig or e) else \
+                type(e).__name__
+            low = str(orig or e).lower()
+            store = store_url.redact(self.url)
+            if "no space left" in low or "could not extend file" in low or "disk full" in low:
+                return EtlError("store_server_full", store=store, detail=detail)
+            if (isinstance(e, OperationalError | InterfaceError)
+                    or isinstance(orig, psycopg2.OperationalError | psycopg2.InterfaceError)
+                    or isinstance(e, psycopg2.OperationalError | psycopg2.InterfaceError)
+                    or any(f in low for f in ("server closed the connection",
+                                              "terminating connection",
+                                              "connection already closed"))):
+                return EtlError("store_lost", store=store, detail=detail)
+            return EtlError("store_write_failed", layer="-", detail=detail)
+        return super().explain(e)
 
     # ---- bookkeeping
     def ensure_meta(self, conn: Connection) -> None:

@@ -22,9 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
 from config import Project
-from publish import messages as msg
-from publish.build import apiconfig, release
+from config import messages as msg
+from etl.stores import url as urls
+from publish.build import apiconfig, pgpublic, release
 from publish.build import public_store as store
 from publish.errors import PublishError
 from publish.model import SiteBuilder, SiteContext
@@ -69,8 +73,11 @@ def _meta(project: Project, rid: str, source: store.MasterSource,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "master_run_id": source.run_id,
         "master_finished_at": source.manifest.get("finished_at"),
-        "base_url": pc.base_url.rstrip("/"),
+        "base_url": pc.base_url.rstrip("/") if pc.base_url else None,
+        "processes": [apiconfig.PROCESS_ID] if apiconfig.has_pipe_sheet(project) else [],
+        "target_crs": project.config.target_crs,
         "terms_version": pc.terms_version,
+        "terms": pc.terms.model_dump() if pc.terms else None,
         "title": pc.title.model_dump(),
         "description": pc.description.model_dump(),
         "city": project.config.city.model_dump(),
@@ -97,9 +104,6 @@ def check_publish_crs(crs: str) -> None:
 
     Why: pygeoapi mangles the axes of a JGD2011 plane CRS used as storage_crs (anchors §3).
     """
-    from pyproj import CRS
-    from pyproj.exceptions import CRSError
-
     try:
         ok = CRS.from_user_input(crs).equals(CRS("OGC:CRS84"), ignore_axis_order=True)
     except CRSError:
@@ -121,7 +125,6 @@ def publish(project: Project, *, progress: Progress | None = None,
     Raises :class:`publish.errors.PublishError` (an ``EtlError``) with a bilingual message for
     anything the user can fix; the previous release stays current on any failure.
     """
-    from etl.stores import url as urls
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     public_dir = project.public_dir
@@ -143,7 +146,6 @@ def publish(project: Project, *, progress: Progress | None = None,
         try:
             t0 = time.perf_counter()
             if urls.scheme(url) == "postgresql":
-                from publish.build import pgpublic
                 pgw = pgpublic.PgPublicWriter(project, url, rid)
             layers = store.write_public_store(project, source, rdir / release.STORE, plans,
                                               tick=tick, also=pgw.write if pgw else None)
@@ -184,7 +186,7 @@ def publish(project: Project, *, progress: Progress | None = None,
             site = rdir / release.SITE
             (site / "maps").mkdir(parents=True)
             ctx = SiteContext(project, rid, site, rdir / release.STORE, layers, plans,
-                              project.config.publish.base_url.rstrip("/"))
+                              (project.config.publish.base_url or "").rstrip("/"))
             for build in [build_site, *(site_builders or [])]:
                 build(ctx)
             timings["site"] = time.perf_counter() - t0

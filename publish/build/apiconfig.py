@@ -7,13 +7,23 @@ cannot drift. pygeoapi 0.21 traps handled here (performance-anchors §3):
 * ``server.limits.max_items`` defaults to 10: always set from ``publish.max_items``;
 * ``metadata.license.url`` and the provider/contact URLs are required in practice (the OpenAPI
   build crashes with ``KeyError: 'url'`` on a config that ``validate_config`` accepts);
-* a JGD2011 plane CRS as ``storage_crs`` gets axis-mangled: storage is CRS84, and EPSG:6675 is
-  only offered as an *output* CRS (``?crs=``), where pygeoapi transforms correctly;
+* a JGD2011 plane CRS as ``storage_crs`` gets axis-mangled: storage is CRS84, and the city's own
+  plane zone (``target_crs``) is only offered as an *output* CRS (``?crs=``), where pygeoapi
+  transforms correctly (authority axis order: northing, easting);
 * building the OpenAPI document instantiates every provider, so one broken collection kills it:
   it is built at publish time, and a failure aborts the publish (the running release stays).
 
+Links: every URL in the config starts with :data:`publish.model.LINK_ORIGIN`, a placeholder the
+server replaces per request by the URL the client used (or ``publish.base_url``), so one release
+serves correct links on any host, port or proxy prefix.
+
+The pipe-sheet process is named here by id and dotted path only (:data:`PROCESS_ID`,
+:data:`PROCESSOR`); it is defined in :mod:`publish.server.process_pipesheet` (the build never
+imports the server). It is registered only if the project publishes a layer with map role
+``parcel`` and at least one with role ``pipe``.
+
 Japanese UI: pygeoapi ships no ``ja`` catalogue, so :func:`write_locale` compiles
-``messages.PYGEOAPI_UI_JA`` into the release's ``locale/ja/LC_MESSAGES/messages.mo``.
+``config.messages.PYGEOAPI_UI_JA`` into the release's ``locale/ja/LC_MESSAGES/messages.mo``.
 """
 
 from __future__ import annotations
@@ -22,35 +32,47 @@ import datetime as dt
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
+from pyproj import CRS
+from pyproj.exceptions import CRSError
 
 from config import Project
+from config import messages as msg
 from config.models import LayerSpec
-from publish import messages as msg
-from publish.build.public_store import GEOM_COLUMN, ID_COLUMN, LayerPlan, StoreLayer
+from publish.build.pgpublic import PgTarget
 from publish.errors import PublishError
-from publish.model import API_PATH
-
-if TYPE_CHECKING:
-    from publish.build.pgpublic import PgTarget
+from publish.model import (
+    API_PATH,
+    GEOM_COLUMN,
+    ID_COLUMN,
+    LINK_ORIGIN,
+    LayerPlan,
+    StoreLayer,
+)
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
-EPSG6675 = "http://www.opengis.net/def/crs/EPSG/0/6675"
 GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 PROVIDER = "publish.server.providers.PublicOGRProvider"
 PG_PROVIDER = "publish.server.providers_pg.PublicPostgreSQLProvider"
-# pygeoapi routes the public API serves (below API_PATH); processes, jobs, STAC, tiles, EDR and
-# admin stay closed, and are left out of the OpenAPI document.
+#: the pipe-sheet process: its id and the dotted path pygeoapi loads it by (defined by the server)
+PROCESS_ID = "pipe-sheet"
+PROCESSOR = "publish.server.process_pipesheet.PipeSheetProcessor"
+# pygeoapi routes the public API serves (below API_PATH); jobs, STAC, tiles, EDR and admin stay
+# closed, and are left out of the OpenAPI document. A process is served only if the release's
+# config registers it (pygeoapi answers 404 for any other id).
 API_ROUTES = re.compile(
-    r"^/(?:openapi|conformance|collections(?:/.*)?|processes(?:/pipe-sheet)?|static/.+)?$")
-# The one write-like route: executing the pipe-sheet process (it only renders a PDF).
-PROCESS_EXECUTION = "/processes/pipe-sheet/execution"
+    r"^/(?:openapi|conformance|collections(?:/.*)?|processes(?:/[A-Za-z0-9_-]{1,64})?"
+    r"|static/.+)?$")
+# The one write-like route: executing a registered process (it only computes an answer).
+PROCESS_EXECUTION = re.compile(r"^/processes/([A-Za-z0-9_-]{1,64})/execution/?$")
 MAX_PROCESS_BODY = 4096
+#: pygeoapi's default log format names each source file by its absolute path: not on our stderr
+LOG_FORMAT = "[%(asctime)s] %(name)s %(levelname)s - %(message)s"
 LANGUAGES = ["ja", "en-US"]  # first = default; babel parses both, pygeoapi negotiates ?lang=
 # GSI tiles: the Japanese base map (pygeoapi requires server.map for its HTML pages).
 BASEMAP_URL = "https://cyberjapandata.gsi.go.jp/xyz/pale/{z}/{x}/{y}.png"
@@ -63,6 +85,52 @@ LOGGER = logging.getLogger(__name__)
 def api_url(base_url: str) -> str:
     """pygeoapi's ``server.url``: the public base URL plus the mount point."""
     return base_url.rstrip("/") + API_PATH
+
+
+def crs_uri(crs: str) -> str:
+    """The OGC URI of a CRS given as ``EPSG:xxxx`` (or any pyproj input with an authority)."""
+    try:
+        auth = CRS.from_user_input(crs).to_authority()
+    except CRSError:
+        auth = None
+    if not auth:
+        raise PublishError("publish_crs_unsupported", crs=crs)
+    name, code = auth
+    return f"http://www.opengis.net/def/crs/{name}/0/{code}"
+
+
+def output_crs(project: Project) -> list[str]:
+    """CRSs a client may ask for with ``?crs=``: CRS84, EPSG:4326 and the city's own plane zone."""
+    return list(dict.fromkeys([CRS84, EPSG4326, crs_uri(project.config.target_crs)]))
+
+
+def sheet_layers(project: Project) -> tuple[list[str], list[str]]:
+    """Public layers playing the roles the pipe sheet needs: (parcel layers, pipe layers)."""
+    public = [s for s in project.specs.values() if s.visibility == "public"]
+    return ([s.id for s in public if s.map.role == "parcel"],
+            [s.id for s in public if s.map.role == "pipe"])
+
+
+def has_pipe_sheet(project: Project) -> bool:
+    """The process exists only where its roles exist: a parcel layer and a pipe layer."""
+    parcels, pipes = sheet_layers(project)
+    return bool(parcels and pipes)
+
+
+def sheet_page(project: Project) -> str | None:
+    """The map page (file name) that hosts the parcel search, for the sheet's QR code."""
+    parcels, _ = sheet_layers(project)
+    for lid in parcels:
+        for page in project.specs[lid].map.pages:
+            return f"{page}.html"
+    return None
+
+
+def process_resource(store: Path, project_root: Path, map_page: str | None) -> dict[str, Any]:
+    """The ``resources`` entry of the pipe-sheet process (loaded by pygeoapi by dotted path)."""
+    return {"type": "process",
+            "processor": {"name": PROCESSOR, "store": str(store),
+                          "project_root": str(project_root), "map_page": map_page}}
 
 
 def _i18n(ja: str, en: str) -> dict[str, str]:
@@ -115,14 +183,19 @@ def _title_field(spec: LayerSpec, plan: LayerPlan) -> str | None:
 
 def build_config(project: Project, store: Path, layers: dict[str, StoreLayer],
                  plans: dict[str, LayerPlan], *, locale_dir: Path,
-                 base_url: str | None = None, pg: PgTarget | None = None) -> dict[str, Any]:
+                 pg: PgTarget | None = None,
+                 processes: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The pygeoapi config dict for one release (absolute paths into the release directory).
 
     With ``pg`` the collections read the release's PostGIS schema as the SELECT-only reader role
-    (CQL2 ``filter`` works there); otherwise the release's public GeoPackage.
+    (CQL2 ``filter`` works there); otherwise the release's public GeoPackage. URLs start with
+    :data:`LINK_ORIGIN` (replaced by the server per request). ``processes`` are further OGC API
+    processes of this release (id -> ``resources`` entry naming the processor by dotted path),
+    registered besides the pipe sheet.
     """
     pc = project.config.publish
-    base = (base_url or pc.base_url).rstrip("/")
+    base = LINK_ORIGIN
+    crs_list = output_crs(project)
     licenses = {(s.license, s.license_url) for s in (p.spec for p in plans.values())}
     if len(licenses) == 1:
         (lic_name, lic_url), = licenses
@@ -153,7 +226,7 @@ def build_config(project: Project, store: Path, layers: dict[str, StoreLayer],
         provider |= {
             "id_field": ID_COLUMN,
             "storage_crs": CRS84,
-            "crs": [CRS84, EPSG4326, EPSG6675],
+            "crs": crs_list,
             "queryables": plan.queryables,
             "field_titles": titles,
         }
@@ -173,9 +246,14 @@ def build_config(project: Project, store: Path, layers: dict[str, StoreLayer],
             # datetime objects, not strings: pygeoapi's datetime= validation calls .tzinfo
             res["extents"]["temporal"] = {"begin": stamp, "end": stamp, "trs": GREGORIAN}
         resources[lid] = res
-    # The printable pipe sheet (配管図) as an OGC API process: built from the public store only.
-    from publish.server.process_pipesheet import PROCESS_ID, process_resource
-    resources[PROCESS_ID] = process_resource(store, project.root, f"{base}/maps/pipe.html")
+    # The printable pipe sheet (配管図) as an OGC API process: built from the public store only,
+    # and only where the roles it needs are published.
+    if has_pipe_sheet(project):
+        resources[PROCESS_ID] = process_resource(store, project.root, sheet_page(project))
+    for pid, res in (processes or {}).items():
+        if not re.match(r"^[A-Za-z0-9_-]{1,64}$", pid) or pid in resources:
+            raise PublishError("pygeoapi_config_invalid", detail=f"process id {pid!r}")
+        resources[pid] = res
     return {
         "server": {
             "bind": {"host": "127.0.0.1", "port": 5000},  # unused: the server module binds
@@ -192,7 +270,7 @@ def build_config(project: Project, store: Path, layers: dict[str, StoreLayer],
                        "on_exceed": "throttle"},
             "map": {"url": BASEMAP_URL, "attribution": BASEMAP_ATTRIBUTION},
         },
-        "logging": {"level": "ERROR"},
+        "logging": {"level": "ERROR", "logformat": LOG_FORMAT},
         "metadata": {
             "identification": {
                 "title": _i18n(pc.title.ja, pc.title.en),
@@ -255,7 +333,8 @@ def build_openapi(config: dict[str, Any], queryables: dict[str, list[str]]) -> d
     except Exception as e:
         raise PublishError("openapi_failed", collection="*",
                            detail=f"{type(e).__name__}: {e}") from e
-    oas["paths"] = {p: v for p, v in oas.get("paths", {}).items() if API_ROUTES.match(p)}
+    oas["paths"] = {p: v for p, v in oas.get("paths", {}).items()
+                    if API_ROUTES.match(p) or PROCESS_EXECUTION.match(p)}
     used = {t for op in oas["paths"].values() for o in op.values() if isinstance(o, dict)
             for t in o.get("tags", [])}
     oas["tags"] = [t for t in oas.get("tags", []) if t.get("name") in used]

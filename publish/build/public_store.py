@@ -28,7 +28,7 @@ import tokenize
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -37,9 +37,10 @@ import pyogrio
 import shapely
 
 from config import Project
+from config import messages as msg
 from config.models import CodeList, I18nText, LayerSpec
 from etl.schema import GEOMETRY_COLUMN, LINEAGE_COLUMNS, output_columns, public_columns
-from publish import messages as msg
+from etl.stores import MasterStore, open_store
 from publish.errors import LeakCheckError, PublishError
 from publish.model import (
     DECIMALS,
@@ -52,9 +53,6 @@ from publish.model import (
     PublicColumn,
     StoreLayer,
 )
-
-if TYPE_CHECKING:
-    from etl.stores import MasterStore
 
 # Columns the public path may never produce, whatever a spec says.
 RESERVED = {ID_COLUMN, ROWID_COLUMN, GEOM_COLUMN, GEOMETRY_COLUMN}
@@ -94,8 +92,6 @@ def locate_master(project: Project, store_url: str | None = None) -> MasterSourc
     run schema), so the tables and the manifest belong together even if a merge switches
     ``current`` meanwhile.
     """
-    from etl.stores import open_store
-
     st = open_store(project, store_url)
     rid = st.current_run()
     manifest = st.manifest(rid) if rid else None

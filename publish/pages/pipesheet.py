@@ -2,12 +2,15 @@
 
 Why a server-side PDF at a fixed scale: peers hand out A4 1/500 copies at the counter
 (peer-systems.md), and a browser print of a web map has no reliable scale. Here the map is drawn
-in JGD2011 / zone VII metres (EPSG:6675), so 1 m on the ground is exactly ``1000 / scale`` mm on
-paper when printed at 100 % ("actual size"); the scale bar, the corner coordinates and a
-``SheetLayout`` returned by :func:`render_pipe_sheet` say the same.
+in the city's plane zone (``target_crs``, metres), so 1 m on the ground is exactly
+``1000 / scale`` mm on paper when printed at 100 % ("actual size"); the scale bar, the corner
+coordinates and a ``SheetLayout`` returned by :func:`render_pipe_sheet` say the same. The zone
+printed on the sheet is the name pyproj gives the CRS.
 
-Only the **public store** is read (allow-listed columns, public rows), so an internal field or a
-withheld pipe cannot appear on a sheet whatever this module does.
+What is drawn comes from the roles (:func:`publish.pages.roles.sheet_roles`): the parcel layer
+(大字・地番), the pipe layers and every other layer of the page holding them, with the page's
+colours (code lists), widths and labels. Only the **public store** is read (allow-listed
+columns, public rows), so an internal field or a withheld pipe cannot appear on a sheet.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import difflib
 import itertools
 import json
 import math
+import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,16 +34,19 @@ import pandas as pd
 import pyogrio
 import shapely
 import shapely.affinity
-from pyproj import Proj, Transformer
+from pyproj import CRS, Proj, Transformer
 from shapely.geometry import LineString, MultiLineString, Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from config import Project
 from config.errors import EtlError
+from config.messages import MESSAGES
+from config.models import LayerSpec
 from etl.normalize import apply_normalizer
 from etl.normalize import nfkc as nfkc_series
+from etl.schema import public_columns
+from publish.pages import roles
 
-PLANE_CRS = "EPSG:6675"  # JGD2011 / Japan Plane Rectangular CS VII (Toyama)
 STORE_CRS = "EPSG:4326"
 MM = 72.0 / 25.4  # PDF points per millimetre
 PAPERS_MM = {"A4": (210.0, 297.0), "A3": (297.0, 420.0)}
@@ -47,71 +54,31 @@ SCALES = (250, 500, 1000, 2500)
 IPAEX_FONT = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
 CID_FONT = "HeiseiKakuGo-W5"  # reportlab built-in; needs no file, not embedded
 TARGET_FILL = "#fff176"  # the searched parcel's fill (tests find its path by this colour)
-WATER_PREFIX = "水"
-
-# (ja, en) messages of this module (publish/messages.py belongs to another owner).
-MESSAGES: dict[str, tuple[str, str]] = {
-    "sheet_store_missing": (
-        "公開ストア {path} がありません。修正: 先に 'uozu-gis publish' を実行",
-        "the public store {path} does not exist. Fix: run 'uozu-gis publish' first",
-    ),
-    "sheet_no_parcels": (
-        "公開ストア {path} に地番図 (parcel) がありません",
-        "the public store {path} has no parcel layer",
-    ),
-    "sheet_bad_scale": (
-        "縮尺 1/{scale} には対応していません。使える縮尺: {allowed}",
-        "scale 1:{scale} is not supported. Supported: {allowed}",
-    ),
-    "sheet_bad_paper": (
-        "用紙 '{paper}' には対応していません。使える用紙: A4, A3（横向きは A4-landscape など）",
-        "paper '{paper}' is not supported. Use A4 or A3 (landscape: A4-landscape, ...)",
-    ),
-    "sheet_bad_chiban": (
-        "地番 '{raw}' を読み取れません。例: 123-4, 123番4",
-        "cannot read the lot number '{raw}'. Example: 123-4",
-    ),
-    "sheet_unknown_oaza": (
-        "大字 '{oaza}' は地番図にありません。{hint}",
-        "there is no town (oaza) '{oaza}' in the parcel map. {hint_en}",
-    ),
-    "sheet_unknown_chiban": (
-        "大字{oaza}に地番 {chiban}（入力: {raw}）はありません。{hint}",
-        "lot {chiban} (entered: {raw}) does not exist in {oaza}. {hint_en}",
-    ),
-}
-HINTS = {"oaza": ("候補: {v}", "Did you mean: {v}"),
-         "chiban": ("近い地番: {v}", "Nearby lots: {v}"),
-         "none": ("", "")}
+TARGET_LINE = "#e65100"
+GROUND_WIDTH_M = 4.0  # a line drawn at its true width (e.g. a road) with no width recorded
+PX_TO_MM = 0.27  # web map point radius (px) -> printed radius (mm)
+#: "JGD2011 / Japan Plane Rectangular CS VII" -> "VII" (the zone as pyproj names it)
+ZONE_RE = re.compile(r"Plane Rectangular CS ([IVXL]+)\b")
 
 
 class PipeSheetError(EtlError):
-    """A pipe sheet cannot be made (unknown parcel, bad scale...): bilingual, CLI exit 1."""
+    """A pipe sheet cannot be made (unknown parcel, bad scale...): bilingual, CLI exit 1.
 
-    def __init__(self, key: str, **kw: object) -> None:
-        self.key = key
-        self.params = kw
-        ja, en = MESSAGES[key]
-        Exception.__init__(self, f"{ja.format(**kw)} / {en.format(**kw)}")
+    Messages name the parcel and the fix, never a server path (they reach API clients).
+    """
 
 
-# Sheet text (ja, en).
-TEXT = {
-    "title": ("上下水道 配管参考図", "Reference sheet of water and sewer pipes"),
-    "stamp": ("参考図", "REFERENCE ONLY"),
-    "disclaimer": (
-        "この図は参考図です。管路の位置・管径・管種・深さ等は台帳に基づく概略で、現地と異なる"
-        "場合があります。測量成果ではなく、境界などの権利関係を示すものでもありません。地番図は"
-        "固定資産税の課税用図面で、登記所備付地図（公図）ではありません。工事・設計・不動産取引等"
-        "の前には、必ず市の担当窓口で台帳を閲覧して確認してください。本図の利用により生じた損害に"
-        "ついて、市は責任を負いません。",
-        "Reference only. Pipe positions, diameters, materials and depths are approximate, taken "
-        "from the ledgers, and may differ on site. This is not a survey and shows no legal "
-        "boundaries; the parcel map is the property-tax map, not the registry map. Before any "
-        "construction, design or real-estate transaction, confirm with the city by viewing the "
-        "official ledgers. The city accepts no liability for damage arising from its use.",
-    ),
-}
+def ja(key: str, **kw: object) -> str:
+    return MESSAGES[key][0].format(**kw)
+
+
+def en(key: str, **kw: object) -> str:
+    return MESSAGES[key][1].format(**kw)
+
+
+def jaen(key: str, sep: str = " ", **kw: object) -> str:
+    """Japanese and English of a catalogue entry on one line (the sheet shows both)."""
+    return f"{ja(key, **kw)}{sep}{en(key, **kw)}"
 
 
 @dataclass(frozen=True)
@@ -127,7 +94,7 @@ class SheetLayout:
     page_h: float
     scale: int
     frame: tuple[float, float, float, float]  # x, y, width, height
-    center: tuple[float, float]  # E, N in EPSG:6675 metres (the frame's centre)
+    center: tuple[float, float]  # E, N in the plane CRS, metres (the frame's centre)
     bar_m: float  # scale bar length on the ground
     bar_xy: tuple[float, float]  # bar origin on the page
     bar_h: float
@@ -190,7 +157,7 @@ def parse_paper(paper: str) -> tuple[str, bool]:
 
 
 def normalize_oaza(oaza: str) -> str:
-    """The ETL's ``nfkc`` (the parcel spec normalizes 大字名 with it)."""
+    """The ETL's ``nfkc`` (parcel specs normalize 大字名 with it)."""
     out = nfkc_series(pd.Series([oaza], dtype="object")).iloc[0]
     return "" if out is None or pd.isna(out) else str(out)
 
@@ -212,10 +179,22 @@ def _chiban_key(c: str) -> tuple[Any, ...]:
     return tuple(int(p) if p.isdigit() else p for p in str(c).replace("-", " - ").split())
 
 
-def find_parcel(gpkg: Path, oaza: str, chiban: str) -> tuple[str, str, gpd.GeoDataFrame]:
-    """(oaza, chiban, parcels in EPSG:6675) for user input, or a PipeSheetError with hints."""
+def sheet_layers(project: Project) -> roles.SheetRoles:
+    """The sheet's layers by role, or a PipeSheetError saying which roles are missing."""
+    found = roles.sheet_roles(project)
+    if found is None:
+        raise PipeSheetError("sheet_roles_missing")
+    return found
+
+
+def find_parcel(gpkg: Path, oaza: str, chiban: str, parcel: LayerSpec,
+                plane: str) -> tuple[str, str, gpd.GeoDataFrame]:
+    """(oaza, chiban, parcels in the plane CRS) for user input, or a PipeSheetError with hints."""
     if not gpkg.is_file():
-        raise PipeSheetError("sheet_store_missing", path=gpkg)
+        raise PipeSheetError("sheet_store_missing")
+    pr = parcel.map.parcel
+    assert pr is not None
+    table, fo, fc = parcel.id, pr.oaza_field, pr.chiban_field
     oz = normalize_oaza(oaza)
     cb = normalize_chiban(chiban)
     if cb is None:
@@ -223,36 +202,35 @@ def find_parcel(gpkg: Path, oaza: str, chiban: str) -> tuple[str, str, gpd.GeoDa
     con = _connect(gpkg)
     try:
         tables = {r[0] for r in con.execute("SELECT table_name FROM gpkg_contents")}
-        if "parcel" not in tables:
-            raise PipeSheetError("sheet_no_parcels", path=gpkg)
-        pk = next(r[1] for r in con.execute('PRAGMA table_info("parcel")') if r[5])
+        if table not in tables:
+            raise PipeSheetError("sheet_no_parcels", layer=table)
+        pk = next(r[1] for r in con.execute(f'PRAGMA table_info("{table}")') if r[5])
         rids = [int(r[0]) for r in con.execute(
-            f'SELECT "{pk}" FROM parcel WHERE oaza_name = ? AND chiban = ?', (oz, cb))]
+            f'SELECT "{pk}" FROM "{table}" WHERE "{fo}" = ? AND "{fc}" = ?', (oz, cb))]
         if not rids:
             known = [r[0] for r in con.execute(
-                "SELECT DISTINCT oaza_name FROM parcel WHERE oaza_name IS NOT NULL")]
+                f'SELECT DISTINCT "{fo}" FROM "{table}" WHERE "{fo}" IS NOT NULL')]
             if oz not in known:
                 close = difflib.get_close_matches(oz, known, n=5, cutoff=0.3)
                 raise PipeSheetError("sheet_unknown_oaza", oaza=oz, **_hint("oaza", close))
             main = cb.split("-")[0]
             near = [r[0] for r in con.execute(
-                "SELECT chiban FROM parcel WHERE oaza_name = ? AND (chiban = ? OR chiban LIKE ?)",
+                f'SELECT "{fc}" FROM "{table}" WHERE "{fo}" = ? AND ("{fc}" = ? OR "{fc}" LIKE ?)',
                 (oz, main, f"{main}-%"))]
             near = sorted(set(near), key=_chiban_key)[:10]
             raise PipeSheetError("sheet_unknown_chiban", oaza=oz, chiban=cb, raw=chiban,
                                  **_hint("chiban", near))
     finally:
         con.close()
-    gdf = pyogrio.read_dataframe(gpkg, layer="parcel", fids=rids)
-    return oz, cb, gdf.to_crs(PLANE_CRS)
+    gdf = pyogrio.read_dataframe(gpkg, layer=table, fids=rids)
+    return oz, cb, gdf.to_crs(plane)
 
 
 def _hint(kind: str, values: Sequence[str]) -> dict[str, str]:
     if not values:
-        return {"hint": "", "hint_en": ""}
-    ja, en = HINTS[kind]
+        return {"hint_ja": "", "hint_en": ""}
     v = ", ".join(values)
-    return {"hint": ja.format(v=v), "hint_en": en.format(v=v)}
+    return {"hint_ja": ja(f"sheet_hint_{kind}", v=v), "hint_en": en(f"sheet_hint_{kind}", v=v)}
 
 
 def read_data_dates(gpkg: Path) -> dict[str, str]:
@@ -264,6 +242,44 @@ def read_data_dates(gpkg: Path) -> dict[str, str]:
         return {}
     return {lid: v["data_date"] for lid, v in layers.items()
             if isinstance(v, dict) and v.get("data_date")}
+
+
+# ---------------------------------------------------------------------------------------------
+# The plane CRS, as pyproj names it
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlaneCRS:
+    """The sheet's CRS: its name and code (pyproj), the zone, and the axis order."""
+
+    crs: CRS
+    name: str  # e.g. "JGD2011 / Japan Plane Rectangular CS VII"
+    code: str  # e.g. "EPSG:66xx"
+    zone: str | None  # e.g. "VII" (Japanese plane rectangular CS only)
+    axes: tuple[tuple[str, str], ...]  # (abbreviation, "north" | "east") in the CRS's order
+
+    @classmethod
+    def of(cls, target_crs: str) -> PlaneCRS:
+        crs = CRS.from_user_input(target_crs)
+        auth = crs.to_authority()
+        code = f"{auth[0]}:{auth[1]}" if auth else target_crs
+        m = ZONE_RE.search(crs.name)
+        axes = tuple((a.abbrev or a.name, "north" if a.direction.lower().startswith("north")
+                      else "east") for a in crs.axis_info[:2])
+        return cls(crs, crs.name, code, m.group(1) if m else None, axes)
+
+    def corner(self, e: float, n: float) -> str:
+        """``X=91,800.0  Y=21,600.0`` in the CRS's own axis names and order."""
+        return "  ".join(f"{abbr}={(n if d == 'north' else e):,.1f}" for abbr, d in self.axes)
+
+    def label(self) -> str:
+        """The CRS line of the sheet (pyproj's name; the zone in Japanese when it has one)."""
+        zone = f"{ja('sheet_zone', zone=self.zone)}, " if self.zone else ""
+        axes = " ".join(f"{abbr}={ja('sheet_axis_' + d)}" for abbr, d in self.axes)
+        axes_en = " ".join(f"{abbr}={en('sheet_axis_' + d)}" for abbr, d in self.axes)
+        return (f"{jaen('sheet_crs')}: {zone}{self.name} ({self.code}), "
+                f"{ja('sheet_frame_xy', axes=axes)} / {en('sheet_frame_xy', axes=axes_en)}")
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,44 +311,103 @@ def plan_layout(paper: str, scale: int, center: tuple[float, float]) -> SheetLay
                        frame, center, bar_m, bar_xy, 1.6 * MM)  # type: ignore[arg-type]
 
 
+
+
 # ---------------------------------------------------------------------------------------------
-# Data in the frame
+# The layers of the sheet and their style (the page's: colours from code lists)
 # ---------------------------------------------------------------------------------------------
 
-LAYER_COLUMNS = {
-    "parcel": ["oaza_name", "chiban"],
-    "road_segment": ["route_name", "width_m"],
-    "water_pipe": ["pipe_id", "pipe_class", "material", "diameter_mm"],
-    "sewer_pipe": ["pipe_id", "flow_type", "flow_type_ja", "material", "diameter_mm"],
-    "sewer_manhole": ["mh_id", "flow_type"],
-    "water_valve": ["valve_id", "valve_type"],
-}
+def _tint(color: str, white: float) -> str:
+    """``color`` mixed with white (0..1): a band drawn at ground width stays light."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * white):02x}" for c in rgb)
 
 
-def read_extent(gpkg: Path, extent: tuple[float, float, float, float]
-                ) -> dict[str, gpd.GeoDataFrame]:
-    """Public features intersecting the frame, in EPSG:6675 and clipped to it."""
+class SheetLayer:
+    """One layer of the sheet: what to read and how to draw it (from its ``map:`` block)."""
+
+    def __init__(self, project: Project, spec: LayerSpec) -> None:
+        self.spec, self.map = spec, spec.map
+        self.id = spec.id
+        g = spec.geometry_type
+        self.geometry = "point" if "Point" in g else "line" if "Line" in g else "polygon"
+        units = {c.name: c.unit for c in public_columns(spec)}
+        self.colors = roles.code_styles(project, roles.codelist_of(spec, self.map.color_by))
+        wb = self.map.width_by
+        #: drawn at its true width on the ground (e.g. 幅員 of a road, in metres)
+        self.ground = bool(wb and units.get(wb.field) == "m" and self.geometry == "line")
+        self.title = roles.i18n(spec.title)
+        pipe = self.map.pipe
+        self.utility = roles.i18n(pipe.utility_title, pipe.utility) if pipe else None
+
+    def columns(self) -> list[str]:
+        m = self.map
+        cols = [m.color_by, m.width_by.field if m.width_by else None]
+        if m.labels:
+            for f in m.labels.fields:
+                cols += [f, f"{f}_ja"]
+        if m.parcel:
+            cols += [m.parcel.oaza_field, m.parcel.chiban_field]
+        if m.pipe:
+            cols += [m.pipe.diameter_field, m.pipe.material_field]
+        return sorted({c for c in cols if c})
+
+    def color(self, row: Any) -> str:
+        v = row.get(self.map.color_by) if self.map.color_by else None
+        if v is not None and not pd.isna(v):
+            e = self.colors.get(roles._plain(v) or "")
+            if e:
+                return str(e["color"])
+        return self.map.color
+
+    def width_pt(self, row: Any) -> float:
+        """Printed line width: the web width (px) scaled to what reads well on paper."""
+        wb = self.map.width_by
+        px = roles.width_for(row.get(wb.field), wb.classes, self.map.weight) if wb \
+            else self.map.weight
+        return 0.3 + 0.33 * px
+
+    def ground_m(self, row: Any) -> float:
+        wb = self.map.width_by
+        try:
+            v = float(row.get(wb.field)) if wb else GROUND_WIDTH_M
+        except (TypeError, ValueError):
+            return GROUND_WIDTH_M
+        return GROUND_WIDTH_M if math.isnan(v) or v <= 0 else v
+
+    def label(self, row: Any) -> str | None:
+        lab = self.map.labels
+        if lab is None or all(not _valid(row.get(f)) for f in lab.fields):
+            return None
+        tpl = lab.template.ja if lab.template else " ".join(f"{{{f}}}" for f in lab.fields)
+        return roles.fill_template(tpl, lambda k: row.get(k), lambda k: row.get(f"{k}_ja"))
+
+
+def read_extent(gpkg: Path, extent: tuple[float, float, float, float], layers: list[SheetLayer],
+                plane: str) -> dict[str, gpd.GeoDataFrame]:
+    """Public features intersecting the frame, in the plane CRS and clipped to it."""
     e0, n0, e1, n1 = extent
-    to_ll = Transformer.from_crs(PLANE_CRS, STORE_CRS, always_xy=True)
+    to_ll = Transformer.from_crs(plane, STORE_CRS, always_xy=True)
     xs, ys = to_ll.transform([e0, e1, e0, e1], [n0, n0, n1, n1])
     bbox = (min(xs), min(ys), max(xs), max(ys))
     frame = box(e0, n0, e1, n1)
     have = {str(n) for n in pyogrio.list_layers(gpkg)[:, 0]}
     out: dict[str, gpd.GeoDataFrame] = {}
-    for lid, cols in LAYER_COLUMNS.items():
-        if lid not in have:
+    for lay in layers:
+        if lay.id not in have:
             continue
-        fields = set(pyogrio.read_info(gpkg, layer=lid)["fields"])
-        use = [c for c in cols if c in fields]
-        gdf = pyogrio.read_dataframe(gpkg, layer=lid, columns=use, bbox=bbox)
+        cols = lay.columns()
+        fields = set(pyogrio.read_info(gpkg, layer=lay.id)["fields"])
+        gdf = pyogrio.read_dataframe(gpkg, layer=lay.id, columns=[c for c in cols if c in fields],
+                                     bbox=bbox)
         for c in cols:
             if c not in gdf.columns:
                 gdf[c] = None
-        gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)].to_crs(PLANE_CRS)
-        if lid != "parcel":  # parcels are clipped by the PDF clip path (labels need the whole)
+        gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)].to_crs(plane)
+        if lay.geometry != "polygon":  # polygons are clipped by the PDF clip path (labels)
             gdf = gdf.set_geometry(gdf.geometry.intersection(frame))
             gdf = gdf[~gdf.geometry.is_empty]
-        out[lid] = gdf
+        out[lay.id] = gdf
     return out
 
 
@@ -382,19 +457,6 @@ def _rings(geom: BaseGeometry) -> list[list[tuple[float, float]]]:
             out += [list(r.coords) for r in p.interiors]
     return out
 
-
-def weight_pt(diameter: Any) -> float:
-    """Printed line width by diameter (mm): the same classes as the web map."""
-    try:
-        d = float(diameter)
-    except (TypeError, ValueError):
-        return 0.6
-    if math.isnan(d):
-        return 0.6
-    for lim, w in ((800, 2.6), (400, 1.9), (200, 1.4), (100, 1.0)):
-        if d >= lim:
-            return w
-    return 0.7
 
 
 def _valid(v: Any) -> bool:
@@ -535,6 +597,7 @@ def _esc(s: Any) -> str:
     return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+
 # ---------------------------------------------------------------------------------------------
 # The sheet
 # ---------------------------------------------------------------------------------------------
@@ -546,15 +609,10 @@ def sheet_url(map_url: str, oaza: str, chiban: str, lat: float, lon: float) -> s
             f"&chiban={quote(chiban, safe='')}")
 
 
-def _styles(project: Project) -> dict[str, dict[str, dict[str, str]]]:
-    from publish.pages.pipe import WATER_CLASS_COLORS, _codelist_styles
-
-    return {
-        "sewer_flow": _codelist_styles(project, "sewer_pipe", "flow_type"),
-        "sewer_material": _codelist_styles(project, "sewer_pipe", "material"),
-        "water_class": _codelist_styles(project, "water_pipe", "pipe_class", WATER_CLASS_COLORS),
-        "water_material": _codelist_styles(project, "water_pipe", "material"),
-    }
+def _rows(gdf: gpd.GeoDataFrame) -> Iterable[tuple[BaseGeometry, dict[str, Any]]]:
+    cols = [c for c in gdf.columns if c != gdf.geometry.name]
+    for geom, *vals in zip(gdf.geometry, *(gdf[c] for c in cols), strict=True):
+        yield geom, dict(zip(cols, vals, strict=True))
 
 
 def render_pipe_sheet(project: Project, public_gpkg: Path, *, oaza: str, chiban: str,
@@ -566,100 +624,101 @@ def render_pipe_sheet(project: Project, public_gpkg: Path, *, oaza: str, chiban:
     from reportlab.pdfgen import canvas as pdfcanvas
 
     public_gpkg = Path(public_gpkg)
-    oz, cb, parcels = find_parcel(public_gpkg, oaza, chiban)
+    found = sheet_layers(project)
+    plane = PlaneCRS.of(project.config.target_crs)
+    oz, cb, parcels = find_parcel(public_gpkg, oaza, chiban, found.parcel, plane.code)
     target = shapely.union_all(np.asarray(parcels.geometry.values))
     e0, n0, e1, n1 = target.bounds
     layout = plan_layout(paper, scale, ((e0 + e1) / 2, (n0 + n1) / 2))
-    data = read_extent(public_gpkg, layout.extent)
+    layers = [SheetLayer(project, s) for s in found.layers]
+    data = read_extent(public_gpkg, layout.extent, layers, plane.code)
     dates = data_dates if data_dates is not None else read_data_dates(public_gpkg)
-    styles = _styles(project)
     font = sheet_font()
-    to_ll = Transformer.from_crs(PLANE_CRS, STORE_CRS, always_xy=True)
+    to_ll = Transformer.from_crs(plane.code, STORE_CRS, always_xy=True)
     lon, lat = to_ll.transform(*layout.center)
     url = sheet_url(map_url, oz, cb, lat, lon)
     city = project.config.city
     today = today or dt.date.today()
+    pipes = [lay for lay in layers if lay.map.role == "pipe"]
+    utilities = "・".join(lay.utility["ja"] for lay in pipes if lay.utility)
+    utilities_en = ", ".join(lay.utility["en"] for lay in pipes if lay.utility)
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     c = pdfcanvas.Canvas(str(tmp), pagesize=(layout.page_w, layout.page_h), pageCompression=1)
-    c.setTitle(f"{city.ja} {TEXT['title'][0]} {oz} {cb} (1/{layout.scale})")
+    c.setTitle(f"{city.ja} {utilities} {ja('sheet_title')} {oz} {cb} (1/{layout.scale})")
     c.setAuthor(city.ja)
-    c.setSubject(TEXT["disclaimer"][1])
+    c.setSubject(_notice(project)[1])
     s = Sheet(c, layout, font)
     fx, fy, fw, fh = layout.frame
     k = layout.pt_per_m
     small = layout.scale >= 1000
 
-    # ---- map content, clipped to the frame
+    def present(lay: SheetLayer) -> gpd.GeoDataFrame | None:
+        g = data.get(lay.id)
+        return g if g is not None and len(g) else None
+
+    # ---- map content, clipped to the frame: ground bands, areas, the parcel, lines, points
     c.saveState()
     clip = c.beginPath()
     clip.rect(fx, fy, fw, fh)
     c.clipPath(clip, stroke=0, fill=0)
     c.setLineJoin(1)
-    roads = data.get("road_segment")
-    if roads is not None and len(roads):
-        s.color("#e9e9e9", stroke=True)
+    for lay in layers:
+        g = present(lay)
+        if g is None or not lay.ground:
+            continue
         c.setLineCap(0)
-        for geom, width in zip(roads.geometry, roads["width_m"], strict=True):
-            wm = float(width) if _valid(width) else 4.0
-            c.setLineWidth(max(0.5, wm * k))
+        for geom, row in _rows(g):
+            s.color(_tint(lay.color(row), 0.75), stroke=True)
+            c.setLineWidth(max(0.5, lay.ground_m(row) * k))
             for line in _lines(geom):
                 s.polyline(line.coords)
     c.setLineCap(1)
-    pars = data.get("parcel")
-    if pars is not None and len(pars):
-        s.color("#8a8a8a", stroke=True)
+    for lay in layers:
+        g = present(lay)
+        if g is None or lay.geometry != "polygon":
+            continue
         c.setLineWidth(0.35)
-        for geom in pars.geometry:
+        for geom, row in _rows(g):
+            s.color(lay.color(row), stroke=True)
             for ring in _rings(geom):
                 s.polyline(ring, close=True)
     # the searched parcel: fill + strong outline (tests find it by TARGET_FILL)
     s.color(TARGET_FILL, fill=True)
-    s.color("#e65100", stroke=True)
+    s.color(TARGET_LINE, stroke=True)
     c.setLineWidth(1.6)
     for ring in _rings(target):
         s.polyline(ring, close=True, fill=True)
-    water = data.get("water_pipe")
-    wclass = styles["water_class"]
-    if water is not None and len(water):
-        for geom, cls, dia in zip(water.geometry, water["pipe_class"], water["diameter_mm"],
-                                  strict=True):
-            s.color(wclass.get(cls, {}).get("color", "#00897b"), stroke=True)
-            c.setLineWidth(weight_pt(dia))
-            for line in _lines(geom):
-                s.polyline(line.coords)
-    sewer = data.get("sewer_pipe")
-    sflow = styles["sewer_flow"]
-    if sewer is not None and len(sewer):
-        for geom, flow, dia in zip(sewer.geometry, sewer["flow_type"], sewer["diameter_mm"],
-                                   strict=True):
-            col = sflow.get(flow, {}).get("color", "#d62728")
+    for lay in layers:
+        g = present(lay)
+        if g is None or lay.geometry != "line" or lay.ground:
+            continue
+        for geom, row in _rows(g):
+            col = lay.color(row)
             s.color(col, stroke=True)
-            c.setLineWidth(weight_pt(dia))
+            c.setLineWidth(lay.width_pt(row))
             for line in _lines(geom):
                 s.polyline(line.coords)
-                s.arrow(line, col, (2.4 if small else 3.2) * MM)
-    mhs = data.get("sewer_manhole")
-    r_mh = (0.75 if small else 1.0) * MM
-    if mhs is not None and len(mhs):
-        c.setLineWidth(0.7)
-        for geom, flow in zip(mhs.geometry, mhs["flow_type"], strict=True):
+                if lay.map.arrows:
+                    s.arrow(line, col, (2.4 if small else 3.2) * MM)
+    radius: dict[str, float] = {}
+    for lay in layers:
+        g = present(lay)
+        if g is None or lay.geometry != "point":
+            continue
+        r = lay.map.radius * PX_TO_MM * MM * (0.75 if small else 1.0)
+        radius[lay.id] = r
+        st = lay.map
+        c.setLineWidth(0.7 if st.fill else 0.6)
+        for geom, row in _rows(g):
             if isinstance(geom, Point):
                 x, y = layout.to_page(geom.x, geom.y)
-                s.color("#ffffff", fill=True)
-                s.color(sflow.get(flow, {}).get("color", "#555555"), stroke=True)
-                c.circle(x, y, r_mh, stroke=1, fill=1)
-    hyd = data.get("water_valve")
-    if hyd is not None and len(hyd):
-        c.setLineWidth(0.6)
-        for geom in hyd.geometry:
-            if isinstance(geom, Point):
-                x, y = layout.to_page(geom.x, geom.y)
-                s.color("#d32f2f", fill=True)
-                s.color("#ffffff", stroke=True)
-                c.circle(x, y, 1.3 * MM, stroke=1, fill=1)
+                col = lay.color(row)
+                s.color(st.fill or col, fill=True)
+                s.color(st.outline or (col if st.fill else "#ffffff"), stroke=True)
+                c.circle(x, y, r, stroke=1, fill=1)
     c.restoreState()
 
     # ---- labels (collision-checked, most important first)
@@ -676,45 +735,48 @@ def render_pipe_sheet(project: Project, public_gpkg: Path, *, oaza: str, chiban:
                  box(bx - 3 * MM, by - 5 * MM, bx + layout.bar_pt + 32 * MM,
                      by + layout.bar_h + 5.5 * MM)]
     fsize = 5.2 if small else 6.0
-    labelled = {"sewer_pipe": 0, "water_pipe": 0}
-    if sewer is not None:
-        for geom, flow_ja, mat, dia in zip(sewer.geometry, sewer["flow_type_ja"],
-                                           sewer["material"], sewer["diameter_mm"], strict=True):
-            pre = str(flow_ja)[0] if _valid(flow_ja) and str(flow_ja) else ""
-            lab = f"{pre}φ{int(dia)}" if _valid(dia) else f"{pre}φ?"
-            lab += f" {mat}" if _valid(mat) else ""
-            for line in _lines(geom)[:1]:
-                if s.label_on_line(line, lab, fsize, "#222222", weight_pt(dia) / 2 + 1.5 * MM):
-                    labelled["sewer_pipe"] += 1
-    if water is not None:
-        for geom, mat, dia in zip(water.geometry, water["material"], water["diameter_mm"],
-                                  strict=True):
-            lab = f"{WATER_PREFIX}φ{int(dia)}" if _valid(dia) else f"{WATER_PREFIX}φ?"
-            lab += f" {mat}" if _valid(mat) else ""
-            for line in _lines(geom)[:1]:
-                if s.label_on_line(line, lab, fsize, "#004d40", weight_pt(dia) / 2 + 1.2):
-                    labelled["water_pipe"] += 1
-    if mhs is not None and not small:
-        for geom, mid in zip(mhs.geometry, mhs["mh_id"], strict=True):
-            if isinstance(geom, Point) and _valid(mid):
+    examples: dict[str, str] = {}
+    labelled: dict[str, int] = {}
+    for lay in [lay for lay in layers if lay.geometry == "line"] + \
+               [lay for lay in layers if lay.geometry == "point"]:
+        g = present(lay)
+        if g is None or lay.map.labels is None or (lay.geometry == "point" and small):
+            continue
+        labelled[lay.id] = 0
+        for geom, row in _rows(g):
+            lab = lay.label(row)
+            if not lab:
+                continue
+            if lay.geometry == "line":
+                for line in _lines(geom)[:1]:
+                    if s.label_on_line(line, lab, fsize, "#222222",
+                                       lay.width_pt(row) / 2 + 1.5 * MM):
+                        labelled[lay.id] += 1
+                        examples.setdefault(lay.id, lab)
+            elif isinstance(geom, Point):
+                r = radius.get(lay.id, 1 * MM)
                 x, y = layout.to_page(geom.x, geom.y)
-                w = c.stringWidth(str(mid), font, 4.5)
-                poly = s.free(x + r_mh + 0.8, y + r_mh * 0.4, w, 4.5, 0.0, "start")
+                w = c.stringWidth(lab, font, 4.5)
+                poly = s.free(x + r + 0.8, y + r * 0.4, w, 4.5, 0.0, "start")
                 if poly is not None:
                     s.placed.append(poly)
-                    s.text(x + r_mh + 0.8, y + r_mh * 0.4, str(mid), 4.5, anchor="start",
-                           color="#5d4037")
-    if pars is not None:
-        for geom, lab in zip(pars.geometry, pars["chiban"], strict=True):
-            if not _valid(lab) or geom.equals(target):
+                    s.text(x + r + 0.8, y + r * 0.4, lab, 4.5, anchor="start", color="#5d4037")
+                    labelled[lay.id] += 1
+    for lay in layers:
+        g = present(lay)
+        if g is None or lay.geometry != "polygon" or lay.map.labels is None:
+            continue
+        for geom, row in _rows(g):
+            lab = lay.label(row)
+            if not lab or geom.equals(target):
                 continue
             pt = geom.representative_point()
             x, y = layout.to_page(pt.x, pt.y)
-            w = c.stringWidth(str(lab), font, 5.5)
+            w = c.stringWidth(lab, font, 5.5)
             poly = s.free(x, y - 2, w, 5.5, 0.0)
             if poly is not None:
                 s.placed.append(poly)
-                s.text(x, y - 2, str(lab), 5.5, color="#616161")
+                s.text(x, y - 2, lab, 5.5, color="#616161")
     s.text(tx, ty, tlabel, 9, color="#bf360c", halo=True)
 
     # ---- frame furniture: border, corner coordinates, north arrow, scale bar, stamp
@@ -722,11 +784,10 @@ def render_pipe_sheet(project: Project, public_gpkg: Path, *, oaza: str, chiban:
     s.color("#000000", stroke=True)
     c.rect(fx, fy, fw, fh, stroke=1, fill=0)
     ex0, en0, ex1, en1 = layout.extent
-    s.text(fx, fy - 3.2 * MM, f"X={en0:,.1f}  Y={ex0:,.1f}", 5.5, anchor="start",
+    s.text(fx, fy - 3.2 * MM, plane.corner(ex0, en0), 5.5, anchor="start", color="#444444")
+    s.text(fx + fw, fy + fh + 1.2 * MM, plane.corner(ex1, en1), 5.5, anchor="end",
            color="#444444")
-    s.text(fx + fw, fy + fh + 1.2 * MM, f"X={en1:,.1f}  Y={ex1:,.1f}", 5.5, anchor="end",
-           color="#444444")
-    conv = _convergence(lon, lat)
+    conv = _convergence(plane.code, lon, lat)
     _north_arrow(s, nax, nay, conv)
     _scale_bar(s, layout)
     _stamp(s, fx + 4 * MM, fy + fh - 4 * MM)
@@ -735,20 +796,21 @@ def render_pipe_sheet(project: Project, public_gpkg: Path, *, oaza: str, chiban:
     top = layout.page_h - 10 * MM
     c.setFont(font, 14 if layout.paper == "A4" else 17)
     s.color("#000000", fill=True)
-    c.drawString(10 * MM, top - 6.5 * MM,
-                 f"{city.ja} {TEXT['title'][0]}　大字 {oz}　地番 {cb}")
+    util_ja = f"{utilities} " if utilities else ""
+    util_en = f"{utilities_en} " if utilities_en else ""
+    c.drawString(10 * MM, top - 6.5 * MM, ja("sheet_heading", city=city.ja, utilities=util_ja,
+                                              title=ja("sheet_title"), oaza=oz, chiban=cb))
     c.setFont(font, 7.5)
     s.color("#333333", fill=True)
-    c.drawString(10 * MM, top - 11 * MM,
-                 f"{city.en} — {TEXT['title'][1]}: {oz} lot {cb}")
-    scale_txt = (f"縮尺 1/{layout.scale}（{layout.paper}・100%印刷時）"
-                 f"  Scale 1:{layout.scale} on {layout.paper} at 100 % (actual size)")
+    c.drawString(10 * MM, top - 11 * MM, en("sheet_heading", city=city.en, utilities=util_en,
+                                            title=en("sheet_title"), oaza=oz, chiban=cb))
     c.setFont(font, 7.5)
-    c.drawString(10 * MM, top - 14.5 * MM, scale_txt)
+    c.drawString(10 * MM, top - 14.5 * MM,
+                 jaen("sheet_scale", sep="  ", scale=layout.scale, paper=layout.paper))
 
     # ---- legend, notes, QR
     counts = {lid: len(g) for lid, g in data.items()}
-    _panel(s, layout, data, styles, dates, url, project, oz, cb, today, qrcode)
+    _panel(s, layout, layers, data, examples, dates, url, project, plane, today, qrcode)
     c.showPage()
     c.save()
     tmp.replace(out)
@@ -763,17 +825,25 @@ def make_pipe_sheet(project: Project, public_gpkg: Path, *, oaza: str, chiban: s
 
     ``chiban`` may be spelled any way the ETL understands ("123-4", "１２３－４", "123番4",
     "123の4"); ``paper`` is A4 or A3, portrait unless it ends in ``-landscape``. Unknown parcels
-    raise :class:`PipeSheetError` with close matches. ``map_url`` is the online pipe map; the QR
-    code links there, centred on the parcel.
+    raise :class:`PipeSheetError` with close matches. ``map_url`` is the online map of the
+    sheet's page; the QR code links there, centred on the parcel.
     """
     return render_pipe_sheet(project, public_gpkg, oaza=oaza, chiban=chiban, scale=scale,
                              paper=paper, out=out, map_url=map_url, data_dates=data_dates).path
 
 
-def _convergence(lon: float, lat: float) -> float:
-    """Meridian convergence (degrees) of zone VII at the sheet: grid north vs true north."""
+def _notice(project: Project) -> tuple[str, str]:
+    """The sheet's notice (ja, en): the terms of use the map asks consent to, else generic."""
+    terms = project.config.publish.terms
+    if terms is None:
+        return ja("sheet_notice_default"), en("sheet_notice_default")
+    return ("".join(p.ja for p in terms.paragraphs), " ".join(p.en for p in terms.paragraphs))
+
+
+def _convergence(plane: str, lon: float, lat: float) -> float:
+    """Meridian convergence (degrees) of the plane CRS at the sheet: grid vs true north."""
     try:
-        return float(Proj(PLANE_CRS).get_factors(lon, lat).meridian_convergence)
+        return float(Proj(plane).get_factors(lon, lat).meridian_convergence)
     except Exception:  # pyproj raises several types for odd input; the arrow still works
         return 0.0
 
@@ -803,8 +873,8 @@ def _north_arrow(s: Sheet, x: float, y: float, conv: float) -> None:
     s.color("#ffffff", fill=True)
     c.drawPath(p, stroke=1, fill=1)
     s.text(x, y + h + 1.2 * MM, "N", 9, color="#000000")
-    s.text(x, y - 3 * MM, "座標北 grid north", 4.5, color="#333333")
-    s.text(x, y - 5.2 * MM, f"真北との差 {abs(conv):.2f}°", 4.5, color="#333333")
+    s.text(x, y - 3 * MM, jaen("sheet_grid_north"), 4.5, color="#333333")
+    s.text(x, y - 5.2 * MM, ja("sheet_convergence", d=f"{abs(conv):.2f}"), 4.5, color="#333333")
 
 
 def _scale_bar(s: Sheet, layout: SheetLayout) -> None:
@@ -827,7 +897,7 @@ def _scale_bar(s: Sheet, layout: SheetLayout) -> None:
     s.text(x, y - 3 * MM, "0", 6)
     s.text(x + w / 2, y - 3 * MM, fmt(half), 6)
     s.text(x + w, y - 3 * MM, f"{fmt(layout.bar_m)} m", 6)
-    s.text(x, y + h + 1.4 * MM, f"縮尺 1/{layout.scale}  Scale 1:{layout.scale}", 6.5,
+    s.text(x, y + h + 1.4 * MM, jaen("sheet_scale_short", sep="  ", scale=layout.scale), 6.5,
            anchor="start")
     s.text(x + w + 2 * MM, y + 0.2 * MM,
            f"{fmt(layout.bar_m)} m = {layout.bar_pt / MM:.2f} mm = {layout.bar_pt:.2f} pt",
@@ -846,8 +916,8 @@ def _stamp(s: Sheet, x: float, top: float) -> None:
     c.setLineWidth(0.5)
     c.roundRect(x + 1 * MM, top - h + 1 * MM, w - 2 * MM, h - 2 * MM, 1 * MM, stroke=1, fill=0)
     c.restoreState()
-    s.text(x + w / 2, top - 7.3 * MM, TEXT["stamp"][0], 17, color="#c62828")
-    s.text(x + w / 2, top - 10.6 * MM, TEXT["stamp"][1], 6, color="#c62828")
+    s.text(x + w / 2, top - 7.3 * MM, ja("sheet_stamp"), 17, color="#c62828")
+    s.text(x + w / 2, top - 10.6 * MM, en("sheet_stamp"), 6, color="#c62828")
 
 
 def _legend_line(s: Sheet, x: float, y: float, color: str, width: float, label: str,
@@ -869,11 +939,36 @@ def _legend_line(s: Sheet, x: float, y: float, color: str, width: float, label: 
     s.text(x + 9.5 * MM, y, label, 6, anchor="start")
 
 
-def _panel(s: Sheet, layout: SheetLayout, data: dict[str, gpd.GeoDataFrame],
-           styles: dict[str, dict[str, dict[str, str]]], dates: dict[str, str], url: str,
-           project: Project, oaza: str, chiban: str, today: dt.date, qrcode: Any) -> None:
-    """Legend, abbreviations, disclaimer, data dates, sources and the QR code."""
+def _legend_symbol(s: Sheet, x: float, y: float, lay: SheetLayer | None, label: str) -> None:
+    """One legend row for a point, area or ground-width layer (or the searched parcel)."""
     c = s.c
+    cx, cy = x + 4 * MM, y + 1.2
+    if lay is None:  # the searched parcel
+        s.color(TARGET_FILL, fill=True)
+        s.color(TARGET_LINE, stroke=True)
+        c.setLineWidth(1.2)
+        c.rect(x, cy - 1.4 * MM, 8 * MM, 2.8 * MM, stroke=1, fill=1)
+    elif lay.geometry == "point":
+        st = lay.map
+        s.color(st.fill or st.color, fill=True)
+        s.color(st.outline or (st.color if st.fill else "#ffffff"), stroke=True)
+        c.setLineWidth(0.7)
+        c.circle(cx, cy, st.radius * PX_TO_MM * MM, stroke=1, fill=1)
+    elif lay.ground:
+        s.color(_tint(lay.map.color, 0.75), fill=True)
+        c.rect(x, cy - 1.4 * MM, 8 * MM, 2.8 * MM, stroke=0, fill=1)
+    else:
+        s.color("#ffffff", fill=True)
+        s.color(lay.map.color, stroke=True)
+        c.setLineWidth(0.35)
+        c.rect(x, cy - 1.4 * MM, 8 * MM, 2.8 * MM, stroke=1, fill=1)
+    s.text(x + 9.5 * MM, y, label, 6, anchor="start")
+
+
+def _panel(s: Sheet, layout: SheetLayout, layers: list[SheetLayer],
+           data: dict[str, gpd.GeoDataFrame], examples: dict[str, str], dates: dict[str, str],
+           url: str, project: Project, plane: PlaneCRS, today: dt.date, qrcode: Any) -> None:
+    """Legend, label key, notice, data dates, sources, CRS and the QR code."""
     fx, fy, fw, fh = layout.frame
     if layout.landscape:
         px, ptop, pw = fx + fw + 4 * MM, fy + fh, layout.page_w - 10 * MM - (fx + fw + 4 * MM)
@@ -882,61 +977,57 @@ def _panel(s: Sheet, layout: SheetLayout, data: dict[str, gpd.GeoDataFrame],
         px, ptop, pw = fx, fy - 6 * MM, fw
         legend_w = 62 * MM
     y = ptop
-    s.text(px, y - 3 * MM, "凡例 Legend", 8, anchor="start")
+    s.text(px, y - 3 * MM, jaen("sheet_legend"), 8, anchor="start")
     y -= 7.5 * MM
-    sewer, water = data.get("sewer_pipe"), data.get("water_pipe")
-    sflow, wclass = styles["sewer_flow"], styles["water_class"]
     rows: list[tuple[str, float, str, bool]] = []
-    for code in (sorted(set(sewer["flow_type"].dropna())) if sewer is not None else []):
-        e = sflow.get(code, {"ja": code, "en": code, "color": "#d62728"})
-        rows.append((e["color"], 1.4, f"下水道 {e['ja']} {e['en']}（→ 流下方向）", True))
-    for code in (sorted(set(water["pipe_class"].dropna())) if water is not None else []):
-        e = wclass.get(code, {"ja": code, "en": code, "color": "#00897b"})
-        rows.append((e["color"], 1.4, f"水道 {e['ja']} {e['en']}", False))
-    if not rows:
-        rows.append(("#999999", 0.5, "範囲内に管路なし / no pipes in this sheet", False))
+    for lay in layers:
+        g = data.get(lay.id)
+        if lay.geometry != "line" or lay.ground or g is None or not len(g):
+            continue
+        prefix = f"{lay.utility['ja']} " if lay.utility else ""
+        arrow = f"（{ja('sheet_direction')}）" if lay.map.arrows else ""
+        if lay.map.color_by and lay.colors:
+            for code in sorted({roles._plain(v) for v in g[lay.map.color_by].dropna()}):
+                e = lay.colors.get(code or "", {"ja": code, "en": code, "color": lay.map.color})
+                rows.append((e["color"], 1.4, f"{prefix}{e['ja']} {e['en']}{arrow}",
+                             lay.map.arrows))
+        else:
+            rows.append((lay.map.color, 1.4, f"{lay.title['ja']} {lay.title['en']}{arrow}",
+                         lay.map.arrows))
+    if not any(lay.map.role == "pipe" and len(data.get(lay.id, [])) for lay in layers):
+        rows.append(("#999999", 0.5, jaen("sheet_no_pipes", sep=" / "), False))
     for color, width, label, arrow in rows:
         _legend_line(s, px, y, color, width, label, arrow)
         y -= 4 * MM
-    # symbols
-    items = [("mh", "マンホール Manhole"), ("hy", "消火栓 Fire hydrant"),
-             ("pa", "筆（地番図） Parcel"), ("tg", "対象の筆 This parcel"),
-             ("rd", "道路（幅員） Road (width)")]
-    for kind, label in items:
-        cx, cy = px + 4 * MM, y + 1.2
-        if kind == "mh":
-            s.color("#ffffff", fill=True)
-            s.color("#555555", stroke=True)
-            c.setLineWidth(0.7)
-            c.circle(cx, cy, 1.0 * MM, stroke=1, fill=1)
-        elif kind == "hy":
-            s.color("#d32f2f", fill=True)
-            s.color("#ffffff", stroke=True)
-            c.circle(cx, cy, 1.3 * MM, stroke=1, fill=1)
-        elif kind in ("pa", "tg"):
-            s.color(TARGET_FILL if kind == "tg" else "#ffffff", fill=True)
-            s.color("#e65100" if kind == "tg" else "#8a8a8a", stroke=True)
-            c.setLineWidth(1.2 if kind == "tg" else 0.35)
-            c.rect(px, cy - 1.4 * MM, 8 * MM, 2.8 * MM, stroke=1, fill=1)
-        else:
-            s.color("#e9e9e9", fill=True)
-            c.rect(px, cy - 1.4 * MM, 8 * MM, 2.8 * MM, stroke=0, fill=1)
-        s.text(px + 9.5 * MM, y, label, 6, anchor="start")
+    symbols: list[tuple[SheetLayer | None, str]] = []
+    for lay in layers:
+        if lay.geometry == "point" or lay.geometry == "polygon" or lay.ground:
+            symbols.append((lay, f"{lay.title['ja']} {lay.title['en']}"))
+        if lay.map.role == "parcel":
+            symbols.append((None, jaen("sheet_target")))
+    for lay, label in symbols:
+        _legend_symbol(s, px, y, lay, label)
         y -= 4 * MM
     y -= 0.5 * MM
-    # label format and material abbreviations present on this sheet
+    # label key and the material abbreviations present on this sheet
     mats: dict[str, str] = {}
-    for lid, key in (("sewer_pipe", "sewer_material"), ("water_pipe", "water_material")):
-        g = data.get(lid)
-        if g is not None:
-            for code in sorted(set(g["material"].dropna())):
-                mats.setdefault(str(code), styles[key].get(code, {}).get("ja", str(code)))
-    note = ("ラベル: 汚φ200 VU = 汚水・管径200mm・管種VU（雨=雨水, 合=合流, 水=水道）。"
-            "線の太さは管径を表す。 Label: flow type, diameter (mm), material.")
+    for lay in layers:
+        pipe, g = lay.map.pipe, data.get(lay.id)
+        if pipe is None or not pipe.material_field or g is None:
+            continue
+        styles = roles.code_styles(project, roles.codelist_of(lay.spec, pipe.material_field))
+        for code in sorted({roles._plain(v) for v in g[pipe.material_field].dropna()} - {None}):
+            mats.setdefault(str(code), styles.get(str(code), {}).get("ja", str(code)))
+    note = ""
+    if examples:
+        ex = "、".join(examples.values())
+        note = f"{ja('sheet_label_note', examples=ex)} {en('sheet_label_note', examples=ex)}"
     if mats:
-        note += "<br/>管種 Material: " + "、".join(f"{_esc(k)} {_esc(v)}"
-                                                  for k, v in mats.items())
-    y -= s.paragraph(note, px, y, legend_w - 2 * MM, 5.5) + 2 * MM
+        note += ("<br/>" if note else "") + f"{jaen('sheet_material')}: " + "、".join(
+            f"{_esc(k)} {_esc(v)}" for k, v in mats.items())
+    if note:
+        y -= s.paragraph(_esc(note).replace("&lt;br/&gt;", "<br/>"), px, y, legend_w - 2 * MM,
+                         5.5) + 2 * MM
 
     # notes column (portrait: next to the legend; landscape: below it)
     qr_mm = 24.0 if layout.paper == "A4" else 30.0
@@ -945,29 +1036,29 @@ def _panel(s: Sheet, layout: SheetLayout, data: dict[str, gpd.GeoDataFrame],
     else:
         nx, ntop, nw = px + legend_w + 3 * MM, ptop, pw - legend_w - qr_mm * MM - 7 * MM
     pc = project.config.publish
-    uniq = sorted(set(dates.values()))
-    shown = [lid for lid in ("sewer_pipe", "water_pipe", "water_valve", "sewer_manhole",
-                             "parcel", "road_segment") if lid in dates]
+    shown = [lay.id for lay in layers if lay.id in dates]
+    uniq = sorted({dates[lid] for lid in shown})
     if len(uniq) == 1:
         date_txt = uniq[0]
     elif uniq:
-        date_txt = "、".join(f"{project.specs[lid].title.ja} {dates[lid]}" for lid in shown
-                            if lid in project.specs)
+        date_txt = "、".join(f"{project.specs[lid].title.ja} {dates[lid]}" for lid in shown)
     else:
-        date_txt = "不明 unknown"
-    sources = []
-    for lid in shown or ("sewer_pipe", "water_pipe", "parcel", "road_segment"):
-        spec = project.specs.get(lid)
-        if spec and spec.attribution.ja not in sources:
-            sources.append(spec.attribution.ja)
-    h = s.paragraph(f"<b>注意</b>　{_esc(TEXT['disclaimer'][0])}", nx, ntop, nw, 6.4)
-    h += s.paragraph(f"Notice: {_esc(TEXT['disclaimer'][1])}", nx, ntop - h - 1 * MM, nw, 5.4)
+        date_txt = jaen("sheet_unknown")
+    sources: list[str] = []
+    for lay in layers:
+        if lay.spec.attribution.ja not in sources:
+            sources.append(lay.spec.attribution.ja)
+    notice_ja, notice_en = _notice(project)
+    h = s.paragraph(f"<b>{_esc(ja('sheet_notice'))}</b>　{_esc(notice_ja)}", nx, ntop, nw, 6.4)
+    h += s.paragraph(f"{_esc(en('sheet_notice'))}: {_esc(notice_en)}", nx, ntop - h - 1 * MM, nw,
+                     5.4)
     h += 2.5 * MM
     contact = pc.contact_name + (f"（{pc.contact_phone}）" if pc.contact_phone else "")
-    facts = (f"データ時点 Data as of: {_esc(date_txt)}<br/>"
-             f"出典 Sources: {_esc('、'.join(sources))}<br/>"
-             f"座標系: JGD2011 平面直角座標系 第VII系 (EPSG:6675)、図郭座標 X=北 Y=東 [m]<br/>"
-             f"作成日 Issued: {today.isoformat()}　問い合わせ Contact: {_esc(contact)}")
+    facts = (f"{_esc(jaen('sheet_dates'))}: {_esc(date_txt)}<br/>"
+             f"{_esc(jaen('sheet_sources'))}: {_esc('、'.join(sources))}<br/>"
+             f"{_esc(plane.label())}<br/>"
+             f"{_esc(jaen('sheet_issued'))}: {today.isoformat()}　"
+             f"{_esc(jaen('sheet_contact'))}: {_esc(contact)}")
     s.paragraph(facts, nx, ntop - h, nw, 6.0)
 
     # QR code (vector modules) + URL
@@ -986,6 +1077,6 @@ def _panel(s: Sheet, layout: SheetLayout, data: dict[str, gpd.GeoDataFrame],
     for r, row in enumerate(matrix):
         for col, on in enumerate(row):
             if on:
-                c.rect(qx + col * cell, qtop - (r + 1) * cell, cell, cell, stroke=0, fill=1)
-    s.text(qx + size / 2, qtop - size - 3 * MM, "オンライン地図 Online map", 5.5)
+                s.c.rect(qx + col * cell, qtop - (r + 1) * cell, cell, cell, stroke=0, fill=1)
+    s.text(qx + size / 2, qtop - size - 3 * MM, jaen("sheet_online"), 5.5)
     s.paragraph(_esc(url), qx, qtop - size - 4.5 * MM, size, 3.6, color="#333333")

@@ -9,65 +9,55 @@ URL map (nothing else on disk is reachable; there is no route to the master or a
     /static/<file>            vendored assets (publish/static/)
     /healthz                  {"status": "ok", "release": ...} for probes and tests
     /api, /api/openapi, /api/conformance, /api/collections/...
-                              OGC API - Features (pygeoapi 0.21), read-only (GET/HEAD/OPTIONS);
+                              OGC API - Features (pygeoapi 0.21, :mod:`publish.server.api`),
+                              read-only (GET/HEAD/OPTIONS); /api/processes/pipe-sheet where the
+                              project has the roles for it (POST .../execution renders a PDF);
                               /api/static/... is pygeoapi's own CSS/images; every other /api
-                              path (processes, jobs, STAC, tiles, admin) is a 404
+                              path (jobs, STAC, tiles, admin) is a 404
 
-Why one pygeoapi Flask app *per release*: ``pygeoapi.flask_app`` reads its config and OpenAPI
-document into module globals at import time, so "re-read the config when the release changes"
-means "load that module again". :class:`ReleaseApps` execs a private copy of the module per
-release (with ``PYGEOAPI_CONFIG``/``PYGEOAPI_OPENAPI`` set for that copy only, under a lock),
-caches the last few, and each request is dispatched to the app of the release that ``current``
-pointed at when the request arrived. So after ``publish`` switches ``current``, the next request
-sees the new data without a restart, and a request never mixes two releases (each release's
-config names only its own files).
-
-pygeoapi behaviours adjusted here, per loaded copy, touching pygeoapi's globals only where noted:
-
-* ``/queryables`` lists only the spec's queryables, with bilingual titles (provider view flag);
-* a page that ends exactly at ``numberMatched`` gets no ``next`` link, in JSON and HTML (pygeoapi
-  adds one whenever a page is full, #1594/#1658);
-* ``sortby=`` with an empty entry is a 400 (pygeoapi indexes ``s[0]``: IndexError, 500);
-* global: ``pygeoapi.l10n._cfg_cache`` (translated config per locale, process-wide) is replaced by
-  a non-caching dict, otherwise HTML pages would keep the first release's metadata forever;
-* global: client errors (4xx) are logged by ``pygeoapi.api`` as one line, without traceback.
+Each request is served from the release ``current`` points at when it arrives (a new publish is
+picked up without a restart). Links follow the URL the client used unless ``publish.base_url``
+is set (:mod:`publish.server.links`). Bad input of any kind (a NUL byte, an over-long or
+non-UTF-8 path, a malformed body) is a 4xx with a bilingual message, never a 500, and no answer
+names a file of the server.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import importlib.util
-import itertools
 import json
 import logging
 import os
-import re
-import shutil
+import socket
+import subprocess
 import sys
-import tempfile
-import threading
-from collections.abc import Callable, Iterable
-from http import HTTPStatus
+import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
-from urllib.parse import urlsplit
 
-import yaml
-from flask import Flask, abort, jsonify, redirect, render_template, send_from_directory
+from flask import (
+    Flask,
+    Response,
+    abort,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+)
+from werkzeug.exceptions import HTTPException
 
 from config import Project, load_project
-from publish import messages as msg
+from config import messages as msg
+from config.console import quiet_warnings
+from config.errors import EtlError
 from publish.build import release as rel
-from publish.build.apiconfig import (
-    API_PATH,
-    API_ROUTES,
-    MAX_PROCESS_BODY,
-    PROCESS_EXECUTION,
-    api_url,
-)
+from publish.build.apiconfig import API_ROUTES, MAX_PROCESS_BODY, PROCESS_EXECUTION, api_url
 from publish.errors import PublishError
+from publish.model import API_PATH
+from publish.server import api as pyapi
+from publish.server.links import ProxyHeaders, check_base_url, request_root, trusted_networks
 
 LOGGER = logging.getLogger(__name__)
 PKG_DIR = Path(__file__).resolve().parent.parent
@@ -76,282 +66,11 @@ TEMPLATES_DIR = PKG_DIR / "templates"
 API_METHODS = {"GET", "HEAD", "OPTIONS"}
 MAP_SUFFIXES = {".html", ".js", ".css", ".json", ".geojson", ".png", ".jpg", ".jpeg", ".svg",
                 ".webp", ".pmtiles", ".woff", ".woff2", ".txt"}
-# pygeoapi 0.21's items.html "Next" button (English or our Japanese catalogue).
-NEXT_BUTTON = re.compile(r'<a role="button" href="[^"]*">\s*(?:Next|{})\s*</a>'.format(
-    re.escape(msg.PYGEOAPI_UI_JA["Next"])))
-APP_CACHE = 3  # pygeoapi apps kept per worker: current, previous and one spare
-_ENV_LOCK = threading.Lock()
-_COUNTER = itertools.count()
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-class _NoCache(dict):  # type: ignore[type-arg]
-    """A dict that forgets: disables pygeoapi's process-wide translated-config cache."""
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        return None
-
-
-class _ClientErrorFilter(logging.Filter):
-    """pygeoapi logs every 4xx at ERROR with a traceback; keep one line for client errors.
-
-    A fuzzer or a scraper would otherwise fill the log with tracebacks of bad query strings.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None:
-            status = getattr(exc, "http_status_code", None)
-            if isinstance(exc, ValueError) or (status is not None and int(status) < 500):
-                record.exc_info, record.exc_text = None, None
-        return True
-
-
-def _quiet_client_errors() -> None:
-    log = logging.getLogger("pygeoapi.api")
-    if not any(isinstance(f, _ClientErrorFilter) for f in log.filters):
-        log.addFilter(_ClientErrorFilter())
-
-
-def _patch_l10n_cache() -> None:
-    from pygeoapi import l10n
-
-    if not isinstance(l10n._cfg_cache, _NoCache):
-        l10n._cfg_cache = _NoCache()
-
-
-class _ItemtypesProxy(ModuleType):
-    """Stand-in for ``pygeoapi.api.itemtypes`` inside one loaded flask_app copy."""
-
-    def __init__(self, real: ModuleType) -> None:
-        super().__init__(real.__name__)
-        self._real = real
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    def get_collection_queryables(self, api: Any, request: Any, dataset: str) -> Any:
-        from pygeoapi.util import to_json
-
-        from publish.server.providers import QUERYABLES_VIEW
-
-        token = QUERYABLES_VIEW.set(True)
-        try:
-            headers, status, content = self._real.get_collection_queryables(api, request, dataset)
-        finally:
-            QUERYABLES_VIEW.reset(token)
-        if (status == 200 and request.format in (None, "json") and isinstance(content, str)
-                and content.startswith("{")):
-            try:
-                titles = api.config["resources"][dataset]["providers"][0].get("field_titles", {})
-                doc = json.loads(content)
-                for name, prop in doc.get("properties", {}).items():
-                    if name in titles:
-                        prop["title"] = titles[name]
-                content = to_json(doc, api.pretty_print)
-            except (KeyError, IndexError, ValueError):
-                pass
-        return headers, status, content
-
-    def get_collection_items(self, api: Any, request: Any, dataset: str) -> Any:
-        from pygeoapi.util import to_json
-
-        from publish.server.providers import LAST_PAGE
-
-        sortby = request.params.get("sortby")
-        if sortby is not None and any(s.strip("+-") == "" for s in sortby.split(",")):
-            # pygeoapi indexes s[0] of every entry: "sortby=" would be an IndexError (500)
-            headers = request.get_response_headers(**api.api_headers)
-            return api.get_exception(HTTPStatus.BAD_REQUEST, headers, request.format,
-                                     "InvalidParameterValue", "sortby")
-        token = LAST_PAGE.set(None)
-        try:
-            headers, status, content = self._real.get_collection_items(api, request, dataset)
-            page = LAST_PAGE.get()
-        finally:
-            LAST_PAGE.reset(token)
-        if not (page and status == 200 and isinstance(content, str)
-                and page[1] + page[2] >= page[0]):
-            return headers, status, content
-        # Only on the last page: drop the "next" link pygeoapi adds whenever a page is full.
-        if request.format in (None, "json") and content.startswith("{"):
-            try:
-                doc = json.loads(content)
-            except ValueError:
-                return headers, status, content
-            links = doc.get("links", [])
-            if any(link.get("rel") == "next" for link in links):
-                doc["links"] = [link for link in links if link.get("rel") != "next"]
-                content = to_json(doc, api.pretty_print)
-        elif "<html" in content[:200]:
-            content = NEXT_BUTTON.sub("", content)
-        return headers, status, content
-
-
-def load_pygeoapi_app(config_path: Path, openapi_path: Path) -> Any:
-    """A fresh, private copy of ``pygeoapi.flask_app`` bound to one config; returns its Flask app.
-
-    Raises whatever pygeoapi raises for a broken config (the caller answers 503).
-    """
-    _patch_l10n_cache()
-    _quiet_client_errors()
-    spec0 = importlib.util.find_spec("pygeoapi.flask_app")
-    if spec0 is None or spec0.origin is None:
-        raise RuntimeError("pygeoapi.flask_app not found")
-    name = f"_uozu_pygeoapi_app_{next(_COUNTER)}"
-    spec = importlib.util.spec_from_file_location(name, spec0.origin)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    with _ENV_LOCK:
-        saved = {k: os.environ.get(k) for k in ("PYGEOAPI_CONFIG", "PYGEOAPI_OPENAPI")}
-        os.environ["PYGEOAPI_CONFIG"] = str(config_path)
-        os.environ["PYGEOAPI_OPENAPI"] = str(openapi_path)
-        sys.modules[name] = module  # Flask finds its root path through sys.modules
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            sys.modules.pop(name, None)
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-    module.itemtypes_api = _ItemtypesProxy(module.itemtypes_api)  # type: ignore[attr-defined]
-    return module.APP  # type: ignore[attr-defined]
-
-
-class ReleaseApps:
-    """The current release and its pygeoapi app, looked up per request, built once per release."""
-
-    def __init__(self, public_dir: Path, base_url: str | None = None,
-                 runtime_dir: Path | None = None) -> None:
-        self.public_dir = public_dir
-        self.base_url = base_url.rstrip("/") if base_url else None
-        self.runtime_dir = runtime_dir
-        self._lock = threading.Lock()
-        self._releases: dict[str, rel.Release] = {}
-        self._apps: collections.OrderedDict[str, Any] = collections.OrderedDict()
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None  # rewritten configs, if any
-
-    def current(self) -> rel.Release | None:
-        rid = rel.current_id(self.public_dir)
-        if rid is None:
-            return None
-        r = self._releases.get(rid)
-        if r is None:
-            r = rel.load_release(self.public_dir, rid)
-            if r is None:
-                return None
-            with self._lock:
-                self._releases = {k: v for k, v in self._releases.items() if k in self._apps}
-                self._releases[rid] = r
-        return r
-
-    def api_app(self, r: rel.Release) -> Any:
-        app = self._apps.get(r.id)
-        if app is not None:
-            return app
-        with self._lock:
-            app = self._apps.get(r.id)
-            if app is None:
-                cfg, oas = self._runtime_files(r)
-                app = load_pygeoapi_app(cfg, oas)
-                self._apps[r.id] = app
-                while len(self._apps) > APP_CACHE:
-                    old_id, _ = self._apps.popitem(last=False)
-                    if self._tmp is not None:
-                        shutil.rmtree(Path(self._tmp.name) / old_id, ignore_errors=True)
-            else:
-                self._apps.move_to_end(r.id)
-        return app
-
-    def _runtime_files(self, r: rel.Release) -> tuple[Path, Path]:
-        """The release's config, or a copy with ``server.url`` rewritten for ``base_url``."""
-        if not self.base_url or self.base_url == r.meta.get("base_url"):
-            return r.config, r.openapi
-        if self._tmp is None:  # removed with this object (or at interpreter exit)
-            self._tmp = tempfile.TemporaryDirectory(prefix="uozu-api-", dir=self.runtime_dir)
-        out = Path(self._tmp.name) / r.id
-        out.mkdir(exist_ok=True)
-        cfg = yaml.safe_load(r.config.read_text(encoding="utf-8"))
-        oas = yaml.safe_load(r.openapi.read_text(encoding="utf-8"))
-        cfg["server"]["url"] = api_url(self.base_url)
-        for server in oas.get("servers", []):
-            server["url"] = api_url(self.base_url)
-        for name, data in (("pygeoapi.yml", cfg), ("openapi.yml", oas)):
-            (out / name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
-                                    encoding="utf-8")
-        return out / "pygeoapi.yml", out / "openapi.yml"
-
-
-def _json_response(start_response: Callable[..., Any], status: str, body: dict[str, Any],
-                   extra: list[tuple[str, str]] | None = None) -> list[bytes]:
-    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-    start_response(status, [("Content-Type", "application/json; charset=utf-8"),
-                            ("Content-Length", str(len(data))), *(extra or [])])
-    return [data]
-
-
-CORS = [("Access-Control-Allow-Origin", "*"),
-        ("Access-Control-Expose-Headers", "Content-Crs, Content-Language, X-Release")]
-
-
-class ApiDispatcher:
-    """WSGI middleware: ``/api/*`` -> the current release's pygeoapi app, the rest -> ``site``."""
-
-    def __init__(self, site: WSGIApp, apps: ReleaseApps) -> None:
-        self.site = site
-        self.apps = apps
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        path = environ.get("PATH_INFO", "") or "/"
-        if path != API_PATH and not path.startswith(API_PATH + "/"):
-            return self.site(environ, start_response)
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        sub = path[len(API_PATH):] or "/"
-        if method == "POST" and sub == PROCESS_EXECUTION:
-            try:
-                size = int(environ.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                size = 0
-            if not 0 < size <= MAX_PROCESS_BODY:
-                return _json_response(start_response, "413 CONTENT TOO LARGE",
-                                      {"code": "PayloadTooLarge",
-                                       "description": msg.text("err_method")}, CORS)
-        elif method not in API_METHODS:
-            return _json_response(start_response, "405 METHOD NOT ALLOWED",
-                                  {"code": "MethodNotAllowed",
-                                   "description": msg.text("err_method")},
-                                  [("Allow", "GET, HEAD, OPTIONS"), *CORS])
-        if method == "OPTIONS":  # CORS preflight; nothing to negotiate on a read-only API
-            start_response("204 NO CONTENT", [("Allow", "GET, HEAD, OPTIONS"),
-                                              ("Access-Control-Allow-Methods", "GET, HEAD"),
-                                              ("Access-Control-Allow-Headers", "*"), *CORS])
-            return [b""]
-        if sub != PROCESS_EXECUTION and not API_ROUTES.match(sub):
-            return _json_response(start_response, "404 NOT FOUND",
-                                  {"code": "NotFound", "description": msg.text("err_not_found")},
-                                  CORS)
-        r = self.apps.current()
-        if r is None:
-            return _json_response(start_response, "503 SERVICE UNAVAILABLE",
-                                  {"code": "NoRelease", "description": msg.text(
-                                      "no_release", dir=self.apps.public_dir.name)})
-        try:
-            app = self.apps.api_app(r)
-        except Exception:
-            LOGGER.exception("cannot load pygeoapi for release %s", r.id)
-            return _json_response(start_response, "503 SERVICE UNAVAILABLE",
-                                  {"code": "ReleaseUnavailable", "release": r.id})
-        env = dict(environ)
-        env["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + API_PATH
-        env["PATH_INFO"] = sub
-
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            headers = [*headers, *CORS, ("X-Release", r.id)]
-            return start_response(status, headers, exc_info)
-
-        return app(env, start)
+CORS = {"Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "Content-Crs, Content-Language, X-Release"}
+#: gunicorn recycles a worker after this many requests (+ jitter): bounds what per-release
+#: caches (pygeoapi's translated configs, open datasets) can grow to over months of publishes
+MAX_REQUESTS = 20000
 
 
 def _map_pages(r: rel.Release) -> list[dict[str, Any]]:
@@ -370,35 +89,104 @@ def _map_pages(r: rel.Release) -> list[dict[str, Any]]:
             for p in sorted(d.glob("*.html"))]
 
 
-def create_app(project: Project, *, base_url: str | None = None) -> Flask:
-    """The composed WSGI app (a Flask app; ``/api`` is dispatched to pygeoapi per release).
+def _map_file(r: rel.Release, name: str) -> tuple[Path, str] | None:
+    """(folder, file) of a servable map asset, or None: no '..', no hidden file, no symlink
+    out of the release's ``site/maps``, known suffixes only, and no name the OS refuses."""
+    if any(ord(c) < 32 or c == "\x7f" for c in name) or len(name) > 255:
+        return None
+    try:
+        base = (r.site / "maps").resolve()
+        target = (base / name).resolve()
+        ok = (target.is_relative_to(base) and target.suffix.lower() in MAP_SUFFIXES
+              and not any(part.startswith(".") for part in Path(name).parts)
+              and target.is_file())
+    except (OSError, ValueError):
+        return None
+    return (base, str(target.relative_to(base))) if ok else None
 
-    ``base_url`` overrides ``publish.base_url`` for the links pygeoapi writes (e.g. when serving
-    on another port than the one published); by default the published URL is used.
+
+def _is_api(path: str) -> bool:
+    return path == API_PATH or path.startswith(API_PATH + "/")
+
+
+def create_app(project: Project, *, base_url: str | None = None) -> Flask:
+    """The composed WSGI app: site pages, and ``/api`` through pygeoapi per release.
+
+    ``base_url`` (``serve --base-url``) overrides ``publish.base_url``; with neither, every link
+    follows the URL the client used (``X-Forwarded-*`` only from ``publish.trusted_proxies``).
     """
-    if base_url:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise PublishError("base_url_invalid", url=base_url)
-    apps = ReleaseApps(project.public_dir, base_url)
+    pc = project.config.publish
+    fixed = base_url or pc.base_url
+    fixed = check_base_url(fixed) if fixed else None
+    trusted = trusted_networks(pc.trusted_proxies)
+    apis = pyapi.ReleaseApis(project.public_dir)
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static",
                 template_folder=str(TEMPLATES_DIR))
     app.config["JSON_AS_ASCII"] = False
+    app.config["MAX_CONTENT_LENGTH"] = MAX_PROCESS_BODY  # the only body: a process execution
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.extensions["uozu_release_apps"] = apps
+    app.extensions["release_apis"] = apis
     app.jinja_env.globals.update(ja=msg.ja, en=msg.en)
+    app.register_blueprint(pyapi.blueprint())
+
+    def api_error(status: int, code: str, key: str, **kw: Any) -> Response:
+        return pyapi.json_error(status, code, msg.text(key, **kw), CORS)
+
+    @app.before_request
+    def resolve() -> Response | None:
+        root = request_root(request.environ, fixed)
+        if root is None:
+            host = "".join(c if c.isascii() and (c.isalnum() or c in ".:-[]") else "?"
+                           for c in str(request.environ.get("HTTP_HOST", ""))[:60])
+            return Response(msg.text("err_bad_host", host=host), 400, mimetype="text/plain")
+        g.root = root
+        path = request.path
+        if not _is_api(path):
+            return None
+        method = request.method
+        sub = path[len(API_PATH):] or "/"
+        executes = PROCESS_EXECUTION.match(sub) is not None
+        if method == "POST" and executes:
+            pass
+        elif method not in API_METHODS:
+            return api_error(405, "MethodNotAllowed", "err_method")
+        if method == "OPTIONS":  # CORS preflight; nothing to negotiate on a read-only API
+            return Response(b"", 204, {"Allow": "GET, HEAD, OPTIONS",
+                                       "Access-Control-Allow-Methods": "GET, HEAD, POST",
+                                       "Access-Control-Allow-Headers": "*", **CORS})
+        if not executes and not API_ROUTES.match(sub):
+            return api_error(404, "NotFound", "err_not_found")
+        r = apis.current()
+        if r is None:
+            return api_error(503, "NoRelease", "no_release", dir=project.public_dir.name)
+        try:
+            g.api = apis.api(r)
+        except Exception:
+            LOGGER.exception("cannot load pygeoapi for release %s", r.id)
+            return pyapi.json_error(503, "ReleaseUnavailable", r.id, CORS)
+        g.release = r
+        return None
+
+    @app.after_request
+    def api_headers(response: Response) -> Response:
+        if _is_api(request.path):
+            response.headers.update(CORS)
+            r = g.get("release")
+            if r is not None:
+                response.headers["X-Release"] = r.id
+        return response
 
     def current_or_503() -> rel.Release:
-        r = apps.current()
+        r = apis.current()
         if r is None:
             abort(503)
         return r
 
     def page_context(r: rel.Release) -> dict[str, Any]:
-        root = (base_url or r.meta.get("base_url") or "").rstrip("/")
+        root = g.root
         return {"r": r, "meta": r.meta, "layers": r.meta.get("layers", {}),
-                "maps": _map_pages(r), "api": api_url(root) if root else API_PATH,
-                "root": root}
+                "maps": _map_pages(r), "api": api_url(root), "root": root,
+                "processes": r.meta.get("processes", [])}
 
     @app.get("/")
     def landing() -> Any:
@@ -412,37 +200,37 @@ def create_app(project: Project, *, base_url: str | None = None) -> Flask:
 
     @app.get("/maps/")
     def maps_index() -> Any:
-        return redirect("/#maps")
+        return redirect(f"{g.root}/#maps")
 
     @app.get("/maps/<path:name>")
     def map_page(name: str) -> Any:
         r = current_or_503()
-        base = (r.site / "maps").resolve()
-        target = (base / name).resolve()
-        # send_from_directory refuses '..'; also refuse symlinks leading out and odd types.
-        if (not target.is_relative_to(base) or target.suffix.lower() not in MAP_SUFFIXES
-                or any(part.startswith(".") for part in Path(name).parts)
-                or not target.is_file()):
+        found = _map_file(r, name)
+        if found is None:
             abort(404)
-        return send_from_directory(base, str(target.relative_to(base)))
+        return send_from_directory(*found)
 
     @app.get("/healthz")
     def healthz() -> Any:
-        r = apps.current()
+        r = apis.current()
         if r is None:
             return jsonify(status="no_release"), 503
         return jsonify(status="ok", release=r.id, created_at=r.meta.get("created_at"))
 
-    @app.errorhandler(404)
-    def not_found(_: Exception) -> Any:
-        return render_template("error.html", code=404, key="err_not_found"), 404
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> Any:
+        code = int(e.code or 500)
+        key = {404: "err_not_found", 405: "err_method", 413: "err_body_too_large",
+               503: "no_release"}.get(code, "err_server" if code >= 500 else "err_bad_path")
+        kw = {"limit": MAX_PROCESS_BODY, "dir": project.public_dir.name}
+        if _is_api(request.path):
+            return api_error(code, {413: "PayloadTooLarge", 404: "NotFound",
+                                    405: "MethodNotAllowed"}.get(code, "InvalidParameterValue"),
+                             key, **kw)
+        return render_template("error.html", code=code, key=key, kw=kw,
+                               root=g.get("root", "")), code
 
-    @app.errorhandler(503)
-    def unavailable(_: Exception) -> Any:
-        return render_template("error.html", code=503, key="no_release",
-                               kw={"dir": project.public_dir.name}), 503
-
-    app.wsgi_app = ApiDispatcher(app.wsgi_app, apps)  # type: ignore[method-assign]
+    app.wsgi_app = ProxyHeaders(app.wsgi_app, trusted)  # type: ignore[method-assign]
     return app
 
 
@@ -454,22 +242,23 @@ def serve(project: Project, host: str = "127.0.0.1", port: int = 5000, workers: 
     Sync workers by default (pygeoapi is CPU-bound; 2 workers for 2 cores, see the anchors);
     ``threads > 1`` switches to gthread. No restart is needed after ``publish``.
     """
-    from gunicorn.app.base import BaseApplication
+    from gunicorn.app.base import BaseApplication  # only the serving process needs gunicorn
 
     if rel.current_release(project.public_dir) is None:
         raise PublishError("no_release", dir=project.public_dir)
-    published = project.config.publish.base_url.rstrip("/")
-    if base_url is None and urlsplit(published).port not in (None, port):
-        LOGGER.warning(msg.text("serve_url_mismatch", base_url=published, bind=f"{host}:{port}"))
+    create_app(project, base_url=base_url)  # config errors (base_url, proxies) before binding
+    quiet_warnings("pygeoapi")  # e.g. its PostgreSQL provider's shapely.ops.transform
+    published = (base_url or project.config.publish.base_url or "").rstrip("/")
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             opts = {
                 "bind": f"{host}:{port}", "workers": workers, "threads": threads,
                 "worker_class": "gthread" if threads > 1 else "sync", "timeout": timeout,
-                "graceful_timeout": 10, "keepalive": 5, "proc_name": "uozu-gis-serve",
+                "graceful_timeout": 10, "keepalive": 5, "proc_name": "gis-serve",
                 "accesslog": "-" if access_log else None, "errorlog": "-", "loglevel": "warning",
                 "pidfile": str(pidfile) if pidfile else None,
+                "max_requests": MAX_REQUESTS, "max_requests_jitter": MAX_REQUESTS // 10,
             }
             for k, v in opts.items():
                 self.cfg.set(k, v)
@@ -478,14 +267,23 @@ def serve(project: Project, host: str = "127.0.0.1", port: int = 5000, workers: 
             return create_app(project, base_url=base_url)
 
     print(msg.text("serve_start", url=f"http://{host}:{port}/", workers=workers), flush=True)
+    print(msg.text("serve_links_follow") if not published else
+          msg.text("serve_url_mismatch", base_url=published, bind=f"{host}:{port}"),
+          file=sys.stderr, flush=True)
     _App().run()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m publish.server.app --root PROJECT --port N``: tests, benches, operators."""
+    """``python -m publish.server.app [--project DIR] --port N``: tests, benches, operators.
+
+    The project is found like the CLI finds it: ``--project``, then ``UOZU_GIS_PROJECT``, then
+    the current folder. A configuration error prints its bilingual message and exits 1.
+    """
     ap = argparse.ArgumentParser(prog="python -m publish.server.app",
                                  description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--root", default=".", help="project root (config/project.yml)")
+    ap.add_argument("--project", default=None,
+                    help="project folder (config/project.yml); default: $UOZU_GIS_PROJECT, "
+                         "then the current folder")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=5000)
     ap.add_argument("--workers", type=int, default=2)
@@ -494,23 +292,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--public-dir", default=None, help="override config public_dir")
     ap.add_argument("--pidfile", default=None)
     args = ap.parse_args(argv)
-    project = load_project(args.root)
-    if args.public_dir:
-        cfg = project.config.model_copy(update={"public_dir": args.public_dir})
-        project = Project(root=project.root, config=cfg, specs=project.specs,
-                          codelists=project.codelists, spec_hashes=project.spec_hashes)
-    serve(project, args.host, args.port, args.workers, threads=args.threads,
-          base_url=args.base_url, pidfile=Path(args.pidfile) if args.pidfile else None)
-
-
-if __name__ == "__main__":
-    main()
+    try:
+        project = load_project(args.project)
+        if args.public_dir:
+            cfg = project.config.model_copy(update={"public_dir": args.public_dir})
+            project = Project(root=project.root, config=cfg, specs=project.specs,
+                              codelists=project.codelists, spec_hashes=project.spec_hashes)
+        serve(project, args.host, args.port, args.workers, threads=args.threads,
+              base_url=args.base_url, pidfile=Path(args.pidfile) if args.pidfile else None)
+    except EtlError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def free_port() -> int:
     """An unused loopback port (for tests, benches and throwaway servers)."""
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -525,20 +321,18 @@ class ServerProcess:
 
     def __init__(self, root: Path, port: int | None = None, *, workers: int = 2,
                  public_dir: Path | None = None, log: Path | None = None,
-                 warm: int = 0, timeout: float = 60) -> None:
-        import subprocess
-        import sys
-        import time
-
-        import requests
+                 warm: int = 0, timeout: float = 60, base_url: str | None = None) -> None:
+        import requests  # a dev dependency: only tests and benches start servers this way
 
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         repo = Path(__file__).resolve().parent.parent.parent
         self.log = log or (Path(public_dir or root / "data") / f"server-{self.port}.log")
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "publish.server.app", "--root", str(root), "--port",
-               str(self.port), "--workers", str(workers), "--base-url", self.base]
+        cmd = [sys.executable, "-m", "publish.server.app", "--project", str(root), "--port",
+               str(self.port), "--workers", str(workers)]
+        if base_url:
+            cmd += ["--base-url", base_url]
         if public_dir:
             cmd += ["--public-dir", str(public_dir)]
         with self.log.open("w") as out:
@@ -561,8 +355,6 @@ class ServerProcess:
 
     def stop(self) -> str:
         """Stop our own process (SIGTERM, then SIGKILL) and return its output."""
-        import subprocess
-
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -580,3 +372,7 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+if __name__ == "__main__":
+    main()

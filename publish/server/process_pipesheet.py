@@ -1,6 +1,7 @@
 """pygeoapi process ``pipe-sheet``: the pipe sheet PDF (:mod:`publish.pages.pipesheet`), OGC API.
 
-Registered per release in the generated pygeoapi config (see :func:`process_resource`)::
+Registered per release by the build (``publish.build.apiconfig.process_resource``, by id and
+dotted path), and only where the project publishes a ``parcel`` and a ``pipe`` layer::
 
     pipe-sheet:
       type: process
@@ -8,12 +9,15 @@ Registered per release in the generated pygeoapi config (see :func:`process_reso
         name: publish.server.process_pipesheet.PipeSheetProcessor
         store: <release>/public.gpkg      # the public store only
         project_root: <project root>      # config + specs (titles, code lists, contact)
-        map_url: <base_url>/maps/pipe.html
+        map_page: <page>.html             # the map with the parcel search (the sheet's QR)
+
+The QR code links to that page on the URL the client used (:data:`PUBLIC_ROOT`, set by the
+server per request), so a sheet printed from ``serve --port 8080`` does not point at :5000.
 
 Execution (pygeoapi 0.21 executes with POST only; the map's parcel popup does exactly this)::
 
     POST /api/processes/pipe-sheet/execution
-    {"inputs": {"oaza": "三ケ", "chiban": "１２３－４", "scale": 500, "paper": "A4"}}
+    {"inputs": {"oaza": "<大字>", "chiban": "１２３－４", "scale": 500, "paper": "A4"}}
     -> 200 application/pdf (the sheet) | 400 JSON {"description": "...ja / en..."}
 
 Why a process rather than a bespoke route: it is described in the OpenAPI document and at
@@ -31,10 +35,12 @@ from typing import Any
 from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
 
 from config import Project, load_project
+from config.messages import text
+from publish.build.apiconfig import PROCESS_ID
 from publish.pages.pipesheet import SCALES, PipeSheetError, make_pipe_sheet
+from publish.server.links import PUBLIC_ROOT
 
 LOGGER = logging.getLogger(__name__)
-PROCESS_ID = "pipe-sheet"
 PAPERS = ["A4", "A3", "A4-landscape", "A3-landscape"]
 
 PROCESS_METADATA: dict[str, Any] = {
@@ -55,8 +61,8 @@ PROCESS_METADATA: dict[str, Any] = {
     "inputs": {
         "oaza": {
             "title": {"ja": "大字", "en": "Town (oaza)"},
-            "description": {"ja": "地番図の大字名（例: 三ケ）",
-                            "en": "Town name as in the parcel map"},
+            "description": {"ja": "地番図の大字名（地番図に書かれているとおり）",
+                            "en": "Town name as written in the parcel map"},
             "schema": {"type": "string", "maxLength": 40},
             "minOccurs": 1,
             "maxOccurs": 1,
@@ -89,7 +95,7 @@ PROCESS_METADATA: dict[str, Any] = {
                        "contentEncoding": "binary"},
         },
     },
-    "example": {"inputs": {"oaza": "三ケ", "chiban": "37", "scale": 500, "paper": "A4"}},
+    "example": {"inputs": {"oaza": "...", "chiban": "123-4", "scale": 500, "paper": "A4"}},
 }
 
 _PROJECTS: dict[str, Project] = {}
@@ -105,20 +111,12 @@ def _project(root: str) -> Project:
         return p
 
 
-def process_resource(store: Path, project_root: Path, map_url: str) -> dict[str, Any]:
-    """The ``resources`` entry for the generated pygeoapi config of one release."""
-    return {"type": "process",
-            "processor": {"name": "publish.server.process_pipesheet.PipeSheetProcessor",
-                          "store": str(store), "project_root": str(project_root),
-                          "map_url": map_url}}
-
-
 def _text(data: dict[str, Any], key: str, default: str | None = None) -> str:
     v = data.get(key, default)
     if v is None or (isinstance(v, str) and not v.strip()):
-        raise ProcessorExecuteError(user_msg=f"入力 '{key}' がありません / missing input '{key}'")
-    if not isinstance(v, str | int) or len(str(v)) > 40:
-        raise ProcessorExecuteError(user_msg=f"入力 '{key}' が不正です / invalid input '{key}'")
+        raise ProcessorExecuteError(user_msg=text("err_input_missing", key=key))
+    if isinstance(v, bool) or not isinstance(v, str | int) or len(str(v)) > 40 or "\x00" in str(v):
+        raise ProcessorExecuteError(user_msg=text("err_input_invalid", key=key))
     return str(v)
 
 
@@ -129,26 +127,42 @@ class PipeSheetProcessor(BaseProcessor):
         super().__init__(processor_def, PROCESS_METADATA)
         self.store = Path(processor_def["store"])
         self.project_root = str(processor_def["project_root"])
-        self.map_url = str(processor_def.get("map_url") or "/maps/pipe.html")
+        self.map_page = str(processor_def.get("map_page") or "")
+        self.map_url = processor_def.get("map_url")  # a fixed URL (tests, older releases)
+
+    def page_url(self) -> str:
+        """The map page for the QR code: on the host the client used when serving."""
+        if self.map_url:
+            return str(self.map_url)
+        return f"{PUBLIC_ROOT.get()}/maps/{self.map_page}" if self.map_page else PUBLIC_ROOT.get()
 
     def execute(self, data: dict[str, Any], outputs: Any = None) -> tuple[str, bytes]:
-        """Inputs -> (``application/pdf``, bytes); user errors become a bilingual 400."""
+        """Inputs -> (``application/pdf``, bytes); user errors become a bilingual 400.
+
+        Anything else is logged here and answered with a message naming no server detail
+        (pygeoapi's manager would put the exception text, paths included, into the answer).
+        """
+        if not isinstance(data, dict):
+            raise ProcessorExecuteError(user_msg=text("err_inputs_object",
+                                                      example='{"inputs": {...}}'))
         oaza, chiban = _text(data, "oaza"), _text(data, "chiban")
         try:
             scale = int(data.get("scale") or 500)
-        except (TypeError, ValueError):
-            raise ProcessorExecuteError(
-                user_msg="縮尺は整数で指定してください / scale must be an integer") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ProcessorExecuteError(user_msg=text("err_input_scale")) from None
         paper = _text(data, "paper", "A4")
-        with tempfile.TemporaryDirectory(prefix="uozu-sheet-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="pipe-sheet-") as tmp:
             out = Path(tmp) / "sheet.pdf"
             try:
                 make_pipe_sheet(_project(self.project_root), self.store, oaza=oaza,
                                 chiban=chiban, scale=scale, paper=paper, out=out,
-                                map_url=self.map_url)
+                                map_url=self.page_url())
             except PipeSheetError as e:
                 raise ProcessorExecuteError(user_msg=str(e)) from e
+            except Exception:
+                LOGGER.exception("pipe sheet failed (release store %s)", self.store.parent.name)
+                raise ProcessorExecuteError(user_msg=text("err_sheet_failed")) from None
             return "application/pdf", out.read_bytes()
 
     def __repr__(self) -> str:
-        return f"<PipeSheetProcessor> {self.store}"
+        return f"<PipeSheetProcessor> {self.store.parent.name}"

@@ -51,7 +51,7 @@ from pygeoapi.provider.base import (
 )
 from pygeoapi.provider.ogr import OGRProvider
 
-from publish.messages import text
+from config.messages import text
 
 LOGGER = logging.getLogger(__name__)
 

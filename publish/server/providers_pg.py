@@ -25,11 +25,12 @@ from pygeoapi.provider.base import (
     ProviderConnectionError,
     ProviderGenericError,
     ProviderInvalidQueryError,
+    ProviderItemNotFoundError,
 )
 from pygeoapi.provider.sql import PostgreSQLProvider
 from sqlalchemy.exc import DataError, OperationalError, ProgrammingError, StatementError
 
-from publish.messages import text
+from config.messages import text
 from publish.server.providers import LAST_PAGE, PublicView, typed_value
 
 LOGGER = logging.getLogger(__name__)
@@ -137,6 +138,21 @@ class PublicPostgreSQLProvider(PublicView, PostgreSQLProvider):
         LAST_PAGE.set((int(res.get("numberMatched", 0)), int(offset),
                        int(res.get("numberReturned", 0))))
         return res
+
+    def get(self, identifier: Any, crs_transform_spec: Any = None, **kwargs: Any) -> Any:
+        """One feature by its public id; an id the database cannot even compare is a 404."""
+        ident = str(identifier)
+        if "\x00" in ident:  # psycopg2 refuses NUL in a literal (ValueError, a 500)
+            raise ProviderItemNotFoundError(f"item {ident[:40]!r} not found")
+        try:
+            return super().get(identifier, crs_transform_spec=crs_transform_spec, **kwargs)
+        except ProviderGenericError:
+            raise
+        except OperationalError as e:
+            LOGGER.error("database unavailable: %s", e)
+            raise ProviderConnectionError("database unavailable") from e
+        except (DataError, StatementError, ValueError):
+            raise ProviderItemNotFoundError(f"item {ident[:40]!r} not found") from None
 
     def __repr__(self) -> str:
         return f"<PublicPostgreSQLProvider> {self.table}"

@@ -1,0 +1,379 @@
+/*
+ * Risk-card behaviour of the map pages (on when the page has hazard or shelter layers):
+ * tap a spot (or use "my location" / "check centre") and the card lists, for every hazard layer
+ * on the page, the worst rank there (per group, e.g. per 現象 of sediment zones) with its colour,
+ * and the nearest shelters designated for the hazards found (or for the default kinds when the
+ * spot is in no zone). Shelters are pins with one badge per hazard kind (text, not colour alone).
+ *
+ * Geometry comes from libraries only: Turf (point in polygon) and GeographicLib (ellipsoidal
+ * distance; Turf's is spherical and 0.2 % off). Everything is in the page's data file: no API,
+ * no tiles needed.
+ */
+(function () {
+  'use strict';
+
+  var G = window.GisMap;
+  var esc = G.esc;
+  var DETAIL_ZOOM = 15;          // shelter hazard badges from this zoom on
+  var OVERVIEW_ZOOM = 14;        // small shelter pins below this zoom
+
+  function el(tag, attrs, kids) {
+    var n = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === 'text') { n.textContent = attrs[k]; } else { n.setAttribute(k, attrs[k]); }
+    });
+    (kids || []).forEach(function (c) {
+      if (c !== null && c !== undefined) {
+        n.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+      }
+    });
+    return n;
+  }
+
+  function Hazard(app) {
+    var self = this;
+    this.app = app;
+    this.kinds = app.cfg.hazard.kinds;
+    this.hazards = app.order.filter(function (l) { return l.conf.hazard; });
+    this.shelters = app.order.filter(function (l) { return l.conf.shelter; });
+    this.markers = [];
+    this.probe = null;
+    this.last = null;
+    var map = app.map, box = map.getContainer();
+    var detail = function () {
+      box.classList.toggle('hz-detail', map.getZoom() >= DETAIL_ZOOM);
+      box.classList.toggle('hz-overview', map.getZoom() < OVERVIEW_ZOOM);
+    };
+    map.on('zoomend', detail);
+    detail();
+    document.getElementById('hz-centre').addEventListener('click', function () {
+      var c = map.getCenter();
+      self.evaluate(c.lat, c.lng, 'centre');
+    });
+    G.hazard = this;
+  }
+
+  Hazard.prototype.t = function (key, vars) { return this.app.t(key, vars); };
+  Hazard.prototype.lab = function (e) { return e ? this.app.lab(e) : this.t('map_unknown'); };
+  Hazard.prototype.num = function (v, digits) {
+    return Number(v).toLocaleString(this.app.lang === 'ja' ? 'ja-JP' : 'en-GB',
+      {minimumFractionDigits: digits, maximumFractionDigits: digits});
+  };
+
+  Hazard.prototype.data = function () {
+    var self = this;
+    this.hazards.forEach(function (lay) {
+      lay.features.forEach(function (rec) { rec.bbox = turf.bbox(rec.layer.feature); });
+    });
+    var area = this.app.data && this.app.data.area;
+    this.area = area ? {type: 'Feature', properties: {}, geometry: area} : null;
+    this.ready = true;
+    void self;
+  };
+
+  // ------------------------------------------------------------------ shelters
+
+  Hazard.prototype.flagsOf = function (lay) { return lay.conf.shelter.flags; };
+  Hazard.prototype.glyph = function (kind) {
+    var k = this.kinds[kind];
+    return k ? this.app.lab(k.glyph) : '?';
+  };
+  Hazard.prototype.shelterIcon = function (lay, f) {
+    var self = this, hz = f.properties.hz || [];
+    var badges = this.flagsOf(lay).map(function (fl) {
+      var on = hz.indexOf(fl.field) >= 0;
+      return '<b class="hz-badge ' + (on ? 'hz-on' : 'hz-off') + '" data-flag="' + esc(fl.field) +
+        '">' + (on ? esc(self.glyph(fl.kind)) : '') + '</b>';
+    }).join('');
+    return L.divIcon({
+      className: 'hz-shelter',
+      html: '<span class="hz-pin" aria-hidden="true" style="background-color:' +
+        esc(lay.conf.style.color) + '"><i class="fa-solid fa-person-shelter"></i></span>' +
+        '<span class="hz-badges" aria-hidden="true">' + badges + '</span>',
+      iconSize: [44, 44], iconAnchor: [22, 22], popupAnchor: [0, -18]
+    });
+  };
+  Hazard.prototype.labelMarker = function (m) {
+    var node = m.getElement();
+    if (!node) { return; }
+    var self = this, p = m.feature.properties, lay = m.gmLayer;
+    var list = this.flagsOf(lay).filter(function (fl) { return (p.hz || []).indexOf(fl.field) >= 0; })
+      .map(function (fl) { return self.lab(fl.title); }).join(this.t('map_list_sep')) ||
+      this.t('map_hz_shelter_aria_none');
+    node.setAttribute('aria-label', this.t('map_hz_shelter_aria', {name: p.n, list: list}));
+    node.setAttribute('data-shelter-id', m.feature.id);
+    node.removeAttribute('title');
+  };
+  Hazard.prototype.shelterPopup = function (lay, f) {
+    var self = this, p = f.properties, hz = p.hz || [];
+    var rows = this.flagsOf(lay).map(function (fl) {
+      var on = hz.indexOf(fl.field) >= 0;
+      return '<li class="' + (on ? 'hz-on' : 'hz-off') + '"><b class="hz-badge ' +
+        (on ? 'hz-on' : 'hz-off') + '" aria-hidden="true">' + (on ? esc(self.glyph(fl.kind)) : '') +
+        '</b> <span>' + esc(self.lab(fl.title)) + '：' +
+        esc(self.t(on ? 'map_hz_shelter_yes' : 'map_hz_shelter_no')) + '</span></li>';
+    }).join('');
+    var types = lay.conf.shelter.types.filter(function (ty) {
+      return (p.ty || []).indexOf(ty.field) >= 0;
+    }).map(function (ty) { return self.lab(ty.title); });
+    return '<div class="hz-popup gm-popup" data-layer="' + esc(lay.id) + '" data-id="' +
+      esc(f.id) + '" lang="' + this.app.lang + '"><h3>' + esc(p.n) + '</h3>' +
+      (p.ad ? '<p>' + esc(p.ad) + '</p>' : '') +
+      (types.length ? '<p class="gm-small">' + esc(types.join(' / ')) + '</p>' : '') +
+      '<p><strong>' + esc(this.t('map_hz_shelter_for')) + '</strong></p><ul class="hz-popup-flags">' +
+      rows + '</ul></div>';
+  };
+  /** The marker of a shelter (called by the core for point features). */
+  Hazard.prototype.pointLayer = function (lay, f, ll) {
+    if (!lay.conf.shelter) { return undefined; }
+    var self = this;
+    var m = L.marker(ll, {icon: this.shelterIcon(lay, f), keyboard: true, riseOnHover: true});
+    m.gmLayer = lay;
+    m.feature = f;
+    m.bindPopup(function () { return self.shelterPopup(lay, f); }, {
+      maxWidth: 290, autoPanPaddingTopLeft: [10, 112], autoPanPaddingBottomRight: [10, 40]});
+    m.on('add', function () { self.labelMarker(m); });
+    this.markers.push(m);
+    return m;
+  };
+  Hazard.prototype.legendRows = function (lay) {
+    var self = this;
+    if (!lay.conf.shelter) { return []; }
+    return ['<li class="gm-small">' + esc(this.t('map_hz_legend_shelter_note')) + '</li>']
+      .concat(this.flagsOf(lay).map(function (fl) {
+        return '<li data-flag="' + esc(fl.field) + '"><b class="hz-badge hz-on" aria-hidden="true">' +
+          esc(self.glyph(fl.kind)) + '</b> <span>' + esc(self.lab(fl.title)) + '</span></li>';
+      }));
+  };
+
+  // ------------------------------------------------------------------ the risk card
+
+  Hazard.prototype.mapClick = function (e) {
+    this.evaluate(e.latlng.lat, e.latlng.lng, 'tap');
+  };
+  Hazard.prototype.located = function (lat, lng, acc) {
+    this.evaluate(lat, lng, 'gps', acc);
+  };
+
+  /** The worst zone of each hazard layer at ``pt`` (per group when the layer has groups). */
+  Hazard.prototype.hits = function (lay, pt) {
+    var h = lay.conf.hazard, order = h.rankOrder, by = {};
+    var x = pt.geometry.coordinates[0], y = pt.geometry.coordinates[1];
+    lay.features.forEach(function (rec) {
+      var b = rec.bbox;
+      if (b && (x < b[0] || x > b[2] || y < b[1] || y > b[3])) { return; }
+      if (!turf.booleanPointInPolygon(pt, rec.layer.feature)) { return; }
+      var p = rec.layer.feature.properties, g = h.groupOrder.length ? String(p.g) : '';
+      var cur = by[g];
+      if (!cur || order.indexOf(p.r) > order.indexOf(cur.r)) { by[g] = p; }
+    });
+    return Object.keys(by).sort(function (a, b) {
+      return h.groupOrder.indexOf(a) - h.groupOrder.indexOf(b);
+    }).map(function (k) { return by[k]; });
+  };
+
+  Hazard.prototype.nearest = function (lay, field, n, lat, lng) {
+    var g = geodesic.Geodesic.WGS84, out = [];
+    lay.features.forEach(function (rec) {
+      var f = rec.layer.feature, p = f.properties;
+      if ((p.hz || []).indexOf(field) < 0) { return; }
+      var c = f.geometry.coordinates;
+      out.push({f: f, lay: lay, d: g.Inverse(lat, lng, c[1], c[0]).s12});
+    });
+    return out.sort(function (a, b) { return a.d - b.d; }).slice(0, n);
+  };
+
+  /** Evaluate one spot: hazards there and the nearest suitable shelters; renders the card. */
+  Hazard.prototype.evaluate = function (lat, lng, source, accuracy) {
+    var self = this, pt = turf.point([lng, lat]);
+    var res = {lat: lat, lng: lng, source: source || 'tap', accuracy: accuracy,
+      inside: !this.area || turf.booleanPointInPolygon(pt, this.area), risks: [], shelters: []};
+    var kinds = [];
+    this.hazards.forEach(function (lay) {
+      var hits = self.hits(lay, pt);
+      res.risks.push({lay: lay, hits: hits});
+      if (hits.length && kinds.indexOf(lay.conf.hazard.kind) < 0) { kinds.push(lay.conf.hazard.kind); }
+    });
+    this.shelters.forEach(function (lay) {
+      var sh = lay.conf.shelter;
+      var want = kinds.length ? kinds : sh.defaultKinds;
+      sh.flags.forEach(function (fl) {
+        if (want.indexOf(fl.kind) < 0) { return; }
+        res.shelters.push({lay: lay, flag: fl, list: self.nearest(lay, fl.field, sh.nearest, lat, lng)});
+      });
+    });
+    this.last = res;
+    this.render(res);
+    this.placeProbe(lat, lng);
+    return this.summary(res);
+  };
+
+  Hazard.prototype.summary = function (res) {  // plain data for tests and other scripts
+    return {
+      risks: res.risks.map(function (r) { return {layer: r.lay.id, hits: r.hits}; }),
+      shelters: res.shelters.map(function (g) {
+        return {flag: g.flag.field, kind: g.flag.kind, list: g.list.map(function (x) {
+          return {id: x.f.id, name: x.f.properties.n, distance_m: x.d};
+        })};
+      })
+    };
+  };
+
+  Hazard.prototype.rangeText = function (h, p) {
+    var c = h.ranks[p.r] || {};
+    var a = p.a !== undefined ? p.a : c.min;
+    var b = p.b !== undefined ? p.b : c.max;
+    if ((a === null || a === undefined || a === 0) && b !== null && b !== undefined) {
+      return this.t('map_hz_range_below_m', {max: this.num(b, 1)});
+    }
+    if (b === null || b === undefined) {
+      return a === null || a === undefined ? this.t('map_unknown') :
+        this.t('map_hz_range_open_m', {min: this.num(a, 1)});
+    }
+    return this.t('map_hz_range_m', {min: this.num(a, 1), max: this.num(b, 1)});
+  };
+
+  /** One line of the card from the layer's template (or the generic one). */
+  Hazard.prototype.line = function (lay, p) {
+    var self = this, h = lay.conf.hazard, app = this.app;
+    var hasRange = p.a !== undefined || p.b !== undefined ||
+      (h.ranks[p.r] && (h.ranks[p.r].min !== undefined || h.ranks[p.r].max !== undefined));
+    var tpl = h.card ? app.lab(h.card) : this.t(hasRange ? 'map_hz_hit_range' : 'map_hz_hit');
+    var x = p.x || {};
+    return G.fillTemplate(tpl, function (k, label) {
+      switch (k) {
+        case 'rank': return p.r;
+        case 'label': return self.lab(h.ranks[p.r]);
+        case 'range': return self.rangeText(h, p);
+        case 'group': return self.lab(h.groups[p.g]);
+        case 'name': return p.n;
+        case 'title': return app.lab(lay.conf.title);
+      }
+      if (label) { return x[k + '_' + app.lang] || x[k + '_ja'] || x[k]; }
+      return x[k];
+    });
+  };
+
+  Hazard.prototype.kindTitle = function (lay) {
+    var k = this.kinds[lay.conf.hazard.kind];
+    return k ? this.app.lab(k.title) : this.app.lab(lay.conf.title);
+  };
+
+  Hazard.prototype.render = function (res) {
+    var self = this, app = this.app;
+    var card = document.getElementById('hz-card');
+    var where = res.source === 'gps' ?
+      this.t('map_hz_point_gps', {acc: Math.round(res.accuracy || 0)}) :
+      this.t(res.source === 'centre' ? 'map_hz_point_centre' : 'map_hz_point_tap');
+    var parts = [
+      el('h3', {'class': 'hz-card-title', text: this.t('map_hz_card_title')}),
+      el('p', {'class': 'hz-where', text: where + ' · ' + this.t('map_hz_coords',
+        {lat: res.lat.toFixed(5), lon: res.lng.toFixed(5)})})
+    ];
+    if (!res.inside) {
+      parts.push(el('p', {'class': 'hz-warn', text: this.t('map_outside', {city: app.lab(app.cfg.city)})}));
+    }
+    var dl = el('dl', {'class': 'hz-risks'}), any = false;
+    res.risks.forEach(function (r) {
+      var h = r.lay.conf.hazard, kind = h.kind;
+      var attrs = {'class': 'hz-risk', 'data-hazard': kind, 'data-layer': r.lay.id,
+        'data-rank': r.hits.map(function (p) { return p.r; }).join(' ') || '0'};
+      var lines = [];
+      if (r.hits.length) {
+        any = true;
+        r.hits.forEach(function (p) {
+          var col = r.lay.hazardColor(p);
+          var kids = [el('span', {'class': 'hz-chip', style: 'background-color:' + col.c,
+            'aria-hidden': 'true', text: h.groupOrder.length ? '' : String(p.r)}),
+          self.line(r.lay, p) + (p.u ? ' ' + self.t('map_hz_undesignated') : '')];
+          if (p.n !== undefined && p.n !== null && h.cardName) {
+            kids.push(el('span', {'class': 'hz-sub', text: G.fillTemplate(app.lab(h.cardName),
+              function (k) { return k === 'name' ? p.n : ''; })}));
+          } else if (p.n !== undefined && p.n !== null) {
+            kids.push(el('span', {'class': 'hz-sub', text: self.t('map_hz_name', {name: p.n})}));
+          }
+          var lineAttrs = {'class': 'hz-line', 'data-rank': p.r};
+          if (h.groupOrder.length) { lineAttrs['data-group'] = p.g; }
+          lines.push(el('span', lineAttrs, kids));
+        });
+      } else {
+        lines.push(h.cardNone ? app.lab(h.cardNone) :
+          self.t('map_hz_none', {title: app.lab(r.lay.conf.title)}));
+      }
+      dl.appendChild(el('div', attrs, [el('dt', {text: self.kindTitle(r.lay)}),
+        el('dd', {}, lines)]));
+    });
+    if (res.risks.length) { parts.push(dl); }
+    if (res.risks.length && !any) {
+      parts.push(el('p', {'class': 'hz-none', text: this.t('map_hz_none_all')}));
+      parts.push(el('p', {'class': 'gm-small', text: this.t('map_hz_none_note')}));
+    }
+    res.shelters.forEach(function (g) {
+      var items = g.list.map(function (x) {
+        var btn = el('button', {type: 'button', 'class': 'gm-btn hz-go',
+          text: self.t('map_hz_show_on_map')});
+        btn.addEventListener('click', function () { self.showShelter(x.f.id); });
+        return el('li', {'data-shelter-id': x.f.id, 'data-distance': x.d.toFixed(1)}, [
+          el('span', {'class': 'hz-sh-name', text: x.f.properties.n}),
+          el('span', {'class': 'hz-sh-dist', text: self.t('map_hz_shelter_distance',
+            {d: self.num(Math.round(x.d), 0)})}),
+          btn]);
+      });
+      parts.push(el('section', {'class': 'hz-shelters', 'data-flag': g.flag.field,
+        'data-kind': g.flag.kind}, [
+        el('h4', {text: self.t('map_hz_shelters_for', {hazard: self.lab(g.flag.title)})}),
+        items.length ? el('ol', {}, items) : el('p', {text: self.t('map_hz_shelters_none')})]));
+    });
+    if (res.shelters.length) { parts.push(el('p', {'class': 'gm-small', text: this.t('map_hz_distance_note')})); }
+    card.replaceChildren.apply(card, parts);
+    card.setAttribute('data-state', 'result');
+    var sheet = document.getElementById('hz-sheet');
+    sheet.scrollTop = Math.max(0, card.offsetTop - sheet.offsetTop - 8);  // show the card's top
+  };
+
+  Hazard.prototype.placeProbe = function (lat, lng) {
+    var map = this.app.map;
+    if (!this.probe) {
+      this.probe = L.marker([lat, lng], {
+        icon: L.divIcon({className: 'hz-probe', html: '<span></span>', iconSize: [30, 30]}),
+        interactive: false, keyboard: false, zIndexOffset: 1000
+      }).addTo(map);
+    } else {
+      this.probe.setLatLng([lat, lng]);
+    }
+    this.probe.getElement().setAttribute('aria-label', this.t('map_hz_probe_label'));
+    window.requestAnimationFrame(function () {
+      map.invalidateSize();
+      map.panInside([lat, lng], {padding: [40, 40]});
+    });
+  };
+
+  Hazard.prototype.showShelter = function (id) {
+    var map = this.app.map;
+    var m = this.markers.filter(function (x) { return x.feature.id === id; })[0];
+    if (!m) { return; }
+    if (!map.hasLayer(m.gmLayer.group)) { map.addLayer(m.gmLayer.group); }
+    map.setView(m.getLatLng(), Math.max(map.getZoom(), DETAIL_ZOOM));
+    m.openPopup();
+  };
+
+  Hazard.prototype.lang = function () {
+    var self = this;
+    this.markers.forEach(function (m) {
+      m.setIcon(self.shelterIcon(m.gmLayer, m.feature));
+      self.labelMarker(m);
+    });
+    if (this.probe) { this.probe.getElement().setAttribute('aria-label', this.t('map_hz_probe_label')); }
+    if (this.last) { this.render(this.last); }
+  };
+
+  Hazard.prototype.lastPoint = function () {
+    return this.last ? {lat: this.last.lat, lng: this.last.lng} : null;
+  };
+
+  G.behaviours.push({
+    name: 'hazard',
+    applies: function (cfg) { return !!cfg.hazard; },
+    create: function (app) { return new Hazard(app); }
+  });
+})();

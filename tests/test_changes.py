@@ -1,0 +1,141 @@
+"""Change feed across two real releases that differ by known features; Atom parses; since+bbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pyogrio
+import pytest
+from publish_fixtures import isolated_site_builders, make_project, sample_frames, write_master
+
+from config.messages import both
+from publish.build import changes, publish
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+T_A = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
+T_B = dt.datetime(2026, 4, 15, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("chg")
+    project = make_project(root)  # 40 pipes (31 public), 9 shelters
+    with isolated_site_builders():
+        a = publish(project)
+    sa = changes.release_changes(project, a.store, a.release_id, T_A, None,
+                                 a.path / changes.CHANGES_DIR)
+    frames = sample_frames(41, 9)  # pipe 40 is new (in use: public)
+    pipes, shelters = frames["sewer_pipes"], frames["shelters"]
+    frames["sewer_pipes"] = pipes[pipes["pipe_id"] != "SP-00000"].copy()  # removed
+    p = frames["sewer_pipes"]
+    p.loc[p["pipe_id"] == "SP-00001", "diameter_mm"] = 999  # changed (public column)
+    p.loc[p["pipe_id"] == "SP-00002", "remarks"] = "内部メモの変更"  # internal only: no change
+    p.loc[p["pipe_id"] == "SP-00004", "diameter_mm"] = 998  # abandoned: not public at all
+    shelters.loc[shelters["shelter_id"] == "H002", "name"] = "避難所2号 (改称)"  # changed
+    write_master(project, frames)
+    with isolated_site_builders():
+        b = publish(project)
+    sb = changes.release_changes(project, b.store, b.release_id, T_B, a.path,
+                                 b.path / changes.CHANGES_DIR, previous_id=a.release_id,
+                                 base_url="https://gis.example.jp")
+    return {"project": project, "a": a, "b": b, "sa": sa, "sb": sb}
+
+
+def test_first_release_adds_everything(two: dict[str, Any]) -> None:
+    sa = two["sa"]
+    assert sa["previous"] is None and sa["at"] == "2026-03-01T09:00:00+00:00"
+    assert len(sa["layers"]["sewer_pipes"]["added"]) == 31
+    assert sa["layers"]["shelters"]["added"] == [f"H{i:03d}" for i in range(9)]
+    assert sa["layers"]["shelters"]["removed"] == sa["layers"]["shelters"]["changed"] == []
+
+
+def test_diff_gives_exactly_the_known_ids(two: dict[str, Any]) -> None:
+    sb, a, b = two["sb"], two["a"], two["b"]
+    assert sb["release"] == b.release_id and sb["previous"] == a.release_id
+    assert sb["layers"] == {
+        "sewer_pipes": {"added": ["SP-00040"], "removed": ["SP-00000"],
+                        "changed": ["SP-00001"], "unchanged": 29},
+        "shelters": {"added": [], "removed": [], "changed": ["H002"], "unchanged": 8},
+    }
+    on_disk = json.loads((b.path / "changes" / "changes.json").read_text(encoding="utf-8"))
+    assert on_disk == sb
+
+
+def test_layer_json_lists_releases_newest_first(two: dict[str, Any]) -> None:
+    a, b = two["a"], two["b"]
+    data = json.loads((b.path / "changes" / "shelters.json").read_text(encoding="utf-8"))
+    assert [r["release"] for r in data["releases"]] == [b.release_id, a.release_id]
+    assert data["releases"][0] == {"release": b.release_id, "at": "2026-04-15T09:00:00+00:00",
+                                   "added": [], "removed": [], "changed": ["H002"]}
+
+
+def test_atom_feed_parses_with_the_right_entries(two: dict[str, Any]) -> None:
+    a, b = two["a"], two["b"]
+    root = ET.fromstring((b.path / "changes" / "sewer_pipes.atom").read_bytes())
+    assert root.tag == f"{ATOM}feed"
+    assert root.findtext(f"{ATOM}title") == "下水道管きょ の変更 / Changes to Sewer pipes"
+    assert root.findtext(f"{ATOM}updated") == "2026-04-15T09:00:00+00:00"
+    self_link = [x.get("href") for x in root.findall(f"{ATOM}link") if x.get("rel") == "self"]
+    assert self_link == ["https://gis.example.jp/changes/sewer_pipes.atom"]
+    entries = root.findall(f"{ATOM}entry")
+    assert [e.findtext(f"{ATOM}title") for e in entries] == [
+        " / ".join(both("changes_entry_title", release=b.release_id, added=1, removed=1,
+                        changed=1).values()),
+        " / ".join(both("changes_entry_title", release=a.release_id, added=31, removed=0,
+                        changed=0).values())]
+    assert entries[0].findtext(f"{ATOM}id") == (
+        f"tag:www.city.uozu.toyama.jp,2026-04-15:162043/changes/sewer_pipes/{b.release_id}")
+    assert entries[0].findtext(f"{ATOM}updated") == "2026-04-15T09:00:00+00:00"
+    content = entries[0].findtext(f"{ATOM}content")
+    assert "追加: SP-00040" in content and "削除: SP-00000" in content
+    assert "Changed: SP-00001" in content
+    # the escaped name of a shelter does not break the XML
+    root = ET.fromstring((b.path / "changes" / "shelters.atom").read_bytes())
+    assert len(root.findall(f"{ATOM}entry")) == 2
+
+
+def test_changed_since_date_and_bbox(two: dict[str, Any]) -> None:
+    b = two["b"]
+    d = b.path / "changes"
+    assert changes.changed_since(d, "2026-04-01") == {
+        "sewer_pipes": {"added": ["SP-00040"], "removed": ["SP-00000"],
+                        "changed": ["SP-00001"]},
+        "shelters": {"added": [], "removed": [], "changed": ["H002"]},
+    }
+    assert changes.changed_since(d, dt.date(2026, 4, 16)) == {}
+    # since before the first release: SP-00000 was added then removed -> removed;
+    # SP-00001 was added then changed -> added
+    since_start = changes.changed_since(d, "2026-01-01", layers=["sewer_pipes"])
+    assert set(since_start) == {"sewer_pipes"}
+    assert since_start["sewer_pipes"]["removed"] == ["SP-00000"]
+    assert "SP-00001" in since_start["sewer_pipes"]["added"]
+    assert since_start["sewer_pipes"]["changed"] == []
+    # in the box of pipe SP-00001 only
+    gdf = pyogrio.read_dataframe(b.store, layer="sewer_pipes").set_index("fid")
+    x0, y0, x1, y1 = gdf.loc["SP-00001"].geometry.bounds
+    pad = 1e-6
+    box = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+    assert changes.changed_since(d, "2026-04-01", box) == {
+        "sewer_pipes": {"added": [], "removed": [], "changed": ["SP-00001"]}}
+    # the removed pipe is found in its old place
+    old = pyogrio.read_dataframe(two["a"].store, layer="sewer_pipes").set_index("fid")
+    x0, y0, x1, y1 = old.loc["SP-00000"].geometry.bounds
+    assert changes.changed_since(d, "2026-04-01", (x0, y0, x1, y1), ["sewer_pipes"]) == {
+        "sewer_pipes": {"added": [], "removed": ["SP-00000"], "changed": []}}
+
+
+def test_history_is_carried_so_pruning_loses_nothing(two: dict[str, Any],
+                                                     tmp_path: Path) -> None:
+    b = two["b"]
+    rows = changes.load_history(b.path / "changes")
+    assert len(rows) == 31 + 9 + 3 + 1
+    assert {r[4] for r in rows} == {"added", "removed", "changed"}
+    # a third release with no change: its diff is empty, the history keeps the earlier events
+    s3 = changes.release_changes(two["project"], b.store, "R3", T_B + dt.timedelta(days=1),
+                                 b.path, tmp_path, previous_id=b.release_id)
+    assert all(not (v["added"] or v["removed"] or v["changed"]) for v in s3["layers"].values())
+    assert changes.load_history(tmp_path) == rows

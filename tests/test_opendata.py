@@ -1,0 +1,184 @@
+"""Open data downloads of a real release, read back by GDAL: counts, values, BOM, headers."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+from publish_fixtures import isolated_site_builders, make_project
+
+from config import Project, load_project
+from config.errors import ConfigError
+from config.messages import text
+from config.services import OpenDataConfig, OpenDataLayer, load_services
+from publish.build import opendata, publish
+
+SERVICES = """
+opendata:
+  note: {ja: 公共データ利用規約 (第1.0版) とも互換です, en: Compatible with the PDL 1.0}
+  layers:
+    shelters:
+      standard: evacuation_space
+      where: flood                      # the list of sites designated for floods
+      columns:
+        ID: shelter_id
+        名称: name
+        想定収容人数: capacity
+        災害種別_洪水: {field: flood, format: flag}
+        地方公共団体名: {const: 富山県魚津市}
+"""
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Any, dict[str, Any]]:
+    root = tmp_path_factory.mktemp("od")
+    make_project(root)
+    (root / "config" / "services.yml").write_text(textwrap.dedent(SERVICES), encoding="utf-8")
+    project = load_project(root)
+    with isolated_site_builders():
+        res = publish(project)
+    catalog = opendata.release_artifact(project, res.store, load_services(project).opendata,
+                                        res.path, {"shelters": "2025-03-31"})
+    return project, res, catalog
+
+
+def read_csv(path: Path) -> tuple[bytes, list[list[str]]]:
+    raw = path.read_bytes()
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+    return raw, rows
+
+
+def test_every_public_layer_in_three_formats(release: tuple[Project, Any, dict]) -> None:
+    _, res, catalog = release
+    out = res.path / opendata.OPENDATA_DIR
+    assert set(catalog) == {"sewer_pipes", "shelters"}
+    names = {f["file"] for e in catalog.values() for f in e["files"]}
+    assert names == {"sewer_pipes.gpkg", "sewer_pipes.geojson", "sewer_pipes.csv",
+                     "shelters.gpkg", "shelters.geojson", "shelters.csv",
+                     "162043_evacuation_space.gpkg", "162043_evacuation_space.geojson",
+                     "162043_evacuation_space.csv"}
+    assert {p.name for p in out.iterdir()} == names | {"index.json", "README.txt"}
+    for lid in ("sewer_pipes", "shelters"):
+        store = pyogrio.read_dataframe(res.store, layer=lid)
+        for fmt in ("gpkg", "geojson"):
+            got = pyogrio.read_dataframe(out / f"{lid}.{fmt}")
+            assert len(got) == len(store) == res.counts[lid], (lid, fmt)
+            got = got.sort_values("fid").reset_index(drop=True)
+            exp = store.sort_values("fid").reset_index(drop=True)
+            for col in [c for c in exp.columns if c != exp.geometry.name]:
+                a, b = exp[col].astype("string"), got[col].astype("string")
+                if col == "opened" and fmt == "geojson":  # GDAL reads ISO dates as dates
+                    b = pd.to_datetime(got[col]).dt.strftime("%Y-%m-%d").astype("string")
+                assert a.fillna("∅").tolist() == b.fillna("∅").tolist(), (lid, fmt, col)
+            assert shapely.equals_exact(exp.geometry.values, got.geometry.values,
+                                        tolerance=1e-7).all(), (lid, fmt)
+
+
+def test_csv_bom_headers_and_values(release: tuple[Project, Any, dict]) -> None:
+    _, res, _ = release
+    out = res.path / opendata.OPENDATA_DIR
+    raw, rows = read_csv(out / "shelters.csv")
+    assert raw.startswith(codecs.BOM_UTF8) and b"\r\n" in raw
+    assert rows[0] == ["公開ID", "番号", "名称", "想定収容人数", "洪水", "指定日", "緯度", "経度"]
+    store = pyogrio.read_dataframe(res.store, layer="shelters").sort_values("fid")
+    body = sorted(rows[1:])
+    assert len(body) == len(store) == 9
+    first = store.iloc[0]
+    assert body[0][:6] == [first["fid"], first["shelter_id"], first["name"],
+                           str(first["capacity"]), "1" if first["flood"] else "0",
+                           first["opened"]]
+    assert float(body[0][6]) == pytest.approx(first.geometry.y, abs=1e-7)
+    assert float(body[0][7]) == pytest.approx(first.geometry.x, abs=1e-7)
+    # lines: WKT in CRS84, read back identical to the store's geometry (7 decimals)
+    raw, rows = read_csv(out / "sewer_pipes.csv")
+    assert raw.startswith(codecs.BOM_UTF8)
+    assert rows[0] == ["公開ID", "管きょ番号", "管種", "管径", "延長", "布設年度", "地区",
+                       "管種 (日本語名)", "管種 (英語名)", "WKT"]
+    pipes = pyogrio.read_dataframe(res.store, layer="sewer_pipes").set_index("fid")
+    assert len(rows) - 1 == len(pipes) == 31
+    for row in rows[1:]:
+        g = shapely.from_wkt(row[-1])
+        assert shapely.equals_exact(g, pipes.loc[row[0]].geometry, tolerance=1e-7)
+        assert row[7] == pipes.loc[row[0], "material_ja"]
+
+
+def test_standard_layout_columns_rows_and_name(release: tuple[Project, Any, dict]) -> None:
+    _, res, catalog = release
+    out = res.path / opendata.OPENDATA_DIR
+    std = opendata.standards()["evacuation_space"]
+    raw, rows = read_csv(out / "162043_evacuation_space.csv")
+    assert raw.startswith(codecs.BOM_UTF8)
+    assert rows[0] == std.columns and len(std.columns) == 39
+    store = pyogrio.read_dataframe(res.store, layer="shelters")
+    flood = store[store["flood"]].sort_values("shelter_id")
+    assert len(rows) - 1 == len(flood) == 4  # only the sites designated for floods
+    got = {r[1]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+    for _, s in flood.iterrows():
+        r = got[s["shelter_id"]]
+        assert r["全国地方公共団体コード"] == "162043" and r["地方公共団体名"] == "富山県魚津市"
+        assert r["名称"] == s["name"] and r["想定収容人数"] == str(s["capacity"])
+        assert r["災害種別_洪水"] == "1" and r["災害種別_津波"] == "" and r["URL"] == ""
+        assert float(r["緯度"]) == pytest.approx(s.geometry.y, abs=1e-7)
+        assert float(r["経度"]) == pytest.approx(s.geometry.x, abs=1e-7)
+    g = pyogrio.read_dataframe(out / "162043_evacuation_space.gpkg")
+    assert list(g.columns[:-1]) == std.columns and len(g) == 4
+    assert sorted(g["ID"]) == sorted(flood["shelter_id"])
+    j = pyogrio.read_dataframe(out / "162043_evacuation_space.geojson")
+    assert sorted(j["名称"]) == sorted(flood["name"])
+    assert catalog["shelters"]["standards"]["evacuation_space"]["ja"] == "指定緊急避難場所一覧"
+
+
+def test_licence_and_source_travel_with_the_files(release: tuple[Project, Any, dict]) -> None:
+    project, res, _ = release
+    out = res.path / opendata.OPENDATA_DIR
+    spec = project.specs["shelters"]
+    credit = text("opendata_credit", source_ja=spec.attribution.ja,
+                  source_en=spec.attribution.en, license=spec.license, url=spec.license_url)
+    readme = (out / "README.txt").read_text(encoding="utf-8-sig")
+    assert credit.split(" / ")[0] in readme and credit.split(" / ")[1] in readme
+    assert "公共データ利用規約 (第1.0版) とも互換です" in readme
+    assert "162043_evacuation_space.csv [指定緊急避難場所一覧]: 4" in readme
+    meta = pyogrio.read_info(out / "shelters.gpkg")["layer_metadata"]
+    assert credit in meta["DESCRIPTION"]
+    gj = json.loads((out / "shelters.geojson").read_text(encoding="utf-8"))
+    assert credit in gj["description"] and gj["name"] == "shelters"
+    index = json.loads((out / "index.json").read_text(encoding="utf-8"))
+    sh = index["layers"]["shelters"]
+    assert sh["license"] == "CC-BY-4.0" and sh["data_date"] == "2025-03-31"
+    assert sh["attribution"] == spec.attribution.model_dump()
+    files = {f["file"]: f for f in sh["files"]}
+    assert files["shelters.csv"]["features"] == 9
+    assert files["162043_evacuation_space.csv"]["standard"] == "evacuation_space"
+    assert files["shelters.gpkg"]["bytes"] == (out / "shelters.gpkg").stat().st_size
+
+
+def test_mapping_errors_name_file_column_and_fix(release: tuple[Project, Any, dict],
+                                                 tmp_path: Path) -> None:
+    project, res, _ = release
+    bad = OpenDataConfig(layers={"shelters": OpenDataLayer(standard="evacuation_space",
+                                                           columns={"名前": "name"})})
+    with pytest.raises(ConfigError) as e:
+        opendata.release_artifact(project, res.store, bad, tmp_path)
+    std = opendata.standards()["evacuation_space"]
+    assert str(e.value) == text("opendata_column", file="config/services.yml",
+                                layer="shelters", column="名前", standard="指定緊急避難場所一覧",
+                                known=", ".join(std.columns))
+    bad = OpenDataConfig(layers={"shelters": OpenDataLayer(standard="evacuation_space",
+                                                           columns={"電話番号": "manager_phone"})})
+    with pytest.raises(ConfigError) as e:  # an internal field is not a public one
+        opendata.release_artifact(project, res.store, bad, tmp_path)
+    assert e.value.key == "opendata_field" and "'manager_phone'" in str(e.value)
+    bad = OpenDataConfig(layers={"parcel_tax": OpenDataLayer(standard="evacuation_space")})
+    with pytest.raises(ConfigError) as e:
+        opendata.release_artifact(project, res.store, bad, tmp_path)
+    assert str(e.value) == text("opendata_layer", file="config/services.yml",
+                                layer="parcel_tax")
