@@ -21,6 +21,7 @@ from config.errors import EtlError
 from config.messages import MESSAGES, text
 from etl.checks import check_project
 from etl.stores import explain_error, open_store
+from staff import cli as staff_cli
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -244,9 +245,18 @@ def merge(ctx: Ctx, layers: tuple[str, ...]) -> None:
     def go() -> None:
         from etl.pipeline import run_merge
         from etl.report import summary_text
+        store = ctx.open_store()
         with ProgressBars(ctx) as progress:
             res = run_merge(ctx.project, only=list(layers) or None, progress=progress,
-                            argv=sys.argv[1:], store=ctx.open_store())
+                            argv=sys.argv[1:], store=store)
+        if store.kind == "postgresql" and ctx.project.config.departments:
+            # department views name the run they were built on: move them to the new run now
+            from staff.grants import apply_grants
+
+            g = apply_grants(ctx.project, ctx.store)
+            ctx.log(text("staff_grants_done", roles=", ".join(r["role"] for r in g.roles.values()),
+                         run=g.run_id, views=sum(len(r["views"]) for r in g.roles.values()),
+                         seconds=g.seconds))
         m = res.manifest
         t = m["totals"]
         ctx.log(text("report_written", path=res.run_dir / "report.html"))
@@ -443,6 +453,11 @@ def schema(ctx: Ctx, output: str | None) -> None:
     run_guarded(go, ctx)
 
 
+# staff GIS (department packages, QGIS projects, PostGIS grants): its commands live in staff/
+cli.add_command(staff_cli.access)
+cli.add_command(staff_cli.staff)
+
+
 def main() -> None:
     quiet_warnings()
     cli(prog_name="uozu-gis")
@@ -450,6 +465,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-from staff.cli import access, staff  # noqa: E402, I001  staff GIS (imports config/etl only)
-cli.add_command(access)
-cli.add_command(staff)

@@ -310,6 +310,7 @@ def load_project(root: Path | str | None = None, *,
     errors.extend(_cross_checks(layers_dir, specs, codelists, cfg.corrections))
     errors.extend(_map_checks(cfg, layers_dir, specs, codelists))
     errors.extend(_department_checks(root / config_file, cfg, specs))
+    errors.extend(_service_checks(cfg, layers_dir, specs))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return Project(root=root, config=cfg, specs=specs, codelists=codelists, spec_hashes=hashes)
@@ -416,6 +417,49 @@ def _department_checks(path: Path, cfg: ProjectConfig,
             if spec.visibility == "confidential" and spec.id_field not in names:
                 errs.append(ConfigError("dept_grant_needs_id", file=f, dept=d.id, layer=lid,
                                         id_field=spec.id_field))
+    return errs
+
+
+def _service_checks(cfg: ProjectConfig, layers_dir: Path,
+                    specs: dict[str, LayerSpec]) -> list[ConfigError]:
+    """Walking network, search places and open-data layouts against the specs.
+
+    Why here: a routing block with no network, a network with no shelters or a layout reading
+    an internal field must stop ``validate`` and ``publish`` before anything is built.
+    (The layout's standard and its columns are engine data, checked when publishing.)
+    """
+    errs: list[ConfigError] = []
+    public = {lid: s for lid, s in specs.items() if s.visibility == "public"}
+    shelters = [lid for lid, s in public.items() if s.map.role == "shelter"]
+    marked = False
+    for lid, spec in specs.items():
+        f = _rel(layers_dir / f"{lid}.yml")
+        if spec.map.network is not None:
+            marked = True
+            if spec.visibility != "public" or "LineString" not in spec.geometry_type:
+                errs.append(ConfigError("mapcfg_network_layer", file=f,
+                                        geometry=spec.geometry_type,
+                                        visibility=spec.visibility))
+            elif not shelters:
+                errs.append(ConfigError("mapcfg_network_no_shelter", file=f))
+        od = spec.opendata
+        if od is None:
+            continue
+        if spec.visibility != "public":
+            errs.append(ConfigError("opendata_layer", file=f, visibility=spec.visibility))
+            continue
+        allowed = [n for n in spec.fields if spec.field_visibility(n) == "public"]
+        for name, key in od.fields().items():
+            if name not in allowed:
+                errs.append(ConfigError("opendata_field", file=f, key=key, field=name,
+                                        known=", ".join(allowed)))
+    if "routing" in cfg.publish.model_fields_set and not marked:
+        errs.append(ConfigError("mapcfg_routing_no_network"))
+    places = cfg.publish.search.place_layers
+    if places is not None:
+        ok = sorted(lid for lid, s in public.items() if s.map.label_field)
+        errs.extend(ConfigError("mapcfg_place_layer", layer=lid, known=", ".join(ok) or "-")
+                    for lid in places if lid not in ok)
     return errs
 
 

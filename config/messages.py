@@ -1009,6 +1009,37 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "map page '{page}': its embedded data is {mb} MB, over the {limit} MB limit. Fix: write "
         "embed: false in map of the large layers (they then load by view from the API)",
     ),
+    # --- vector tiles of the pages (publish/build/tiles.py; exit code 1, nothing published)
+    "tiles_failed": (
+        "ベクトルタイルを書けませんでした (レイヤ '{layer}'): {error}。修正: 公開データの "
+        "{layer} の形状を確かめて、もう一度 publish する",
+        "could not write the vector tiles (layer '{layer}'): {error}. Fix: check the geometries "
+        "of {layer} in the public store and publish again",
+    ),
+    "tiles_empty": (
+        "地図ページ '{page}' のレイヤに形状のある地物がひとつもありません (タイルが空)",
+        "no layer of map page '{page}' has a feature with a geometry (the tiles would be empty)",
+    ),
+    "tiles_leak": (
+        "漏えい検査: タイル {path} に公開してはならないもの ({what}) があります。公開を中止しました",
+        "leak check: the tiles {path} hold something that must not be published ({what}). "
+        "Publication stopped",
+    ),
+    "tiles_incomplete": (
+        "タイル {path} のレイヤ '{layer}' の地物が {have} 件で、公開データの {want} 件と一致しません。"
+        "公開を中止しました",
+        "tiles {path}: layer '{layer}' holds {have} features, the public store {want}. "
+        "Publication stopped",
+    ),
+    # --- the sheet PDF pool (publish/server/pdf_pool.py)
+    "sheet_busy": (
+        "配管参考図の作成が混み合っています。{seconds} 秒後にもう一度お試しください",
+        "The pipe sheet service is busy. Please try again in {seconds} s",
+    ),
+    "sheet_failed_render": (
+        "配管参考図を作成できませんでした: {error}",
+        "The pipe sheet could not be made: {error}",
+    ),
     # --- what the pages say (ja, en; the page shows one language at a time)
     "map_lang_switch": ("English", "日本語"),
     "map_lang_switch_label": ("Switch to English", "日本語に切り替える"),
@@ -1088,6 +1119,28 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "map_sheet_making": ("PDFを作成しています…", "Making the PDF…"),
     "map_sheet_done": ("PDFを作成しました", "PDF ready"),
     "map_sheet_failed": ("PDFを作成できませんでした", "Could not make the PDF"),
+    "map_sheet_busy": ("混み合っています。{s} 秒後にもう一度押してください",
+                       "Busy: please press again in {s} s"),
+    # the information sheet (bottom on phones, right on wide screens) and what a tap lists
+    "map_sheet_label": ("地図の情報", "Map information"),
+    "map_sheet_open": ("情報を広げる", "Expand the information"),
+    "map_sheet_close": ("情報をたたむ", "Fold the information"),
+    "map_pick_hint": ("地図をタップ（キーボードでは地図で Enter）すると、その場所の地物を一覧します。",
+                      "Tap the map (or press Enter on the map) to list what is there."),
+    "map_pick_title": ("この場所の地物（{n} 件）", "Features here ({n})"),
+    "map_pick_none": ("この場所には地物がありません。線の近くをタップしてください。",
+                      "Nothing here. Tap closer to a line."),
+    "map_pick_zoom": ("{layer}: 拡大すると1本ずつ選べます", "{layer}: zoom in to choose single items"),
+    "map_pick_zoom_go": ("ここを拡大", "Zoom in here"),
+    "map_pick_back": ("一覧に戻る", "Back to the list"),
+    "map_pick_kbd": ("地図の中心（＋）の地物を一覧するには Enter", "Press Enter to list what is at the centre (+)"),
+    "map_pipes_title": ("この筆から {m} m 以内の管路", "Pipes within {m} m of this parcel"),
+    "map_pipes_none": ("{m} m 以内に管路はありません", "No pipe within {m} m"),
+    "map_pipes_loading": ("管路を調べています…", "Looking for pipes…"),
+    "map_pipes_error": ("管路を取得できませんでした", "The pipes could not be loaded"),
+    "map_pipes_kind": ("種別", "Kind"),
+    "map_pipes_more": ("ほか {n} 件は地図で確かめてください", "{n} more: see the map"),
+    "map_dialog_terms": ("利用条件", "Terms of use"),
     # the risk card (pages with hazard or shelter layers)
     "map_hz_hint": (
         "地図をタップするか「現在地」を押すと、その地点の災害の想定と、近くの避難場所を表示します。",
@@ -1244,9 +1297,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Fix: run uozu-gis publish again",
     ),
     "route_network_layers": (
-        "config/services.yml: routing.network_layers の {layers} は公開された線のレイヤではありません。使えるもの: {known}",
-        "config/services.yml: routing.network_layers {layers} are not public line layers. "
-        "Known: {known}",
+        "map.network: walk のレイヤ {layers} は公開された線のレイヤではありません。使えるもの: {known}",
+        "layers {layers} say map.network: walk but are not public line layers. Known: {known}",
     ),
     "route_network_missing": (
         "歩行ネットワークのレイヤ '{layer}' が公開データ {path} にありません。修正: uozu-gis merge の後に publish する",
@@ -1317,25 +1369,106 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "緯度/経度 = latitude/longitude, lines and polygons as WKT)",
     ),
     "opendata_layer": (
-        "{file}: opendata.layers の '{layer}' は公開レイヤではありません。修正: 公開レイヤの id にする",
-        "{file}: opendata.layers names '{layer}', which is not a public layer. "
-        "Fix: use the id of a public layer",
+        "{file}: opendata: は公開レイヤにだけ書けます (このレイヤは visibility: {visibility})。修正: opendata: を消す",
+        "{file}: opendata: is for public layers only (this one is visibility: {visibility}). "
+        "Fix: remove opendata:",
     ),
     "opendata_standard": (
-        "{file}: opendata.layers.{layer}: 標準 '{standard}' はありません。使えるもの: {known}",
-        "{file}: opendata.layers.{layer}: no standard '{standard}'. Known: {known}",
+        "{file}: opendata.standard '{standard}' はありません。使えるもの: {known}",
+        "{file}: opendata.standard: no standard '{standard}'. Known: {known}",
     ),
     "opendata_column": (
-        "{file}: opendata.layers.{layer}: 列 '{column}' は{standard}にありません。使える列: {known}",
-        "{file}: opendata.layers.{layer}: column '{column}' is not in {standard}. "
-        "Columns: {known}",
+        "{file}: opendata.columns: 列 '{column}' は{standard}にありません。使える列: {known}",
+        "{file}: opendata.columns: column '{column}' is not in {standard}. Columns: {known}",
     ),
     "opendata_field": (
-        "{file}: opendata.layers.{layer}.{column}: '{field}' はこのレイヤの公開項目ではありません。使えるもの: {known}",
-        "{file}: opendata.layers.{layer}.{column}: '{field}' is not a public field of the "
-        "layer. Known: {known}",
+        "{file}: {key}: '{field}' はこのレイヤの公開項目ではありません。使えるもの: {known}",
+        "{file}: {key}: '{field}' is not a public field of the layer. Known: {known}",
+    ),
+    "pg_pgrouting_missing": (
+        "PostGIS に pgRouting を用意できません ({detail})。修正: データベース管理者が CREATE EXTENSION pgrouting を実行する (Debian: postgresql-15-pgrouting)",
+        "cannot enable pgRouting in the PostGIS database ({detail}). Fix: ask the database "
+        "administrator to run CREATE EXTENSION pgrouting (Debian: postgresql-15-pgrouting)",
+    ),
+    "mapcfg_network_layer": (
+        "{file}: map.network: walk は公開された線のレイヤにだけ書けます (このレイヤ: {geometry}, "
+        "visibility: {visibility})。修正: network を外す",
+        "{file}: map.network: walk is for public line layers only (this one: {geometry}, "
+        "visibility: {visibility}). Fix: remove network",
+    ),
+    "mapcfg_network_no_shelter": (
+        "{file}: map.network: walk (避難場所までの徒歩経路) ですが、避難場所 (map.role: shelter) の"
+        "公開レイヤがありません。修正: 避難場所のレイヤに role: shelter を書くか network を外す",
+        "{file}: map.network: walk (walking routes to shelters), but no public layer has "
+        "map.role: shelter. Fix: give the shelter layer role: shelter, or remove network",
+    ),
+    "mapcfg_routing_no_network": (
+        "config/project.yml: publish.routing がありますが、map.network: walk のレイヤがありません。"
+        "修正: 歩ける道路のレイヤ (layers/<id>.yml) の map に network: walk を書く",
+        "config/project.yml: publish.routing is set but no layer says map.network: walk. "
+        "Fix: write network: walk in the map block of the road layer people walk on",
+    ),
+    "mapcfg_place_layer": (
+        "config/project.yml: publish.search.place_layers の '{layer}' は地名になる公開レイヤでは"
+        "ありません (公開され map.label_field があるレイヤ)。使えるもの: {known}",
+        "config/project.yml: publish.search.place_layers names '{layer}', which is not a public "
+        "layer with map.label_field. Known: {known}",
     ),
     # --- change feed (publish/build/changes.py)
+    "link_download": ("ダウンロード ({format}): {file}", "Download ({format}): {file}"),
+    "link_download_standard": (
+        "ダウンロード (自治体標準オープンデータセット, {format}): {file}",
+        "Download (municipal standard open data set, {format}): {file}",
+    ),
+    "oas_changes_summary": ("公開版の間の変更 (追加・削除・変更された地物)", "Changes between releases (features added, removed, changed)"),
+    "oas_changes_description": (
+        "since の日 (UTC) 以降に公開された版で追加・削除・変更された地物の ID を、レイヤごとに返します。bbox を指定すると、その範囲にかかる地物だけです (削除された地物は削除前の位置)",
+        "Ids of the features added, removed or changed by the releases published since the "
+        "given day (UTC), per layer; with bbox, only features meeting that box (a removed one "
+        "where it was)",
+    ),
+    "oas_changes_since": ("この日 (YYYY-MM-DD, UTC) 以降の変更", "changes since this day (YYYY-MM-DD, UTC)"),
+    "oas_changes_bbox": ("範囲: 西,南,東,北 (経度・緯度)", "box: minlon,minlat,maxlon,maxlat"),
+    "oas_changes_layers": ("レイヤ (カンマ区切り)。省略時はすべて", "layers (comma separated); all if omitted"),
+    "oas_changes_200": ("レイヤごとの変更", "changes per layer"),
+    "oas_changes_400": ("パラメータの誤り", "invalid parameter"),
+    "page_opendata": ("オープンデータ", "Open data"),
+    "page_opendata_text": (
+        "公開しているレイヤを GeoPackage・GeoJSON・CSV (Excel で開ける UTF-8 BOM 付き) でダウンロードできます。公開版ごとに作り直しています。出典とライセンスは各ファイルと README に記載しています",
+        "Every published layer as GeoPackage, GeoJSON and CSV (UTF-8 with BOM, opens in "
+        "Excel), made again with each release. Sources and licences are in each file and in "
+        "the README",
+    ),
+    "page_downloads": ("ダウンロード", "Downloads"),
+    "page_changes": ("変更の記録", "Change feed"),
+    "page_changes_text": (
+        "公開版ごとに、前の版から追加・削除・変更された地物を記録しています (Atom / JSON)。日付と範囲を指定して問い合わせることもできます",
+        "Each release records the features added, removed and changed since the previous one "
+        "(Atom / JSON); ask for the changes since a day, in a box, through the API",
+    ),
+    "page_changes_since": ("この日以降", "Since"),
+    "page_changes_go": ("変更を見る", "Show changes"),
+    "page_changes_counts": ("今回の版: 追加 {added}・削除 {removed}・変更 {changed}", "this release: {added} added, {removed} removed, {changed} changed"),
+    "changes_history_from": (
+        "変更の記録は {first} の公開版から始まります。それより前の変更は含まれていません",
+        "the change record starts with the release of {first}; earlier changes are not included",
+    ),
+    "err_changes_since": (
+        "since '{value}' は日付ではありません。修正: since=2026-04-01 のように YYYY-MM-DD で書く",
+        "since '{value}' is not a date. Fix: write it as YYYY-MM-DD, e.g. since=2026-04-01",
+    ),
+    "err_changes_bbox": (
+        "bbox '{value}' は範囲ではありません。修正: bbox=西,南,東,北 (経度・緯度) の4つの数",
+        "bbox '{value}' is not a box. Fix: bbox=minlon,minlat,maxlon,maxlat (four numbers)",
+    ),
+    "err_changes_layers": (
+        "レイヤ '{layer}' は公開されていません。使えるもの: {known}",
+        "layer '{layer}' is not published. Known: {known}",
+    ),
+    "err_changes_param": (
+        "パラメータ '{name}' は使えません。使えるもの: since, bbox, layers",
+        "parameter '{name}' is not supported. Use: since, bbox, layers",
+    ),
     "changes_feed_title": ("{ja_title} の変更", "Changes to {en_title}"),
     "changes_entry_title": (
         "公開版 {release}: 追加 {added}・削除 {removed}・変更 {changed}",

@@ -385,6 +385,9 @@ class MapSpec(Strict):
     #: and large layers load by view from the API; True/False force one way (hazard and shelter
     #: layers are always in the data file: the risk card works without the API)
     embed: bool | None = None
+    #: ``walk``: people walk along these lines; the walking routes to shelters run on every
+    #: public line layer marked so (tuned by ``publish.routing`` of the project)
+    network: Literal["walk"] | None = None
     hazard: HazardRole | None = None
     shelter: ShelterRole | None = None
     parcel: ParcelRole | None = None
@@ -478,6 +481,49 @@ class PublishGeometry(Strict):
     tolerance_m: float = Field(default=0.5, gt=0.0, le=100.0)
 
 
+class StdColumn(Strict):
+    """Where one column of a standard layout comes from: a field, or a fixed value."""
+
+    field: str | None = None
+    const: str | None = None
+    #: ``flag``: true -> "1", else "" (the standard's 対応あり/なし); ``text``: as is
+    format: Literal["text", "flag"] = "text"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StdColumn:
+        if (self.field is None) == (self.const is None):
+            raise ValueError("give exactly one of 'field' or 'const'")
+        return self
+
+
+class OpenDataLayout(Strict):
+    """The layer also published in a 自治体標準オープンデータセット layout (``opendata:`` of a
+    layer spec), e.g. the shelters as 指定緊急避難場所一覧.
+
+    ``standard`` names a layout the engine knows (``publish/build/opendata_standards.yml``);
+    ``columns`` maps the standard's columns to public fields of the layer (or fixed values).
+    """
+
+    standard: str
+    #: a boolean field: only rows where it is true are in the standard list (指定緊急避難場所)
+    where: str | None = None
+    #: standard column -> our field (``name``) or ``{field, format}`` / ``{const}``
+    columns: dict[str, str | StdColumn] = Field(default_factory=dict)
+
+    def column(self, name: str) -> StdColumn | None:
+        v = self.columns.get(name)
+        return StdColumn(field=v) if isinstance(v, str) else v
+
+    def fields(self) -> dict[str, str]:
+        """Layer fields the layout reads -> the key reading it."""
+        out = {self.where: "opendata.where"} if self.where else {}
+        for col in self.columns:
+            src = self.column(col)
+            if src is not None and src.field:
+                out.setdefault(src.field, f"opendata.columns.{col}")
+        return out
+
+
 class LayerSpec(Strict):
     """A declarative spec for one target layer of the merged master (``layers/<id>.yml``).
 
@@ -512,6 +558,8 @@ class LayerSpec(Strict):
     max_quarantine: QuarantineBudget = Field(default_factory=QuarantineBudget)
     publish_geometry: PublishGeometry = Field(default_factory=PublishGeometry)
     map: MapSpec = Field(default_factory=MapSpec)
+    #: also published in a standard open-data layout (自治体標準オープンデータセット)
+    opendata: OpenDataLayout | None = None
     depends_on: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
@@ -685,6 +733,63 @@ class PageConfig(Strict):
     basemap: Literal["pale", "std", "none"] = "pale"
 
 
+class RoutingConfig(Strict):
+    """Walking routes to shelters: how the graph is built at publish and how routes are told.
+
+    The network is every public line layer whose spec says ``map.network: walk``; the shelters
+    are the public layers with ``map.role: shelter``.
+    """
+
+    #: walking speed (m/s) for times; 1.0 m/s is the usual evacuation planning figure (内閣府)
+    walk_speed_mps: float = Field(default=1.0, gt=0, le=3)
+    #: a point farther than this from every road gets no route (said, with the distance)
+    snap_m: float = Field(default=150.0, gt=0, le=2000)
+    #: line ends (and ends on another line) closer than this are one junction
+    junction_m: float = Field(default=0.5, ge=0, le=10)
+    #: separate parts of the network closer than this are joined by a straight link (0 = never);
+    #: for road ledgers that stop at national or prefectural roads. Links are said in directions.
+    bridge_m: float = Field(default=0.0, ge=0, le=500)
+    #: shelters returned per request
+    results: int = Field(default=3, ge=1, le=10)
+
+
+class OazaEntry(Strict):
+    """One 大字 as written in the parcel layer, its reading and other spellings people type."""
+
+    name: str
+    #: hiragana (丁目 as digits or in kana: ばんちょう1ちょうめ = ばんちょういっちょうめ): the
+    #: 大字 list is sorted by it (2丁目 before 10丁目), and typing it in kana finds the 大字
+    reading: str = Field(pattern=r"^[\u3041-\u309fー・0-9]+$")
+    en: str | None = None  # romanised, e.g. Sanga
+    variants: list[str] = Field(default_factory=list)  # 三ヶ, 三箇, old forms, former names
+
+
+class SearchConfig(Strict):
+    """The one search of every page (its index is built at publish from the public store)."""
+
+    oaza: list[OazaEntry] = Field(default_factory=list)
+    #: prefixes dropped from queries and addresses before matching (e.g. 県名+市名)
+    address_prefixes: list[str] = Field(default_factory=list)
+    #: layers whose features are places; default: shelter layers and point layers with
+    #: ``map.label_field``
+    place_layers: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> SearchConfig:
+        names = [o.name for o in self.oaza]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"oaza: {twice} listed twice")
+        return self
+
+
+class OpenDataConfig(Strict):
+    """Per-layer open-data downloads (every public layer gets GeoPackage, GeoJSON and CSV)."""
+
+    #: shown in every download's README and metadata (e.g. 公共データ利用規約 compatibility)
+    note: I18nText | None = None
+
+
 class PublishConfig(Strict):
     title: I18nText
     description: I18nText
@@ -703,6 +808,12 @@ class PublishConfig(Strict):
     #: proxies whose X-Forwarded-* headers are believed (addresses as seen by the server)
     trusted_proxies: list[str] = Field(default_factory=list)
     pages: list[PageConfig] = Field(default_factory=list)
+    #: walking routes to shelters (on the line layers marked ``map.network: walk``)
+    routing: RoutingConfig = Field(default_factory=lambda: RoutingConfig())
+    #: the one search of every page: 大字 readings and spellings, address prefixes, places
+    search: SearchConfig = Field(default_factory=lambda: SearchConfig())
+    #: open-data downloads of every public layer (layouts per layer: ``opendata:`` of its spec)
+    opendata: OpenDataConfig = Field(default_factory=lambda: OpenDataConfig())
 
 
 class DepartmentGrant(Strict):

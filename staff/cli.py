@@ -160,7 +160,7 @@ def export(ctx: CtxLike, departments: tuple[str, ...], out: str, target: str, la
 
     \b
     Example:
-        uozu-gis staff export --department kensetsu --out //fileserver/gis/kensetsu
+        uozu-gis staff export --department kensetsu --out /srv/share/gis/kensetsu
         uozu-gis staff export -d zeimu -d kensetsu --out packages
         uozu-gis --store postgresql://uozu_etl@db/gis staff export -d zeimu --target postgis --out p
     """

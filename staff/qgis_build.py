@@ -444,6 +444,12 @@ def _renderer_report(layer: Any) -> dict[str, Any]:
                              for c in r.categories()]
     elif r is not None and r.type() == "singleSymbol":
         out["colors"] = _colors(r.symbol())
+    cats = r.categories() if out["type"] == "categorizedSymbol" else []  # owns the symbols
+    syms = [c.symbol() for c in cats] or ([r.symbol()] if out["type"] == "singleSymbol" else [])
+    widths = {sym.symbolLayer(0).dataDefinedProperties().property(
+        QgsSymbolLayer.PropertyStrokeWidth).expressionString() for sym in syms}
+    out["width_expressions"] = sorted(w for w in widths if w)
+    out["arrows"] = any(sym.symbolLayerCount() > 1 for sym in syms)
     return out
 
 

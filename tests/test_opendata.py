@@ -14,40 +14,42 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-from publish_fixtures import isolated_site_builders, make_project
+from publish_fixtures import SHELTERS, isolated_site_builders, make_project
 
 from config import Project, load_project
 from config.errors import ConfigError
 from config.messages import text
-from config.services import OpenDataConfig, OpenDataLayer, load_services
+from config.models import OpenDataLayout
 from publish.build import opendata, publish
 
-SERVICES = """
+#: the shelters' standard layout, in their spec
+LAYOUT = """
 opendata:
-  note: {ja: 公共データ利用規約 (第1.0版) とも互換です, en: Compatible with the PDL 1.0}
-  layers:
-    shelters:
-      standard: evacuation_space
-      where: flood                      # the list of sites designated for floods
-      columns:
-        ID: shelter_id
-        名称: name
-        想定収容人数: capacity
-        災害種別_洪水: {field: flood, format: flag}
-        地方公共団体名: {const: 富山県魚津市}
+  standard: evacuation_space
+  where: flood                      # the list of sites designated for floods
+  columns:
+    ID: shelter_id
+    名称: name
+    想定収容人数: capacity
+    災害種別_洪水: {field: flood, format: flag}
+    地方公共団体名: {const: 富山県魚津市}
+"""
+NOTE = """  opendata:
+    note: {ja: 公共データ利用規約 (第1.0版) とも互換です, en: Compatible with the PDL 1.0}
 """
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Any, dict[str, Any]]:
     root = tmp_path_factory.mktemp("od")
-    make_project(root)
-    (root / "config" / "services.yml").write_text(textwrap.dedent(SERVICES), encoding="utf-8")
+    make_project(root, extra_specs={"shelters": textwrap.dedent(SHELTERS) + LAYOUT})
+    cfg = root / "config" / "project.yml"
+    cfg.write_text(cfg.read_text(encoding="utf-8") + NOTE, encoding="utf-8")
     project = load_project(root)
     with isolated_site_builders():
-        res = publish(project)
-    catalog = opendata.release_artifact(project, res.store, load_services(project).opendata,
-                                        res.path, {"shelters": "2025-03-31"})
+        res = publish(project)  # writes the downloads into the release (publish.build.answers)
+    catalog = json.loads((res.path / opendata.OPENDATA_DIR / "index.json").read_text(
+        encoding="utf-8"))["layers"]
     return project, res, catalog
 
 
@@ -161,24 +163,38 @@ def test_licence_and_source_travel_with_the_files(release: tuple[Project, Any, d
     assert files["shelters.gpkg"]["bytes"] == (out / "shelters.gpkg").stat().st_size
 
 
+def _with_layout(project: Project, lid: str, layout: OpenDataLayout) -> Project:
+    specs = {**project.specs, lid: project.specs[lid].model_copy(update={"opendata": layout})}
+    return Project(project.root, project.config, specs, project.codelists, project.spec_hashes)
+
+
 def test_mapping_errors_name_file_column_and_fix(release: tuple[Project, Any, dict],
                                                  tmp_path: Path) -> None:
     project, res, _ = release
-    bad = OpenDataConfig(layers={"shelters": OpenDataLayer(standard="evacuation_space",
-                                                           columns={"名前": "name"})})
-    with pytest.raises(ConfigError) as e:
-        opendata.release_artifact(project, res.store, bad, tmp_path)
     std = opendata.standards()["evacuation_space"]
-    assert str(e.value) == text("opendata_column", file="config/services.yml",
-                                layer="shelters", column="名前", standard="指定緊急避難場所一覧",
-                                known=", ".join(std.columns))
-    bad = OpenDataConfig(layers={"shelters": OpenDataLayer(standard="evacuation_space",
-                                                           columns={"電話番号": "manager_phone"})})
-    with pytest.raises(ConfigError) as e:  # an internal field is not a public one
-        opendata.release_artifact(project, res.store, bad, tmp_path)
-    assert e.value.key == "opendata_field" and "'manager_phone'" in str(e.value)
-    bad = OpenDataConfig(layers={"parcel_tax": OpenDataLayer(standard="evacuation_space")})
+    bad = _with_layout(project, "shelters", OpenDataLayout(standard="evacuation_space",
+                                                           columns={"名前": "name"}))
     with pytest.raises(ConfigError) as e:
-        opendata.release_artifact(project, res.store, bad, tmp_path)
-    assert str(e.value) == text("opendata_layer", file="config/services.yml",
-                                layer="parcel_tax")
+        opendata.check_layouts(bad)
+    assert str(e.value) == text("opendata_column", file="layers/shelters.yml", column="名前",
+                                standard="指定緊急避難場所一覧", known=", ".join(std.columns))
+    bad = _with_layout(project, "shelters", OpenDataLayout(standard="evacuation_spaces"))
+    with pytest.raises(ConfigError) as e:
+        opendata.release_artifact(bad, res.store, tmp_path)
+    assert str(e.value) == text("opendata_standard", file="layers/shelters.yml",
+                                standard="evacuation_spaces", known="evacuation_space")
+    # an internal field is not a public one: said when the project loads
+    (project.root / "layers" / "shelters.yml").write_text(
+        textwrap.dedent(SHELTERS) + LAYOUT.replace("想定収容人数: capacity",
+                                                   "電話番号: manager_phone"), encoding="utf-8")
+    try:
+        with pytest.raises(ConfigError) as e:
+            load_project(project.root)
+        public = [n for n, f in project.specs["shelters"].fields.items()
+                  if f.visibility == "public"]
+        assert str(e.value) == text("opendata_field", file=str(
+            project.root / "layers" / "shelters.yml"), key="opendata.columns.電話番号",
+            field="manager_phone", known=", ".join(public))
+    finally:
+        (project.root / "layers" / "shelters.yml").write_text(
+            textwrap.dedent(SHELTERS) + LAYOUT, encoding="utf-8")

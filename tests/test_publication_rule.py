@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
+import shapely.affinity
 
 from config.models import LayerSpec, PublishGeometry
 from etl.validate import simplify_for_publication
@@ -58,3 +59,34 @@ def test_rule_is_validated(rule: dict, err: str) -> None:
 def test_default_rule_documented() -> None:
     r = LayerSpec.model_fields["publish_geometry"].default_factory()
     assert (r.max_vertices, r.tolerance_m) == (10000, 0.5)
+
+
+def test_public_table_uses_the_rule_and_the_master_stays_exact() -> None:
+    """publish.build.public_store.build_table applies the spec's rule in metres of the master
+    CRS before reprojecting: the public copy fits the budget, the master row is untouched."""
+    import geopandas as gpd
+
+    from publish.build.public_store import build_table, plan_layer
+
+    base = {"spec_version": 1, "id": "zone", "title": {"ja": "区域", "en": "Zone"},
+            "geometry_type": "Polygon", "source_system": "s", "visibility": "public",
+            "attribution": {"ja": "x", "en": "x"}, "id_field": "k",
+            "sources": [{"name": "s", "path": "x.shp"}],
+            "fields": {"k": {"from": "k", "visibility": "public"}},
+            "publish_geometry": {"max_vertices": 2000, "tolerance_m": 0.5},
+            "map": {"pages": []}}
+    spec = LayerSpec.model_validate(base)
+    big, small = _wiggly(120_000), _wiggly(300)
+    # a plane CRS (metres): shift into a real zone so the CRS84 copy is sensible
+    master = gpd.GeoDataFrame({"k": ["a", "b"]},
+                              geometry=[shapely.affinity.translate(big, 20000, 90000),
+                                        shapely.affinity.translate(small, 25000, 90000)],
+                              crs="EPSG:6675")
+    before = master.geometry.copy()
+    table = build_table(master, plan_layer(spec, {}), {})
+    n = shapely.get_num_coordinates(table.geometry.values)
+    assert list(table["fid"]) == ["a", "b"]
+    assert n[0] <= 2000 and n[1] == shapely.get_num_coordinates(small)
+    assert master.geometry.equals(before)  # the master keeps the exact geometry
+    back = table.to_crs("EPSG:6675").geometry.values
+    assert shapely.hausdorff_distance(back[0], before.values[0]) < 2.0

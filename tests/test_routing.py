@@ -21,7 +21,7 @@ from sqlalchemy import text as sql
 
 from config import Project, load_project
 from config.messages import both, text
-from config.services import RoutingConfig
+from config.models import RoutingConfig
 from etl.stores.postgis import connect, make_engine
 from publish.build import publish, routing
 from publish.model import ID_COLUMN
@@ -292,7 +292,8 @@ def pg_conn(new_pg_db: Any) -> Iterator[Any]:
 def test_embedded_and_pgrouting_agree_on_the_sample(uozu_release: tuple[Project, Path],
                                                     pg_conn: Any, bridge_m: float) -> None:
     project, store = uozu_release
-    cfg = RoutingConfig(network_layers=["road_segment"], bridge_m=bridge_m)
+    assert routing.network_layers(project) == ["road_segment"]  # map.network: walk
+    cfg = RoutingConfig(bridge_m=bridge_m)
     graph = routing.build_release_graph(project, store, cfg)
     assert graph.n_edges >= 1000 and len(graph.shelters.fid) > 20
     assert graph.parts == (8 if bridge_m == 0 else 1)  # the sample's district grids

@@ -12,7 +12,7 @@ import pytest
 from shapely.geometry import Point, box
 
 from config import Project, load_project
-from config.services import OazaEntry, SearchConfig, load_services
+from config.models import OazaEntry, SearchConfig
 from publish.build import search_index as si
 from publish.model import ID_COLUMN, ROWID_COLUMN
 
@@ -26,6 +26,11 @@ publish:
   contact_name: 建設課
   contact_url: https://example.jp/
   city_url: https://example.jp/
+  search:
+    address_prefixes: [富山県魚津市, 魚津市]
+    oaza:
+      - {name: 三ケ, reading: さんが, en: Sanga, variants: [三ヶ, 三箇]}
+      - {name: 大町１丁目, reading: おおまちいっちょうめ}
 """
 PARCEL = """
 spec_version: 1
@@ -65,14 +70,6 @@ map:
   label_field: title
   shelter: {name_field: title, address_field: addr, flags: {flood: flood}}
 """
-SERVICES = """
-search:
-  address_prefixes: [富山県魚津市, 魚津市]
-  oaza:
-    - {name: 三ケ, reading: さんが, en: Sanga, variants: [三ヶ, 三箇]}
-    - {name: 大町１丁目, reading: おおまちいっちょうめ}
-"""
-
 LOTS = [  # (fid, 大字 as the ledger writes it, 地番)
     ("P1", "大町１丁目", "123-4"), ("P2", "大町１丁目", "123-5"), ("P3", "大町１丁目", "1234"),
     ("P4", "大町２丁目", "123-4"), ("P5", "三ケ", "5"), ("P6", "三ケ", "甲7"),
@@ -88,7 +85,6 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Path]:
     (root / "config").mkdir()
     (root / "layers").mkdir()
     (root / "config" / "project.yml").write_text(textwrap.dedent(PROJECT), encoding="utf-8")
-    (root / "config" / "services.yml").write_text(textwrap.dedent(SERVICES), encoding="utf-8")
     (root / "layers" / "lots.yml").write_text(textwrap.dedent(PARCEL), encoding="utf-8")
     (root / "layers" / "refuges.yml").write_text(textwrap.dedent(SHELTER), encoding="utf-8")
     project = load_project(root)
@@ -112,7 +108,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Path]:
 @pytest.fixture(scope="module")
 def index(city: tuple[Project, Path]) -> dict:
     project, store = city
-    return si.build_index(project, store, load_services(project).search)
+    return si.build_index(project, store)
 
 
 def first(index: dict, q: str) -> tuple[str, str, str | None]:
@@ -175,7 +171,7 @@ def test_places_and_addresses_ranked(index: dict) -> None:
 
 def test_index_file_is_compact_and_complete(city: tuple[Project, Path], tmp_path: Path) -> None:
     project, store = city
-    path, counts = si.release_artifact(project, store, load_services(project).search, tmp_path)
+    path, counts = si.release_artifact(project, store, tmp_path)
     assert path.name == si.INDEX_FILE
     raw = path.read_text(encoding="utf-8")
     assert ": " not in raw and ", " not in raw.replace("大町公民館 (", "")
@@ -186,7 +182,7 @@ def test_index_file_is_compact_and_complete(city: tuple[Project, Path], tmp_path
     assert [e["n"] for e in data["oaza"]][:2] == ["大町１丁目", "三ケ"]
     assert data["oaza"][0]["ch"] == ["123-4", "123-5", "1234"]
     assert data["oaza"][1]["en"] == "Sanga"
-    assert data == si.build_index(project, store, load_services(project).search)
+    assert data == si.build_index(project, store)
 
 
 def test_place_layers_override(city: tuple[Project, Path]) -> None:

@@ -203,6 +203,12 @@ def test_styles_labels_forms_and_tips_come_from_the_specs(uozu, probes) -> None:
             assert L["renderer"]["type"] == "singleSymbol", lid
         if ms.labels:
             assert L["labels"] and L["label_min_scale"] == zoom_scale(ms.labels.min_zoom)
+        if ms.width_by:  # pipe width by diameter: one data-defined width for every category
+            (expr,) = L["renderer"]["width_expressions"]
+            assert expr.startswith(f'CASE WHEN "{ms.width_by.field}" IS NULL'), lid
+        else:
+            assert L["renderer"]["width_expressions"] == [], lid
+        assert L["renderer"]["arrows"] == ms.arrows, lid
         for f in ms.popup:  # titles in the map tip (units after the values)
             assert L["aliases"][f].split(" [")[0] in L["map_tip"], (lid, f)
             assert f'"{f}"' in L["map_tip"], (lid, f)

@@ -333,3 +333,21 @@ def test_geopackage_package_from_the_postgis_master(env: Env, tmp_path: Path) ->
     assert "parcel_tax" not in res.layers
     info = pyogrio.read_info(res.out / "josuido.gpkg", layer="water_valve")
     assert "normal_state" in info["fields"]
+
+
+def test_cli_merge_moves_department_views_to_the_new_run(env: Env) -> None:
+    """``uozu-gis merge`` on PostGIS re-applies the grants: no stale views after a merge."""
+    import cli
+    from click.testing import CliRunner
+
+    res = CliRunner().invoke(cli.cli, ["--project", str(env.project.root), "-q", "merge"])
+    assert res.exit_code == 0, res.output
+    new = open_store(env.project).current_run()
+    schema_comment = f"SELECT obj_description('{PREFIX}_dept_zeimu'::regnamespace)"
+    assert new in env.sql(schema_comment)
+    conn = env.connect(env.login("zeimu"))
+    assert denied(conn, f"SELECT owner_name FROM {PREFIX}_dept_zeimu.parcel_tax") is None
+    conn.close()
+    conn = env.connect(env.login("kensetsu"))
+    assert denied(conn, f"SELECT owner_name FROM {PREFIX}_dept_kensetsu.parcel_tax") is not None
+    conn.close()

@@ -4,6 +4,8 @@ The one entry point the CLI calls (``uozu-gis publish``). Order matters for safe
 
 1. plan the allow-lists from the specs (config errors before anything is written);
 2. write the public store into a fresh ``releases/<id>/`` and self-check it (leak guard);
+   then what the release answers (:mod:`publish.build.answers`: walking graph, also as pgRouting
+   tables in PostGIS, search index, open data, change feed), built from that store only;
 3. generate, validate (pygeoapi's schema) and exercise (OpenAPI build) the pygeoapi config;
 4. build the map pages the project declares (:func:`publish.pages.build_site`) into ``site/``;
 5. write ``release.json``, switch ``current`` atomically, prune old releases.
@@ -28,6 +30,7 @@ from pyproj.exceptions import CRSError
 from config import Project
 from config import messages as msg
 from etl.stores import url as urls
+from publish.build import answers as ans
 from publish.build import apiconfig, pgpublic, release
 from publish.build import public_store as store
 from publish.errors import PublishError
@@ -156,13 +159,24 @@ def publish(project: Project, *, progress: Progress | None = None,
             expected, forbidden = store.expected_tables(project), store.forbidden_columns(project)
             counts = {lid: lay.features for lid, lay in layers.items()}
             store.check_public_store(rdir / release.STORE, expected, forbidden, counts)
+            tick("routing")
+            answers = ans.walk_graph(project, rdir, rdir / release.STORE)
             if pgw:
+                if answers.graph is not None:
+                    pgw.write_walk_graph(answers.graph)
                 pgw.grant()
                 allowed = set(pgpublic.release_schemas(pgw.conn, pgw.prefix))
-                pgpublic.check(pgw.conn, pgw.schema, pgw.reader, expected, forbidden, counts,
-                               allowed)
+                pgpublic.check(pgw.conn, pgw.schema, pgw.reader, expected | pgw.extra_columns,
+                               forbidden, counts | pgw.extra_counts, allowed)
                 pgw.commit()  # visible to the reader role from here on; the switch is later
             timings["check"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()  # search index, open data, change feed (answers.py)
+            prev = release.load_release(public_dir, previous) if previous else None
+            ans.build(project, rdir, rdir / release.STORE, rid,
+                      {lid: lay.data_date for lid, lay in layers.items() if lay.data_date},
+                      expected, (prev.id, prev.dir) if prev else None, answers, tick)
+            timings["answers"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
             tick("config")
@@ -170,7 +184,9 @@ def publish(project: Project, *, progress: Progress | None = None,
             apiconfig.write_locale(locale_dir)
             cfg = apiconfig.build_config(project, rdir / release.STORE, layers, plans,
                                          locale_dir=locale_dir,
-                                         pg=pgw.target if pgw else None)
+                                         pg=pgw.target if pgw else None,
+                                         processes=answers.processes(),
+                                         downloads=answers.downloads)
             apiconfig.validate(cfg)
             apiconfig.dump_yaml(cfg, rdir / release.CONFIG)
             timings["config"] = time.perf_counter() - t0
@@ -184,7 +200,7 @@ def publish(project: Project, *, progress: Progress | None = None,
             t0 = time.perf_counter()
             tick("site")
             site = rdir / release.SITE
-            (site / "maps").mkdir(parents=True)
+            (site / "maps").mkdir(parents=True, exist_ok=True)  # answers put search.json there
             ctx = SiteContext(project, rid, site, rdir / release.STORE, layers, plans,
                               (project.config.publish.base_url or "").rstrip("/"))
             for build in [build_site, *(site_builders or [])]:
@@ -195,6 +211,8 @@ def publish(project: Project, *, progress: Progress | None = None,
             tick("switch")
             timings["total"] = time.perf_counter() - t_start
             meta = _meta(project, rid, source, layers, plans, timings)
+            meta["processes"] += list(answers.processes())
+            meta.update(answers.meta)
             meta["store"] = {"kind": urls.scheme(url), "url": urls.redact(url),
                              "schema": pgw.schema if pgw else None}
             release.write_meta(rdir, meta)

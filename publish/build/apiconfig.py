@@ -66,7 +66,7 @@ PROCESSOR = "publish.server.process_pipesheet.PipeSheetProcessor"
 # closed, and are left out of the OpenAPI document. A process is served only if the release's
 # config registers it (pygeoapi answers 404 for any other id).
 API_ROUTES = re.compile(
-    r"^/(?:openapi|conformance|collections(?:/.*)?|processes(?:/[A-Za-z0-9_-]{1,64})?"
+    r"^/(?:openapi|conformance|changes|collections(?:/.*)?|processes(?:/[A-Za-z0-9_-]{1,64})?"
     r"|static/.+)?$")
 # The one write-like route: executing a registered process (it only computes an answer).
 PROCESS_EXECUTION = re.compile(r"^/processes/([A-Za-z0-9_-]{1,64})/execution/?$")
@@ -79,6 +79,7 @@ BASEMAP_URL = "https://cyberjapandata.gsi.go.jp/xyz/pale/{z}/{x}/{y}.png"
 BASEMAP_ATTRIBUTION = ('<a href="https://maps.gsi.go.jp/development/ichiran.html">'
                        "地理院タイル / GSI Tiles</a>")
 WORLD = [-180.0, -90.0, 180.0, 90.0]
+DOWNLOAD_NAMES = {"gpkg": "GeoPackage", "geojson": "GeoJSON", "csv": "CSV"}
 LOGGER = logging.getLogger(__name__)
 
 
@@ -163,9 +164,22 @@ def collection_description(spec: LayerSpec, date: str | None) -> dict[str, str]:
     )
 
 
-def _links(spec: LayerSpec, base_url: str) -> list[dict[str, str]]:
+def _enclosures(lid: str, files: list[dict[str, Any]], root: str) -> list[dict[str, Any]]:
+    """``rel=enclosure`` links to the layer's open-data files (served under ``/opendata``)."""
+    out = []
+    for f in files:
+        key = "link_download_standard" if f.get("standard") else "link_download"
+        out.append({"type": f["type"], "rel": "enclosure", "href": f"{root}/opendata/{f['file']}",
+                    "title": msg.text(key, format=DOWNLOAD_NAMES.get(f["format"], f["format"]),
+                                      file=f["file"]),
+                    "length": int(f["bytes"])})
+    return out
+
+
+def _links(spec: LayerSpec, base_url: str,
+           downloads: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     root = base_url.rstrip("/")
-    return [
+    return [*_enclosures(spec.id, downloads or [], root),
         {"type": "text/html", "rel": "license", "href": spec.license_url,
          "title": msg.text("link_license", license=spec.license)},
         {"type": "text/html", "rel": "related", "href": f"{root}/terms#layer-{spec.id}",
@@ -184,14 +198,16 @@ def _title_field(spec: LayerSpec, plan: LayerPlan) -> str | None:
 def build_config(project: Project, store: Path, layers: dict[str, StoreLayer],
                  plans: dict[str, LayerPlan], *, locale_dir: Path,
                  pg: PgTarget | None = None,
-                 processes: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                 processes: dict[str, dict[str, Any]] | None = None,
+                 downloads: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """The pygeoapi config dict for one release (absolute paths into the release directory).
 
     With ``pg`` the collections read the release's PostGIS schema as the SELECT-only reader role
     (CQL2 ``filter`` works there); otherwise the release's public GeoPackage. URLs start with
     :data:`LINK_ORIGIN` (replaced by the server per request). ``processes`` are further OGC API
     processes of this release (id -> ``resources`` entry naming the processor by dotted path),
-    registered besides the pipe sheet.
+    registered besides the pipe sheet. ``downloads``: the layer's open-data files (``file``,
+    ``format``, ``type``, ``bytes``, ``standard``), linked from its collection as enclosures.
     """
     pc = project.config.publish
     base = LINK_ORIGIN
@@ -237,7 +253,7 @@ def build_config(project: Project, store: Path, layers: dict[str, StoreLayer],
             "title": _i18n(spec.title.ja, spec.title.en),
             "description": collection_description(spec, lay.data_date),
             "keywords": list(dict.fromkeys([*spec.keywords, spec.title.ja, spec.title.en])),
-            "links": _links(spec, base),
+            "links": _links(spec, base, (downloads or {}).get(lid)),
             "extents": {"spatial": {"bbox": list(lay.bbox or union), "crs": CRS84}},
             "providers": [provider],
         }
@@ -335,6 +351,8 @@ def build_openapi(config: dict[str, Any], queryables: dict[str, list[str]]) -> d
                            detail=f"{type(e).__name__}: {e}") from e
     oas["paths"] = {p: v for p, v in oas.get("paths", {}).items()
                     if API_ROUTES.match(p) or PROCESS_EXECUTION.match(p)}
+    oas["paths"]["/changes"] = changes_openapi(sorted(
+        lid for lid, r in config["resources"].items() if r.get("type") == "collection"))
     used = {t for op in oas["paths"].values() for o in op.values() if isinstance(o, dict)
             for t in o.get("tags", [])}
     oas["tags"] = [t for t in oas.get("tags", []) if t.get("name") in used]
@@ -346,6 +364,39 @@ def build_openapi(config: dict[str, Any], queryables: dict[str, list[str]]) -> d
                                 if not (isinstance(p, dict) and p.get("in") == "query"
                                         and p.get("name") in fields and p["name"] not in names)]
     return oas
+
+
+def changes_openapi(layers: list[str]) -> dict[str, Any]:
+    """The OpenAPI path item of ``GET /changes`` (served by :mod:`publish.server.answers`)."""
+    ids = {"type": "array", "items": {"type": "string"}}
+    return {"get": {
+        "summary": msg.text("oas_changes_summary"),
+        "description": msg.text("oas_changes_description"),
+        "operationId": "getChanges",
+        "tags": ["server"],
+        "parameters": [
+            {"name": "since", "in": "query", "required": True,
+             "description": msg.text("oas_changes_since"),
+             "schema": {"type": "string", "example": "2026-04-01"}},
+            {"name": "bbox", "in": "query", "required": False, "style": "form",
+             "explode": False, "description": msg.text("oas_changes_bbox"),
+             "schema": {"type": "array", "minItems": 4, "maxItems": 4,
+                        "items": {"type": "number"}}},
+            {"name": "layers", "in": "query", "required": False, "style": "form",
+             "explode": False, "description": msg.text("oas_changes_layers"),
+             "schema": {"type": "array", "items": {"type": "string", "enum": layers}}},
+        ],
+        "responses": {
+            "200": {"description": msg.text("oas_changes_200"), "content": {
+                "application/json": {"schema": {"type": "object", "properties": {
+                    "since": {"type": "string"}, "release": {"type": "string"},
+                    "complete": {"type": "boolean"},
+                    "layers": {"type": "object", "additionalProperties": {
+                        "type": "object", "properties": {
+                            "added": ids, "removed": ids, "changed": ids}}}}}}}},
+            "400": {"description": msg.text("oas_changes_400")},
+        },
+    }}
 
 
 def write_locale(locale_dir: Path) -> Path:

@@ -219,6 +219,14 @@ def _write_json(path: Path, data: Any, compact: bool = False) -> None:
     tmp.replace(path)
 
 
+def parse_since(value: str) -> dt.datetime:
+    """``YYYY-MM-DD`` (00:00 UTC) or an ISO date-time (UTC if no zone); ValueError otherwise."""
+    v = value.strip()
+    if not v or len(v) > 40:
+        raise ValueError(value)
+    return _when(v.replace("Z", "+00:00") if "T" in v else v).astimezone(dt.UTC)
+
+
 def _when(value: str | dt.date | dt.datetime) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
@@ -236,19 +244,22 @@ def _meets(bbox: tuple[float, float, float, float],
     return not (maxx < bbox[0] or minx > bbox[2] or maxy < bbox[1] or miny > bbox[3])
 
 
-def changed_since(changes_dir: Path, since: str | dt.date | dt.datetime,
+def changed_since(changes_dir: Path | None, since: str | dt.date | dt.datetime,
                   bbox: tuple[float, float, float, float] | None = None,
-                  layers: list[str] | None = None) -> dict[str, dict[str, list[str]]]:
+                  layers: list[str] | None = None, *,
+                  events: list[list[Any]] | None = None) -> dict[str, dict[str, list[str]]]:
     """Features changed since ``since`` (release time, UTC; a date means its 00:00 UTC) whose
     bbox meets ``bbox`` (CRS84 minx, miny, maxx, maxy): ``{layer: {added, removed, changed}}``.
 
     A feature changed several times is listed once, under its latest operation since then, so
     "added then removed" reads "removed" and "added then changed" reads "added".
+    ``events``: the history already loaded (:func:`load_history`), instead of reading it.
     """
     t0 = _when(since)
     latest: dict[tuple[str, str], str] = {}
     first_op: dict[tuple[str, str], str] = {}
-    for rid, at, lid, fid, op, minx, miny, maxx, maxy in load_history(changes_dir):
+    rows = events if events is not None else load_history(changes_dir)
+    for rid, at, lid, fid, op, minx, miny, maxx, maxy in rows:
         del rid
         if _when(at) < t0 or (layers is not None and lid not in layers):
             continue

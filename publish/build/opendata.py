@@ -6,8 +6,8 @@ written with GDAL (pyogrio) into ``<release>/opendata/``:
 * ``<layer>.gpkg``, ``<layer>.geojson`` (RFC 7946, CRS84) with the API's column names;
 * ``<layer>.csv``: UTF-8 with BOM (Excel opens it as UTF-8), Japanese column titles from the
   spec, ``緯度``/``経度`` for points, ``WKT`` (CRS84) for lines and polygons;
-* where the city maps a layer to a 自治体標準オープンデータセット layout (``config/services.yml``,
-  ``opendata.layers``; the layouts are data in ``opendata_standards.yml``), also the standard's
+* where the city maps a layer to a 自治体標準オープンデータセット layout (``opendata:`` of the
+  layer's spec; the layouts are data in ``opendata_standards.yml``), also the standard's
   files, e.g. ``162043_evacuation_space.csv`` (指定緊急避難場所一覧) with its columns in its order;
 * ``README.txt`` (ja/en: every file, its 出典 and licence) and ``index.json`` (the same for
   programs and the landing page: title, counts, data date, bytes, sha256).
@@ -34,8 +34,7 @@ from pydantic import Field
 from config import Project
 from config.errors import ConfigError
 from config.messages import both
-from config.models import I18nText, LayerSpec, Strict
-from config.services import SERVICES_FILE, OpenDataConfig, OpenDataLayer
+from config.models import I18nText, LayerSpec, OpenDataConfig, OpenDataLayout, Strict
 from publish.build.public_store import plan_layer
 from publish.model import DECIMALS, ROWID_COLUMN, STORE_CRS, LayerPlan
 
@@ -160,27 +159,50 @@ def layer_downloads(project: Project, store: Path, lid: str, out: Path) -> list[
     return files
 
 
-def check_mapping(project: Project, lid: str, od: OpenDataLayer, std: Standard) -> None:
-    """The city's mapping names real standard columns and public fields (else a clear error)."""
-    file = SERVICES_FILE
+def spec_file(project: Project, lid: str) -> str:
+    """The layer's spec file as the city's staff know it (``layers/<id>.yml``)."""
+    return str(Path(project.config.layers_dir) / f"{lid}.yml")
+
+
+def layouts(project: Project) -> dict[str, OpenDataLayout]:
+    """Public layers with a standard layout (``opendata:`` of their spec)."""
+    return {lid: s.opendata for lid, s in project.specs.items()
+            if s.opendata is not None and s.visibility == "public"}
+
+
+def check_mapping(project: Project, lid: str, od: OpenDataLayout, std: Standard | None = None
+                  ) -> Standard:
+    """The layer's layout names a known standard, its real columns and public fields (else a
+    clear error naming the spec file, the key and what is allowed)."""
+    file = spec_file(project, lid)
     spec = project.specs.get(lid)
     if spec is None or spec.visibility != "public":
-        raise ConfigError("opendata_layer", file=file, layer=lid)
+        raise ConfigError("opendata_layer", file=file,
+                          visibility=spec.visibility if spec else "-")
+    if std is None:
+        std = standards().get(od.standard)
+        if std is None:
+            raise ConfigError("opendata_standard", file=file, standard=od.standard,
+                              known=", ".join(standards()))
     public = set(plan_layer(spec, project.codelists).names)
     for col in od.columns:
         if col not in std.columns:
-            raise ConfigError("opendata_column", file=file, layer=lid, column=col,
+            raise ConfigError("opendata_column", file=file, column=col,
                               standard=std.title.ja, known=", ".join(std.columns))
-        src = od.column(col)
-        if src and src.field and src.field not in public:
-            raise ConfigError("opendata_field", file=file, layer=lid, column=col,
-                              field=src.field, known=", ".join(sorted(public)))
-    if od.where and od.where not in public:
-        raise ConfigError("opendata_field", file=file, layer=lid, column="where", field=od.where,
-                          known=", ".join(sorted(public)))
+    for name, key in od.fields().items():
+        if name not in public:
+            raise ConfigError("opendata_field", file=file, key=key, field=name,
+                              known=", ".join(sorted(public)))
+    return std
 
 
-def standard_table(project: Project, gdf: gpd.GeoDataFrame, od: OpenDataLayer, std: Standard
+def check_layouts(project: Project) -> None:
+    """Every layout of the project, before a publish writes anything."""
+    for lid, od in layouts(project).items():
+        check_mapping(project, lid, od)
+
+
+def standard_table(project: Project, gdf: gpd.GeoDataFrame, od: OpenDataLayout, std: Standard
                    ) -> gpd.GeoDataFrame:
     """Rows of the standard list, its columns in its order (text; flags "1" or empty)."""
     if od.where:
@@ -209,13 +231,9 @@ def standard_table(project: Project, gdf: gpd.GeoDataFrame, od: OpenDataLayer, s
                             crs=STORE_CRS)
 
 
-def standard_downloads(project: Project, store: Path, lid: str, od: OpenDataLayer, out: Path
+def standard_downloads(project: Project, store: Path, lid: str, od: OpenDataLayout, out: Path
                        ) -> list[Download]:
-    std = standards().get(od.standard)
-    if std is None:
-        raise ConfigError("opendata_standard", file=SERVICES_FILE, layer=lid,
-                          standard=od.standard, known=", ".join(standards()))
-    check_mapping(project, lid, od, std)
+    std = check_mapping(project, lid, od)
     spec = project.specs[lid]
     table = standard_table(project, pyogrio.read_dataframe(store, layer=lid), od, std)
     stem = std.file.format(city_code=project.config.city_code)
@@ -249,22 +267,21 @@ def _readme(project: Project, entries: dict[str, Any], cfg: OpenDataConfig) -> s
     return "\r\n".join(lines) + "\r\n"
 
 
-def release_artifact(project: Project, store: Path, cfg: OpenDataConfig, release_dir: Path,
+def release_artifact(project: Project, store: Path, release_dir: Path,
                      data_dates: dict[str, str] | None = None) -> dict[str, Any]:
     """Write every public layer's downloads into ``<release>/opendata/``; the catalogue."""
+    cfg = project.config.publish.opendata
     out = release_dir / OPENDATA_DIR
     out.mkdir(parents=True, exist_ok=True)
     have = {str(n) for n in pyogrio.list_layers(store)[:, 0]}
-    for lid in cfg.layers:
-        if lid not in have:
-            raise ConfigError("opendata_layer", file=SERVICES_FILE, layer=lid)
+    std_layers = layouts(project)
     catalog: dict[str, Any] = {}
     for lid in sorted(have):
         spec = project.specs[lid]
         files = layer_downloads(project, store, lid, out)
         stds: dict[str, Any] = {}
-        if lid in cfg.layers:
-            od = cfg.layers[lid]
+        if lid in std_layers:
+            od = std_layers[lid]
             files += standard_downloads(project, store, lid, od, out)
             std = standards()[od.standard]
             stds[od.standard] = {"ja": std.title.ja, "en": std.title.en, "number": std.number,

@@ -39,6 +39,7 @@ from etl.stores.postgis import (
     table_names,
     write_frame,
 )
+from publish.build import routing
 from publish.build.public_store import GEOM_COLUMN, ID_COLUMN
 from publish.errors import LeakCheckError, PublishError
 
@@ -81,6 +82,9 @@ class PgPublicWriter:
         u = make_url(store_url.sqlalchemy_url(url))
         self.target = PgTarget(u.host or "127.0.0.1", int(u.port or 5432), u.database or "",
                                self.reader, self.schema)
+        #: tables besides the public layers (the walking graph), for the leak check
+        self.extra_columns: dict[str, set[str]] = {}
+        self.extra_counts: dict[str, int] = {}
         self.engine = make_engine(url)
         self.db = Transaction(self.engine, url)
         self.conn: Connection = self.db.conn
@@ -112,6 +116,26 @@ class PgPublicWriter:
                         primary_key=ID_COLUMN)
         except DBAPIError as e:
             raise PublishError("pg_publish_failed", layer=spec.id, detail=db_error(e)) from e
+
+    def write_walk_graph(self, graph: routing.WalkGraph) -> None:
+        """The release's walking graph as pgRouting tables beside the public layers.
+
+        Built from the public store only; :attr:`extra_columns` / :attr:`extra_counts` add its
+        tables to what the leak check expects (and nothing else may be there).
+        """
+        try:
+            with self.conn.begin_nested():
+                routing.ensure_pgrouting(self.conn)
+        except DBAPIError as e:
+            raise PublishError("pg_pgrouting_missing", detail=db_error(e)) from e
+        try:
+            routing.write_pg_graph(self.conn, self.schema, graph)
+        except DBAPIError as e:
+            raise PublishError("pg_publish_failed", layer=routing.PG_EDGES,
+                               detail=db_error(e)) from e
+        cols, counts = routing.pg_tables(graph)
+        self.extra_columns.update(cols)
+        self.extra_counts.update(counts)
 
     def grant(self) -> None:
         r, s = qi(self.reader), qi(self.schema)

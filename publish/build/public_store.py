@@ -41,6 +41,7 @@ from config import messages as msg
 from config.models import CodeList, I18nText, LayerSpec
 from etl.schema import GEOMETRY_COLUMN, LINEAGE_COLUMNS, output_columns, public_columns
 from etl.stores import MasterStore, open_store
+from etl.validate import simplify_for_publication
 from publish.errors import LeakCheckError, PublishError
 from publish.model import (
     DECIMALS,
@@ -275,7 +276,9 @@ def build_table(df: gpd.GeoDataFrame, plan: LayerPlan,
     geo = df.geometry
     if geo.crs is None:
         raise PublishError("master_columns_missing", layer=spec.id, columns="geometry CRS")
-    geo = geo.to_crs(STORE_CRS)
+    # the spec's publication rule, in metres of the master's plane CRS; the master stays exact
+    simple, _, _ = simplify_for_publication(geo.values, spec.publish_geometry)
+    geo = gpd.GeoSeries(simple, index=geo.index, crs=geo.crs).to_crs(STORE_CRS)
     out = gpd.GeoDataFrame(data, geometry=_round(geo), crs=STORE_CRS)
     for col in plan.columns:  # to_numpy() loses nullable dtypes; restore them for GDAL types
         out[col.name] = out[col.name].astype(DTYPES[col.type])

@@ -6,8 +6,8 @@ file of the release (``walk_graph.npz``). The same graph goes into PostGIS for p
 (:func:`write_pg_graph`, :func:`pg_nearest_shelters`): both stores answer the same question with
 the same network and agree to the centimetre (tested on the sample city).
 
-What the build does with the lines of ``routing.network_layers`` (public store, CRS84 -> the
-city's plane CRS for metres):
+What the build does with the lines of the layers marked ``map.network: walk`` (public store,
+CRS84 -> the city's plane CRS for metres; tuned by ``publish.routing`` of the project):
 
 * a line end within ``junction_m`` of another line's interior splits that line there
   (T-junctions); crossings without a shared vertex stay apart (bridges, underpasses);
@@ -47,11 +47,15 @@ from sqlalchemy.engine import Connection
 from config import Project
 from config.errors import EtlError
 from config.messages import MESSAGES, both, en, ja, text
-from config.services import RoutingConfig
+from config.models import RoutingConfig
 from etl.stores.postgis import qi, write_frame
 from publish.model import ID_COLUMN, STORE_CRS
 
 GRAPH_FILE = "walk_graph.npz"
+#: the OGC API process answering from the graph: its id and the dotted path pygeoapi loads it by
+#: (defined by the server, :mod:`publish.server.process_route`; the build never imports it)
+PROCESS_ID = "walk-route"
+PROCESSOR = "publish.server.process_route.WalkRouteProcessor"
 FORMAT = 1
 ROAD, LINK = 0, 1  # edge kinds: a mapped road; a straight link between parts (bridge_m)
 MIN_EDGE_M = 1e-6  # csgraph reads an explicit 0 as "no edge"
@@ -430,17 +434,25 @@ def load_graph(path: Path) -> WalkGraph:
 # ---------------------------------------------------------------------- build from a release
 
 
-def network_layers(project: Project, cfg: RoutingConfig) -> list[str]:
-    """The configured network layers, checked: public line layers of the project."""
-    bad = [lid for lid in cfg.network_layers
-           if lid not in project.specs or project.specs[lid].visibility != "public"
+def network_layers(project: Project) -> list[str]:
+    """The layers marked ``map.network: walk``, checked: public line layers of the project.
+
+    (``config.load_project`` checks the same; this guards a project built in code.)
+    """
+    marked = sorted(lid for lid, s in project.specs.items() if s.map.network == "walk")
+    bad = [lid for lid in marked if project.specs[lid].visibility != "public"
            or "LineString" not in project.specs[lid].geometry_type]
     if bad:
         raise RoutingError("route_network_layers", layers=", ".join(bad),
                            known=", ".join(sorted(
                                lid for lid, s in project.specs.items()
                                if s.visibility == "public" and "LineString" in s.geometry_type)))
-    return list(cfg.network_layers)
+    return marked
+
+
+def enabled(project: Project) -> bool:
+    """Walking routes exist where a line layer is marked ``map.network: walk``."""
+    return any(s.map.network == "walk" for s in project.specs.values())
 
 
 def shelter_roles(project: Project) -> list[tuple[str, str, dict[str, str]]]:
@@ -453,15 +465,19 @@ def shelter_roles(project: Project) -> list[tuple[str, str, dict[str, str]]]:
     return out
 
 
-def build_release_graph(project: Project, store: Path, cfg: RoutingConfig) -> WalkGraph:
+def build_release_graph(project: Project, store: Path, cfg: RoutingConfig | None = None
+                        ) -> WalkGraph:
     """The walking graph of a release: network layers and shelters read from its public store.
 
-    Only the public store is read: what the graph holds is public by construction.
+    Only the public store is read: what the graph holds is public by construction. ``cfg``
+    overrides the project's ``publish.routing``.
     """
+    cfg = cfg or project.config.publish.routing
     crs = project.config.target_crs
     lines, names = [], []
     have = {str(n) for n in pyogrio.list_layers(store)[:, 0]}
-    for lid in network_layers(project, cfg):
+    layers = network_layers(project)
+    for lid in layers:
         if lid not in have:
             raise RoutingError("route_network_missing", layer=lid, path=store)
         label = project.specs[lid].map.label_field
@@ -482,7 +498,7 @@ def build_release_graph(project: Project, store: Path, cfg: RoutingConfig) -> Wa
         frames.append((lid, df.to_crs(crs), name_field, flags))
     graph = place_shelters(graph, frames, cfg.snap_m)
     graph.meta.update({"snap_m": cfg.snap_m, "walk_speed_mps": cfg.walk_speed_mps,
-                       "results": cfg.results, "layers": list(cfg.network_layers),
+                       "results": cfg.results, "layers": layers,
                        "store_crs": STORE_CRS})
     return graph
 
@@ -883,11 +899,25 @@ def describe(graph: WalkGraph) -> str:
                 parts=graph.parts, largest=max(graph.part_sizes() or [0]))
 
 
-def release_artifact(project: Project, store: Path, cfg: RoutingConfig, out_dir: Path
-                     ) -> tuple[Path, dict[str, Any]]:
-    """Build and write ``walk_graph.npz`` into the release folder: (path, summary)."""
-    graph = build_release_graph(project, store, cfg)
-    return save_graph(graph, out_dir / GRAPH_FILE), graph.summary()
+def release_artifact(project: Project, store: Path, out_dir: Path
+                     ) -> tuple[WalkGraph, Path, dict[str, Any]]:
+    """Build and write ``walk_graph.npz`` into the release folder: (graph, path, summary)."""
+    graph = build_release_graph(project, store)
+    return graph, save_graph(graph, out_dir / GRAPH_FILE), graph.summary()
+
+
+def process_resource(graph: Path) -> dict[str, Any]:
+    """The ``resources`` entry of the walk-route process for a release's pygeoapi config."""
+    return {"type": "process", "processor": {"name": PROCESSOR, "graph": str(graph)}}
+
+
+def pg_tables(graph: WalkGraph) -> tuple[dict[str, set[str]], dict[str, int]]:
+    """Columns (without ``geom``) and row counts :func:`write_pg_graph` writes: what the
+    release's PostGIS leak check expects besides the public layers."""
+    kinds = {f"hz_{k}" for k in graph.shelters.kinds}
+    return ({PG_EDGES: {"id", "source", "target", "cost", "reverse_cost", "kind", "name"},
+             PG_SHELTERS: {"fid", "layer", "name", *kinds}},
+            {PG_EDGES: graph.n_edges, PG_SHELTERS: len(graph.shelters.fid)})
 
 
 def shelters_by_kind(graph: WalkGraph) -> Mapping[str, int]:

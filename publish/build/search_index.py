@@ -11,7 +11,7 @@ driven by the tables in the index):
 * NFKC, one hyphen, no spaces (``etl.normalize``'s normalizers, reused): ``１２３－４`` = ``123-4``;
 * 漢数字 before 丁目/番/番地/号/の become digits: ``大町一丁目`` = ``大町1丁目``;
 * ヶ/ケ/ヵ/カ after a kanji (and not inside a katakana word) are one letter (霞ヶ関 = 霞ケ関);
-* 大字 variants and readings from ``config/services.yml`` (``search.oaza``): ``三ヶ``, ``さんが``;
+* 大字 variants and readings from the project (``publish.search.oaza``): ``三ヶ``, ``さんが``;
 * 地番 in any ledger form (``123番4``, ``123の4``, ``123番地4``) -> ``123-4`` (``etl.normalize``'s
   ``chiban``); ``大町1丁目123`` also finds ``123-1``, ``123-2`` ... (番地 matched to parcels);
 * the city's address prefixes (``富山県魚津市``) are dropped.
@@ -34,7 +34,7 @@ import pyogrio
 import shapely
 
 from config import Project
-from config.services import SearchConfig
+from config.models import SearchConfig
 from etl.normalize import chiban as chiban_normalizer
 from etl.normalize import nfkc as nfkc_normalizer
 from publish.model import ID_COLUMN
@@ -91,6 +91,43 @@ def fold_many(texts: list[str | None]) -> list[str]:
     return out
 
 
+def _kana_numbers() -> dict[int, list[str]]:
+    """How 1..49 are read before 丁目 (いっちょうめ, にちょうめ, じゅういっちょうめ ...)."""
+    units = {1: ["いっ", "いち"], 2: ["に"], 3: ["さん"], 4: ["よん"], 5: ["ご"],
+             6: ["ろく", "ろっ"], 7: ["なな"], 8: ["はっ", "はち"], 9: ["きゅう"]}
+    tens = {1: ["じゅっ", "じっ"], 2: ["にじゅっ", "にじっ"], 3: ["さんじゅっ"],
+            4: ["よんじゅっ"]}
+    tens_full = {1: ["じゅう"], 2: ["にじゅう"], 3: ["さんじゅう"], 4: ["よんじゅう"]}
+    out: dict[int, list[str]] = {n: list(u) for n, u in units.items()}
+    for t in tens:
+        out[10 * t] = tens[t] + tens_full[t]
+        for u, us in units.items():
+            out[10 * t + u] = [f"{a}{b}" for a in tens_full[t] for b in us]
+    return out
+
+
+_KANA_NUMBERS = _kana_numbers()
+_KANA_TO_NUMBER = {k: n for n, ks in _KANA_NUMBERS.items() for k in ks}
+_CHOME_KANA_RE = re.compile("(" + "|".join(sorted(_KANA_TO_NUMBER, key=len, reverse=True))
+                            + ")(?=ちょうめ)")
+_CHOME_DIGIT_RE = re.compile(r"(\d+)(?=ちょうめ)")
+
+
+def reading_forms(reading: str) -> tuple[str, list[str]]:
+    """A 大字 reading -> (sort form with 丁目 as digits, forms people may type in kana).
+
+    ``ばんちょう1ちょうめ`` and ``ばんちょういっちょうめ`` give the sort form
+    ``ばんちょう1ちょうめ`` (so 2丁目 sorts before 10丁目) and both spoken forms.
+    """
+    digits = _CHOME_KANA_RE.sub(lambda m: str(_KANA_TO_NUMBER[m.group(1)]), reading)
+    spoken = [digits]
+    m = _CHOME_DIGIT_RE.search(digits)
+    if m and int(m.group(1)) in _KANA_NUMBERS:
+        spoken += [digits[:m.start()] + k + digits[m.end():]
+                   for k in _KANA_NUMBERS[int(m.group(1))]]
+    return digits, list(dict.fromkeys(spoken))
+
+
 def hira(s: str) -> str:
     """Katakana -> hiragana (readings are compared in hiragana)."""
     return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in s)
@@ -120,6 +157,7 @@ class Sources:
 
 
 def sources(project: Project, cfg: SearchConfig) -> Sources:
+    """Parcel-role layers and place layers (``place_layers``, else shelters and named points)."""
     parcels, places = [], []
     for lid, spec in project.specs.items():
         if spec.visibility != "public":
@@ -151,8 +189,13 @@ def _strip_prefixes(s: str, prefixes: list[str]) -> str:
     return s
 
 
-def build_index(project: Project, store: Path, cfg: SearchConfig) -> dict[str, Any]:
-    """The search index of a release, read from its public store only."""
+def build_index(project: Project, store: Path, cfg: SearchConfig | None = None
+                ) -> dict[str, Any]:
+    """The search index of a release, read from its public store only.
+
+    ``cfg`` overrides the project's ``publish.search``.
+    """
+    cfg = cfg or project.config.publish.search
     src = sources(project, cfg)
     prefixes = sorted({f for f in fold_many(list(cfg.address_prefixes)) if f}, key=len,
                       reverse=True)
@@ -163,11 +206,13 @@ def build_index(project: Project, store: Path, cfg: SearchConfig) -> dict[str, A
     info: dict[str, dict[str, Any]] = {}
     for o in cfg.oaza:
         key = fold(o.name)
-        info[key] = {"r": o.reading, **({"en": o.en} if o.en else {})}
+        sort_form, spoken = reading_forms(o.reading)
+        info[key] = {"r": sort_form, **({"en": o.en} if o.en else {})}
         for v in o.variants:
             if fold(v) and fold(v) != key:
                 variants[fold(v)] = key
-        readings[hira(fold(o.reading))] = key
+        for form in spoken:
+            readings[hira(fold(form))] = key
     oaza: dict[str, dict[str, Any]] = {}
     for lid, of, cf in src.parcels:
         if lid not in have:
@@ -211,7 +256,10 @@ def build_index(project: Project, store: Path, cfg: SearchConfig) -> dict[str, A
                            "c": [float(pts[i, 0]), float(pts[i, 1])]})
     return {"v": FORMAT, "crs": "OGC:CRS84", "prefixes": prefixes,
             "variants": dict(sorted(variants.items())), "readings": dict(sorted(readings.items())),
-            "oaza": sorted(oaza.values(), key=lambda e: (e.get("r") or e["k"], e["k"])),
+            # by reading, numbers as numbers (ばんちょう2ちょうめ before ばんちょう10ちょうめ); a
+            # 大字 without a configured reading after those with one
+            "oaza": sorted(oaza.values(), key=lambda e: (
+                "r" not in e, _chiban_sort(e.get("r") or e["k"]), e["k"])),
             "places": places}
 
 
@@ -229,10 +277,10 @@ def write_index(index: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def release_artifact(project: Project, store: Path, cfg: SearchConfig, site_dir: Path
+def release_artifact(project: Project, store: Path, site_dir: Path
                      ) -> tuple[Path, dict[str, int]]:
     """Build ``search.json`` into the release's site folder: (path, counts)."""
-    index = build_index(project, store, cfg)
+    index = build_index(project, store)
     path = write_index(index, site_dir / INDEX_FILE)
     return path, {"oaza": len(index["oaza"]),
                   "parcels": sum(len(e["ch"]) for e in index["oaza"]),

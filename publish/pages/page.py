@@ -10,10 +10,12 @@ embedded, ``maps/<id>.json`` next to it. What a page does follows from the roles
 * ``hazard`` / ``shelter``: the point risk card and the nearest suitable shelters
   (``/static/map/hazard.js``).
 
-How a layer reaches the browser: network roles (``pipe``, ``structure``, ``parcel``) and large
-layers load by view from the OGC API (a city has ~85k public features; performance-anchors §4),
-hazard and shelter layers and small context layers are embedded in the data file, because the
-risk card must work with no API and no tiles (a phone at a shelter). ``map.embed`` forces either.
+How a layer reaches the browser: every layer is drawn from the page's vector tiles
+(``tiles/<page>.<hash>.pmtiles`` next to the page, :mod:`publish.build.tiles`): the whole
+network from city zoom, every feature with its attributes from the detail zoom. Shelters (and
+layers with ``map.embed: true``) come in the data file as focusable markers; hazard layers are
+drawn from the tiles *and* carried in the data file, because the risk card must work with no API
+(a phone at a shelter).
 
 Nothing here reads the master: the only input is the public store, so an internal field cannot
 reach a page.
@@ -43,6 +45,7 @@ from config import Project
 from config.messages import MESSAGES
 from config.models import KNOWN_HAZARD_KINDS, LayerSpec, PageConfig
 from etl.schema import Column, public_columns
+from publish.build import tiles as vtiles
 from publish.errors import PublishError
 from publish.model import API_PATH, ID_COLUMN, LABEL_LANGS, SiteContext
 from publish.pages import roles
@@ -50,17 +53,13 @@ from publish.pages.common import STATIC_DIR, VENDOR_URL, write_page
 
 MAP_STATIC = "map"  # /static/map/: the page scripts and style
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-EMBED_MAX_FEATURES = 2000  # a context layer up to this size goes into the data file
-MAX_FEATURES_PER_VIEW = 8000  # per layer; more than this asks the user to zoom in
-TILE_ZOOM = 16  # coarsest cache tile of view-loaded layers (~490 m square in Japan)
-MAX_TILE_ZOOM = 18  # finest (the page caches one level coarser than the view)
-MIN_VIEW_ZOOM = 14  # view-loaded layers never draw below this zoom (too many tiles)
+DETAIL_ZOOM = 16  # display zoom from which large layers' tiles hold every feature and its data
+PARCEL_REACH_M = 10  # the pipes "of" a parcel: within this distance (front road, service pipes)
 DECIMALS = 6  # ~0.1 m: plenty for a web map, and 40 % less JSON than the store's 7
 MAX_DATA_BYTES = 5_000_000  # the project's goal for a page and its data file
 LANG_DEFAULT = "ja"
 SHEET_SCALES = (500, 1000)
 SHEET_PAPERS = ("A4", "A3")
-NETWORK_ROLES = ("pipe", "structure", "parcel")
 #: Catalogue keys the page script gets (errors of the build stay out).
 PAGE_TEXT = tuple(k for k in MESSAGES if k.startswith("map_") and k not in (
     "map_page_no_layers", "map_column_missing", "map_data_too_big"))
@@ -232,11 +231,11 @@ class PageLayer:
         self.map = spec.map
         cols: dict[str, Column] = {c.name: c for c in public_columns(spec)}
         self.columns = cols
-        role, embed = self.map.role, self.map.embed
-        if embed is None:
-            embed = role not in NETWORK_ROLES and info.count <= EMBED_MAX_FEATURES
-        # the risk card works without the API: hazard and shelter layers are always embedded
-        self.embedded = embed or role in ("hazard", "shelter")
+        role = self.map.role
+        # drawn from the tiles unless the page needs the features as markers
+        self.source = "data" if role == "shelter" or self.map.embed else "tiles"
+        # the risk card works without the API: hazard and shelter layers are in the data file
+        self.embedded = self.source == "data" or role == "hazard"
 
     @property
     def id(self) -> str:
@@ -284,8 +283,9 @@ class PageLayer:
                                 "type": col.type if col else "str"}
         if col and col.unit:
             conf["unit"] = col.unit
-        if self.has_labels(name):
-            conf["label"] = True
+        codes = roles.code_styles(self.project, roles.codelist_of(self.spec, name))
+        if codes:  # labels from the code list (the tiles carry the code only)
+            conf["codes"] = {k: {"ja": v["ja"], "en": v["en"]} for k, v in codes.items()}
         if base is not None and name in self.spec.fields and any(
                 step.name == "wareki" for step in base.normalize):
             conf["kind"] = "fy"
@@ -297,35 +297,59 @@ class PageLayer:
         return [self.field_conf(n) for n in self.map.popup]
 
     def properties(self) -> list[str]:
-        """Columns the page reads: popup, colours, widths, labels, roles (and their labels)."""
+        """Columns the page reads: popup, colours, widths, labels, roles (code labels come from
+        the code lists in the page config, so no ``*_ja``/``*_en`` column is needed)."""
         names: list[str] = []
         for fc in self.fields():
             names += [fc["name"], *(c for c in (fc.get("raw"), fc.get("qual")) if c)]
-            if fc.get("label"):
-                names += self.label_columns(fc["name"])
-        names += self.color_fields()
-        if self.map.width_by:
-            names.append(self.map.width_by.field)
+        names += self.style_columns()
         if self.map.labels:
-            for f in self.map.labels.fields:
-                names += [f, *self.label_columns(f)]
+            names += self.map.labels.fields
         if self.map.label_field:
             names.append(self.map.label_field)
         if self.map.parcel:
             names += [self.map.parcel.oaza_field, self.map.parcel.chiban_field]
+        if self.map.pipe:
+            names += [f for f in self.pipe_fields() if f]
         for n in names:
             self.need(n)
         return sorted(set(names))
+
+    def pipe_fields(self) -> list[str]:
+        """The pipe role's key fields (管径, 管種, 布設年度) that the layer has."""
+        pr = self.map.pipe
+        if pr is None:
+            return []
+        return [f for f in (pr.diameter_field, pr.material_field, pr.year_field)
+                if f and f in self.info.columns]
+
+    def style_columns(self) -> list[str]:
+        """What drawing needs (colours, width, hazard rank and group): the general tiles keep
+        only these."""
+        names = list(self.color_fields())
+        if self.map.width_by:
+            names.append(self.map.width_by.field)
+        hz = self.map.hazard
+        if hz:
+            names += [c for c in (self.map.rank_field, hz.group_field) if c]
+        for n in names:
+            self.need(n)
+        return list(dict.fromkeys(names))
+
+    def tile_layer(self) -> vtiles.TileLayer:
+        """What the page's tiles hold for this layer (hazard zones: their style only)."""
+        cols = self.style_columns() if self.map.hazard else self.properties()
+        return vtiles.plan_layer(self.id, cols, self.style_columns(), _geometry_kind(self.spec),
+                                 self.info.count, self.map.min_zoom, DETAIL_ZOOM)
 
     # ---- the layer's entry in the page config
 
     def conf(self) -> dict[str, Any]:
         m, spec = self.map, self.spec
-        min_zoom = m.min_zoom if self.embedded else max(m.min_zoom, MIN_VIEW_ZOOM)
         out: dict[str, Any] = {
             "id": self.id, "title": roles.i18n(spec.title), "role": m.role,
-            "geometry": _geometry_kind(spec), "source": "data" if self.embedded else "api",
-            "minZoom": min_zoom, "maxZoom": m.max_zoom, "show": m.show, "z": m.z_order,
+            "geometry": _geometry_kind(spec), "source": self.source,
+            "minZoom": m.min_zoom, "maxZoom": m.max_zoom, "show": m.show, "z": m.z_order,
             "legend": m.legend, "count": self.info.count,
             "style": {"color": m.color, "fill": m.fill, "outline": m.outline,
                       "weight": m.weight, "fillOpacity": m.fill_opacity, "dash": m.dash,
@@ -345,7 +369,13 @@ class PageLayer:
             out["labels"] = {"fields": m.labels.fields, "minZoom": m.labels.min_zoom,
                              "template": roles.i18n(m.labels.template) if m.labels.template
                              else None}
-        if not self.embedded:
+            out["codes"] = {f: {k: {"ja": v["ja"], "en": v["en"]} for k, v in c.items()}
+                            for f in m.labels.fields
+                            if (c := roles.code_styles(self.project,
+                                                       roles.codelist_of(spec, f)))}
+        if self.source == "tiles":
+            tl = self.tile_layer()
+            out["detailZoom"] = tl.detail_zoom + 1  # display zoom: data zoom + 1
             out["properties"] = self.properties()
         if m.label_field:
             out["labelField"] = m.label_field
@@ -353,7 +383,8 @@ class PageLayer:
             out["parcel"] = {"oaza": m.parcel.oaza_field, "chiban": m.parcel.chiban_field}
         if m.pipe:
             out["pipe"] = {"utility": m.pipe.utility,
-                           "title": roles.i18n(m.pipe.utility_title, m.pipe.utility)}
+                           "title": roles.i18n(m.pipe.utility_title, m.pipe.utility),
+                           "fields": self.pipe_fields()}
         if m.hazard:
             out["hazard"] = self.hazard_conf()
         if m.shelter:
@@ -375,6 +406,7 @@ class PageLayer:
                   if hz.group_field else {})
         return {
             "kind": hz.kind, "ranks": ranks, "rankOrder": list(ranks), "groups": groups,
+            "rankField": self.map.rank_field, "groupField": hz.group_field,
             "groupOrder": list(groups), "emphasis": hz.emphasis,
             # zones coloured by their group (e.g. 現象) unless a rank is emphasised
             "colorGroup": bool(hz.group_field and self.map.color_by == hz.group_field),
@@ -592,7 +624,8 @@ def page_config(project: Project, page_id: str, store: Path, *, api_base: str = 
         assert pr is not None
         parcel = {"layer": pl.id, "oazaField": pl.need(pr.oaza_field),
                   "chibanField": pl.need(pr.chiban_field),
-                  "oaza": _oaza_list(store, pl)}
+                  "oaza": _oaza_list(store, pl), "reachM": PARCEL_REACH_M,
+                  "pipes": [lay.id for lay in layers if lay.map.role == "pipe"]}
     terms = None
     if page.terms and pc.terms is not None:
         terms = {"version": pc.terms_version,
@@ -607,8 +640,7 @@ def page_config(project: Project, page_id: str, store: Path, *, api_base: str = 
         "city": roles.i18n(project.config.city), "lang": LANG_DEFAULT,
         "api": api_base.rstrip("/"), "basemap": page.basemap,
         "view": _view(project, page, store, layers, area),
-        "maxItems": pc.max_items, "maxFeatures": MAX_FEATURES_PER_VIEW,
-        "tileZoom": TILE_ZOOM, "maxTileZoom": MAX_TILE_ZOOM,
+        "maxItems": pc.max_items, "tiles": None,
         "layers": confs, "present": present, "sources": sources,
         "contact": {"name": pc.contact_name, "phone": pc.contact_phone, "url": pc.contact_url},
         "terms": terms, "termsVersion": pc.terms_version,
@@ -636,33 +668,39 @@ def _oaza_list(store: Path, lay: PageLayer) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def _scripts(config: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(script URLs, stylesheet URLs) the page needs, vendored only."""
-    js = [f"{VENDOR_URL}/leaflet/leaflet.js"]
-    css = [f"{VENDOR_URL}/leaflet/leaflet.css"]
-    if any(lay["style"]["arrows"] for lay in config["layers"]):
-        js.append(f"{VENDOR_URL}/leaflet-polylinedecorator/leaflet.polylineDecorator.js")
+def _vendor(rel: str) -> str:
+    return _asset(f"{VENDOR_URL[len('/static/'):]}/{rel}")
+
+
+def _scripts(config: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """(script URLs, stylesheet URLs, scripts loaded later) the page needs, vendored only and
+    fingerprinted (``?v=``: cached for a year, never stale)."""
+    js = [_vendor("leaflet/leaflet.js")]
+    css = [_vendor("leaflet/leaflet.css")]
+    if config["tiles"]:
+        js.append(_vendor("protomaps-leaflet/protomaps-leaflet.js"))
+    later: list[str] = []
     if config["hazard"]:
         # point in polygon (Turf) and ellipsoidal distances (GeographicLib: Turf's are
-        # spherical, 0.2 % off, enough to misrank near-equal shelters)
-        js += [f"{VENDOR_URL}/turf/turf.min.js",
-               f"{VENDOR_URL}/geographiclib/geographiclib-geodesic.min.js"]
-        css.append(f"{VENDOR_URL}/fontawesome/css/all.min.css")
+        # spherical, 0.2 % off, enough to misrank near-equal shelters); only the risk card
+        # needs them, so they load after the map is drawn
+        later += [_vendor("turf/turf.min.js"),
+                  _vendor("geographiclib/geographiclib-geodesic.min.js")]
     js.append(_asset(f"{MAP_STATIC}/map.js"))
     if config["parcel"]:
         js.append(_asset(f"{MAP_STATIC}/parcel.js"))
     if config["hazard"]:
         js.append(_asset(f"{MAP_STATIC}/hazard.js"))
     css.append(_asset(f"{MAP_STATIC}/map.css"))
-    return js, css
+    return js, css, later
 
 
 def render_page(config: dict[str, Any], data_url: str | None) -> str:
     """The page's HTML (``templates/map_page.html``): chrome, config JSON, scripts."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
-    js, css = _scripts(config)
-    config = {**config, "dataUrl": data_url}
+    js, css, later = _scripts(config)
+    config = {**config, "dataUrl": data_url, "later": later}
     return env.get_template("map_page.html").render(
         cfg=config, config_json=Markup(_json(config)), js=js, css=css, bi=bilingual,
         t=lambda key, **kw: bilingual(text(key, **kw)))
@@ -680,6 +718,7 @@ def build_page(project: Project, page_id: str, store: Path, out_dir: Path, *,
     config, data = page_config(project, page_id, Path(store), api_base=api_base,
                                data_dates=data_dates, sheet_url=sheet_url)
     out_dir = Path(out_dir)
+    config["tiles"] = write_page_tiles(project, page_id, Path(store), out_dir)
     data_url = None
     if data["layers"]:
         blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"),
@@ -694,6 +733,39 @@ def build_page(project: Project, page_id: str, store: Path, out_dir: Path, *,
         tmp.replace(path)
         data_url = f"{page_id}.json?v={hashlib.sha256(blob).hexdigest()[:10]}"
     return write_page(render_page(config, data_url), out_dir, f"{page_id}.html")
+
+
+def page_tile_layers(project: Project, page_id: str, store: Path) -> list[vtiles.TileLayer]:
+    """What the page's vector tiles hold: every layer drawn from tiles, bottom to top."""
+    tables = read_tables(Path(store))
+    out = []
+    for spec in roles.page_layers(project, page_id):
+        if spec.id in tables:
+            lay = PageLayer(project, page_id, spec, tables[spec.id], None)
+            if lay.source == "tiles":
+                out.append(lay.tile_layer())
+    return out
+
+
+def write_page_tiles(project: Project, page_id: str, store: Path,
+                     out_dir: Path) -> dict[str, Any] | None:
+    """Write and check the page's tiles (``out_dir/tiles/``); their entry in the page config.
+
+    The leak check compares the archive with the public store's tables (themselves checked
+    against the specs' allow-lists before the pages are built).
+    """
+    layers = page_tile_layers(project, page_id, store)
+    if not layers:
+        return None
+    page = roles.page(project, page_id)
+    tables = read_tables(Path(store))
+    ts = vtiles.write_tiles(store, layers, Path(out_dir) / vtiles.TILE_SUBDIR, page_id,
+                            title=page.title.ja, attribution=project.config.city.ja)
+    present = set(ts.layers)
+    vtiles.check_tiles(ts.path, {lid: set(tables[lid].columns) for lid in present},
+                       {lid: tables[lid].count for lid in present})
+    return {"url": f"{vtiles.TILE_SUBDIR}/{ts.path.name}", "maxDataZoom": vtiles.MAX_DATA_ZOOM,
+            "bytes": ts.bytes}
 
 
 def site_page(ctx: SiteContext, page_id: str) -> Path:

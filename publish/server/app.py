@@ -7,6 +7,9 @@ URL map (nothing else on disk is reachable; there is no route to the master or a
     /maps/                    -> /#maps
     /maps/<file>              static map pages from the current release's site/maps/
     /static/<file>            vendored assets (publish/static/)
+    /opendata/<file>          open-data downloads of the current release (GPKG, GeoJSON, CSV)
+    /changes/<file>           change feeds per layer (JSON, Atom); /api/changes?since=...&bbox=
+                              answers "what changed since" (:mod:`publish.server.answers`)
     /healthz                  {"status": "ok", "release": ...} for probes and tests
     /api, /api/openapi, /api/conformance, /api/collections/...
                               OGC API - Features (pygeoapi 0.21, :mod:`publish.server.api`),
@@ -56,6 +59,7 @@ from publish.build import release as rel
 from publish.build.apiconfig import API_ROUTES, MAX_PROCESS_BODY, PROCESS_EXECUTION, api_url
 from publish.errors import PublishError
 from publish.model import API_PATH
+from publish.server import answers as answers_routes
 from publish.server import api as pyapi
 from publish.server.links import ProxyHeaders, check_base_url, request_root, trusted_networks
 
@@ -128,6 +132,7 @@ def create_app(project: Project, *, base_url: str | None = None) -> Flask:
     app.extensions["release_apis"] = apis
     app.jinja_env.globals.update(ja=msg.ja, en=msg.en)
     app.register_blueprint(pyapi.blueprint())
+    app.register_blueprint(answers_routes.blueprint(apis))  # /opendata, /changes, /api/changes
 
     def api_error(status: int, code: str, key: str, **kw: Any) -> Response:
         return pyapi.json_error(status, code, msg.text(key, **kw), CORS)

@@ -30,9 +30,16 @@ from typing import Any
 from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
 
 from config.messages import text
-from publish.build.routing import RoutingError, WalkGraph, load_graph, nearest_shelters
+from publish.build.routing import (
+    PROCESS_ID,
+    RoutingError,
+    WalkGraph,
+    load_graph,
+    nearest_shelters,
+    process_resource,
+)
 
-PROCESS_ID = "walk-route"
+__all__ = ["PROCESS_ID", "WalkRouteProcessor", "process_resource"]
 MAX_RESULTS = 10
 
 PROCESS_METADATA: dict[str, Any] = {
@@ -93,13 +100,6 @@ def _graph(path: str) -> WalkGraph:
             _GRAPHS.clear()  # one release at a time: the previous one's graph is dropped
             g = _GRAPHS[path] = load_graph(Path(path))
         return g
-
-
-def process_resource(graph: Path) -> dict[str, Any]:
-    """The ``resources`` entry for the generated pygeoapi config of one release."""
-    return {"type": "process",
-            "processor": {"name": "publish.server.process_route.WalkRouteProcessor",
-                          "graph": str(graph)}}
 
 
 def _number(data: dict[str, Any], key: str, lo: float, hi: float, *,

@@ -2,13 +2,19 @@
  * Map pages (built by publish/pages/page.py): one script for every page a city declares.
  *
  * The page embeds its configuration (<script id="gm-config">): layers with their style (colours
- * from the code lists), popups, labels, legend, zoom range and where the features come from:
- *   - "data": the page's data file (<page>.json next to it), loaded once, drawn at once;
- *   - "api":  the OGC API, by view: tiles one zoom level coarser than the view are the cache
- *     keys, missing tiles are merged into few bbox requests, `next` links are followed, and
- *     requests for an area the view has left are aborted.
- * Behaviours (parcel.js: 地番 search and pipe sheets; hazard.js: the risk card and shelters)
- * register in GisMap.behaviours and are switched on by the roles the configuration carries.
+ * from the code lists), details, labels, legend and zoom range. Features are drawn from the
+ * page's vector tiles (one PMTiles archive, read with HTTP range requests by the vendored
+ * protomaps-leaflet): the whole network from city zoom on, each feature with its attributes
+ * from the detail zoom on. Layers whose features must be at hand (shelters: focusable markers;
+ * hazards: the risk card) also come in the page's data file (<page>.json).
+ *
+ * A tap (or Enter on the map, at its centre) lists every feature within a finger's reach, the
+ * overlapping ones included; the list and the chosen feature's details go into the information
+ * sheet, which sits below the map on phones and beside it on wide screens: nothing is ever drawn
+ * over the map's content, so nothing covers a detail or its buttons.
+ *
+ * Behaviours (parcel.js: 地番 search, pipe sheets, pipes of a parcel; hazard.js: the risk card
+ * and shelters) register in GisMap.behaviours and are switched on by the roles in the config.
  * Every text comes from the configuration (ja/en; one language shown at a time).
  */
 (function () {
@@ -16,6 +22,9 @@
 
   var LS_LANG = 'gis-map-lang';
   var TPL = /\{(\w+)(\.label)?(?::\.(\d+))?(\|lower)?\}/g;
+  var REACH_PX = 22;          // a finger's reach around a tap (half a 44 px target)
+  var ARROW_ZOOM = 17;        // flow arrows from this zoom on
+  var LABEL_FONT = '600 12px system-ui, "Noto Sans CJK JP", sans-serif';
   var GSI_ATTR = '<a href="https://maps.gsi.go.jp/development/ichiran.html" target="_blank" ' +
     'rel="noopener">地理院タイル</a>';
   var BASEMAPS = {
@@ -49,51 +58,9 @@
     });
   }
 
-  function code(v) { return v === null || v === undefined ? null : String(v); }
-
-  // Web Mercator tiles (the cache key space of view-loaded layers)
-  function tileX(lon, z) { return Math.floor((lon + 180) / 360 * Math.pow(2, z)); }
-  function tileY(lat, z) {
-    var r = lat * Math.PI / 180;
-    return Math.floor((1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2 * Math.pow(2, z));
-  }
-  function tileLon(x, z) { return x / Math.pow(2, z) * 360 - 180; }
-  function tileLat(y, z) {
-    var n = Math.PI - 2 * Math.PI * y / Math.pow(2, z);
-    return 180 / Math.PI * Math.atan(0.5 * (Math.exp(n) - Math.exp(-n)));
-  }
-
-  /** Group missing tiles into few rectangles: runs per row, then identical runs stacked. */
-  function mergeRects(tiles) {
-    var rows = {};
-    tiles.forEach(function (t) { (rows[t.y] = rows[t.y] || []).push(t.x); });
-    var runs = [];
-    Object.keys(rows).map(Number).sort(function (a, b) { return a - b; }).forEach(function (y) {
-      var xs = rows[y].sort(function (a, b) { return a - b; });
-      var start = xs[0], prev = xs[0];
-      for (var i = 1; i <= xs.length; i++) {
-        if (i < xs.length && xs[i] === prev + 1) { prev = xs[i]; continue; }
-        runs.push({x0: start, x1: prev, y0: y, y1: y});
-        if (i < xs.length) { start = prev = xs[i]; }
-      }
-    });
-    var rects = [];
-    runs.forEach(function (r) {
-      var up = rects.find(function (q) { return q.x0 === r.x0 && q.x1 === r.x1 && q.y1 === r.y0 - 1; });
-      if (up) { up.y1 = r.y1; } else { rects.push(r); }
-    });
-    return rects;
-  }
-
-  function geomBounds(g) {
-    var b = [Infinity, Infinity, -Infinity, -Infinity];
-    (function walk(c) {
-      if (typeof c[0] === 'number') {
-        if (c[0] < b[0]) { b[0] = c[0]; } if (c[0] > b[2]) { b[2] = c[0]; }
-        if (c[1] < b[1]) { b[1] = c[1]; } if (c[1] > b[3]) { b[3] = c[1]; }
-      } else { for (var i = 0; i < c.length; i++) { walk(c[i]); } }
-    })(g.coordinates);
-    return b;
+  function code(v) {
+    if (v === null || v === undefined) { return null; }
+    return typeof v === 'number' && Number.isInteger(v) ? String(v) : String(v);
   }
 
   function initialLang(cfg) {
@@ -106,6 +73,79 @@
     return cfg.lang || 'ja';
   }
 
+  /** Keep Tab inside ``box`` (a modal dialog) and call ``onEscape`` on Esc. */
+  function trapFocus(box, onEscape) {
+    box.addEventListener('keydown', function (e) {
+      if (e.key === 'Escape') { e.preventDefault(); onEscape(); return; }
+      if (e.key !== 'Tab') { return; }
+      var items = Array.prototype.filter.call(box.querySelectorAll(
+        'a[href], button:not([disabled]), select, input, textarea, [tabindex]:not([tabindex="-1"])'),
+      function (n) { return n.offsetParent !== null; });
+      if (!items.length) { return; }
+      var first = items[0], last = items[items.length - 1];
+      if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+      else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Symbolizers the vector layer needs beyond protomaps-leaflet's own
+  // ---------------------------------------------------------------------------------------
+  /** An arrowhead at the middle of each line, pointing along it (sewer flow). */
+  function ArrowSymbolizer(color, size) { this.color = color; this.size = size; }
+  ArrowSymbolizer.prototype.draw = function (ctx, geom, z, f) {
+    var size = this.size;
+    ctx.fillStyle = this.color(z, f);
+    ctx.globalAlpha = 1;
+    geom.forEach(function (line) {
+      if (line.length < 2) { return; }
+      var total = 0, i, seg = [];
+      for (i = 1; i < line.length; i++) {
+        var d = Math.hypot(line[i].x - line[i - 1].x, line[i].y - line[i - 1].y);
+        seg.push(d);
+        total += d;
+      }
+      if (total < size * 3) { return; }
+      var half = total / 2;
+      for (i = 1; i < line.length; i++) {
+        if (half <= seg[i - 1]) { break; }
+        half -= seg[i - 1];
+      }
+      i = Math.min(i, line.length - 1);
+      var a = line[i - 1], b = line[i], t = seg[i - 1] ? half / seg[i - 1] : 0;
+      var x = a.x + (b.x - a.x) * t, y = a.y + (b.y - a.y) * t;
+      var ang = Math.atan2(b.y - a.y, b.x - a.x);
+      ctx.save();
+      ctx.translate(x, y);
+      ctx.rotate(ang);
+      ctx.beginPath();
+      ctx.moveTo(size * 0.6, 0);
+      ctx.lineTo(-size * 0.6, size * 0.55);
+      ctx.lineTo(-size * 0.6, -size * 0.55);
+      ctx.closePath();
+      ctx.fill();
+      ctx.restore();
+    });
+  };
+
+  /** A label symbolizer fed by a function (the layer's template) instead of one property. */
+  function TemplateLabel(inner, text, where) { this.inner = inner; this.text = text; this.where = where; }
+  TemplateLabel.prototype.place = function (layout, geom, feature) {
+    var s = this.text(feature.props || {});
+    if (!s) { return undefined; }
+    var f = {props: {_l: s}, bbox: feature.bbox, geomType: feature.geomType, geom: feature.geom,
+      numVertices: feature.numVertices};
+    if (this.where === 'centre') {  // polygons: the middle of the outer ring's part in this tile
+      var ring = geom[0], P = ring[0].constructor, x0 = Infinity, y0 = Infinity, x1 = -Infinity,
+        y1 = -Infinity;
+      ring.forEach(function (q) {
+        x0 = Math.min(x0, q.x); x1 = Math.max(x1, q.x); y0 = Math.min(y0, q.y); y1 = Math.max(y1, q.y);
+      });
+      geom = [[new P((x0 + x1) / 2, (y0 + y1) / 2)]];
+    }
+    return this.inner.place(layout, geom, f);
+  };
+
   // ---------------------------------------------------------------------------------------
   // The application
   // ---------------------------------------------------------------------------------------
@@ -114,14 +154,13 @@
     this.lang = initialLang(cfg);
     this.layers = {};
     this.order = [];
-    this.queue = [];
-    this.active = 0;
-    this.maxActive = 3;
-    this.stats = {requests: 0, aborted: 0, features: 0};
+    this.stats = {firstPaint: null, drawn: null, tiles: 0, picks: 0};
     this.consented = !cfg.terms;
     this.behaviours = [];
     this.colorField = {};
     this.noticeState = null;
+    this.picks = null;
+    this.selected = null;
   }
 
   // ---- texts (ja/en)
@@ -159,9 +198,14 @@
   App.prototype.start = function () {
     var self = this, cfg = this.cfg;
     document.documentElement.lang = this.lang;
-    var map = this.map = L.map('gm-map', {zoomControl: true, maxZoom: cfg.view.maxZoom || 20});
-    this.canvas = L.canvas({padding: 0.3, tolerance: 6});
+    var map = this.map = L.map('gm-map', {zoomControl: true, maxZoom: cfg.view.maxZoom || 20,
+      keyboard: true});
     this.svg = L.svg({padding: 0.3});
+    var hp = map.createPane('gm-highlight');
+    hp.style.zIndex = 450;
+    hp.style.pointerEvents = 'none';
+    this.highlightRenderer = L.svg({pane: 'gm-highlight'});
+    this.highlight = L.layerGroup().addTo(map);
     this.buildBasemaps();
     this.control = L.control.layers(this.baseLayers, {}, {collapsed: true, position: 'topright'})
       .addTo(map);
@@ -175,25 +219,17 @@
       self.control.addOverlay(lay.group, '<span class="gm-layer-name" data-layer="' + esc(conf.id) +
         '">' + self.bi(conf.title) + '</span>');
     });
-    this.labelsGroup = L.layerGroup().addTo(map);
     this.located = L.layerGroup().addTo(map);
     this.buildStatus();
     G.behaviours.forEach(function (B) {
       if (B.applies(cfg)) { self.behaviours.push(B.create(self)); }
     });
     this.buildChrome();
-    map.on('moveend', function () {
-      self.refresh();
-      self.writeHash();
-    });
+    this.buildSheet();
+    map.on('moveend', function () { self.writeHash(); self.updateStatus(); });
     map.on('zoomend', function () { self.order.forEach(function (l) { l.updateRange(); }); });
-    map.on('overlayadd overlayremove', function (e) {
-      var lay = self.order.find(function (l) { return l.group === e.layer; });
-      if (lay && e.type === 'overlayadd') { self.restackFrom(lay.index); }  // back in its place
-      self.refresh();
-      self.order.forEach(function (l) { l.updateArrows(); });
-    });
-    map.on('click', function (e) { self.emit('mapClick', e); });
+    map.on('overlayadd overlayremove', function () { self.repaint(); self.updateStatus(); });
+    map.on('click', function (e) { self.tap(e.latlng, false); });
     this.order.forEach(function (l) { l.updateRange(); });
     this.setLang(this.lang, true);
     this.showTerms();
@@ -229,7 +265,7 @@
     }
   };
 
-  // ---- terms of use (versioned, remembered in localStorage) and the data file
+  // ---- terms of use (versioned, remembered in localStorage): a named modal dialog
   App.prototype.storedTerms = function () {
     try { return window.localStorage.getItem(this.cfg.terms.storageKey); } catch (e) { return null; }
   };
@@ -239,18 +275,16 @@
     var box = document.createElement('div');
     box.className = 'gm-terms';
     box.id = 'gm-terms';
-    box.setAttribute('role', 'dialog');
-    box.setAttribute('aria-modal', 'true');
     var paras = tm.paragraphs.map(function (p) { return '<li>' + self.bi(p) + '</li>'; }).join('');
     var src = cfg.sources.map(function (s) { return '<li>' + self.bi(s) + '</li>'; }).join('');
     var c = cfg.contact;
     var contact = c && c.name ? '<p class="gm-contact">' + this.both('map_contact') + ': ' +
       esc(c.name) + (c.phone ? ' (' + esc(c.phone) + ')' : '') + '</p>' : '';
     box.innerHTML =
-      '<div class="gm-terms-card">' +
+      '<div class="gm-terms-card" role="dialog" aria-modal="true" aria-labelledby="gm-terms-title">' +
       '<button type="button" class="gm-btn gm-terms-lang" id="gm-terms-lang">' +
       '<span class="gm-ja" lang="en">English</span><span class="gm-en" lang="ja">日本語</span></button>' +
-      '<h1>' + this.bi(cfg.page.title) + '</h1>' +
+      '<h1 id="gm-terms-title">' + this.bi(cfg.page.title) + '</h1>' +
       '<h2>' + this.both('map_terms_title') + ' <small>(' +
       this.both('map_terms_version', {v: tm.version}) + ')</small></h2>' +
       '<ol>' + paras + '</ol>' +
@@ -263,47 +297,49 @@
       '<button type="button" class="gm-btn gm-primary" id="gm-agree">' +
       this.both('map_terms_agree') + '</button>' +
       '<button type="button" class="gm-btn" id="gm-decline">' + this.both('map_terms_decline') +
-      '</button></div><p class="gm-declined" id="gm-declined" hidden>' +
+      '</button></div><p class="gm-declined" id="gm-declined" role="alert" hidden>' +
       this.both('map_terms_declined') + '</p></div>';
     document.body.appendChild(box);
+    var outside = document.querySelectorAll('body > :not(#gm-terms):not(script)');
+    Array.prototype.forEach.call(outside, function (n) { n.setAttribute('inert', ''); });
+    var decline = function () { box.querySelector('#gm-declined').hidden = false; };
+    trapFocus(box, decline);
     box.querySelector('#gm-terms-lang').addEventListener('click', function () {
       self.setLang(self.lang === 'ja' ? 'en' : 'ja');
     });
     box.querySelector('#gm-agree').addEventListener('click', function () {
       try { window.localStorage.setItem(tm.storageKey, tm.version); } catch (e) { /* private mode */ }
+      Array.prototype.forEach.call(outside, function (n) { n.removeAttribute('inert'); });
       box.remove();
       self.onConsent();
+      document.getElementById('gm-map').focus({preventScroll: true});
     });
-    box.querySelector('#gm-decline').addEventListener('click', function () {
-      box.querySelector('#gm-declined').hidden = false;
-    });
+    box.querySelector('#gm-decline').addEventListener('click', decline);
     box.querySelector('#gm-agree').focus();
   };
 
   App.prototype.onConsent = function () {
-    var self = this;
+    var self = this, cfg = this.cfg;
     this.consented = true;
     document.body.classList.add('gm-consented');
-    var load = this.cfg.dataUrl ?
-      fetch(this.cfg.dataUrl).then(function (r) {
+    this.addVectorLayer();
+    var load = cfg.dataUrl ?
+      fetch(cfg.dataUrl).then(function (r) {
         if (!r.ok) { throw new Error('HTTP ' + r.status); }
         return r.json();
       }) : Promise.resolve({layers: {}});
     return load.then(function (data) {
       self.data = data;
-      self.order.forEach(function (lay) {
-        if (lay.conf.source === 'data') { lay.setData((data.layers || {})[lay.id] || []); }
-      });
+      self.order.forEach(function (lay) { lay.setData((data.layers || {})[lay.id] || []); });
     }, function () {
       self.data = {layers: {}};
-      self.setNotice('map_load_error', {layer: self.lab(self.cfg.page.title)});
+      self.setNotice('map_load_error', {layer: self.lab(cfg.page.title)});
     }).then(function () {
       self.emit('data', self.data);
-      self.refresh();
-      self.updateLabels();
       self.emit('consent');
       G.ready = true;
       document.body.classList.add('gm-ready');
+      self.updateStatus();
     });
   };
 
@@ -319,7 +355,54 @@
       .join(this.t('map_list_sep'));
   };
 
-  // ---- header, legend panel, notices
+  // ---- the vector tiles: one protomaps-leaflet layer draws every tiled layer of the page
+  App.prototype.addVectorLayer = function () {
+    var self = this, tc = this.cfg.tiles;
+    if (!tc || !window.protomapsL || this.vt) { return; }
+    var vt = this.vt = protomapsL.leafletLayer({
+      url: tc.url, maxDataZoom: tc.maxDataZoom, paintRules: this.paintRules(),
+      labelRules: this.labelRules(), attribution: '', zIndex: 5, tileDelay: 0,
+      maxZoom: this.map.getMaxZoom()
+    });
+    vt.on('loading', function () { self.vtLoading = true; self.updateStatus(); });
+    vt.on('load', function () {
+      self.vtLoading = false;
+      self.stats.drawn = performance.now();
+      self.map.getContainer().dataset.drawnZoom = String(self.map.getZoom());
+      self.updateStatus();
+    });
+    vt.on('tileload', function () {
+      self.stats.tiles++;
+      if (self.stats.firstPaint === null) {
+        self.stats.firstPaint = performance.now();
+        document.body.classList.add('gm-painted');
+      }
+    });
+    vt.addTo(this.map);
+  };
+  App.prototype.tiled = function () {
+    return this.order.filter(function (l) { return l.conf.source === 'tiles'; });
+  };
+  App.prototype.paintRules = function () {
+    var rules = [];
+    this.tiled().forEach(function (lay) { rules = rules.concat(lay.paintRules()); });
+    return rules;
+  };
+  App.prototype.labelRules = function () {
+    var rules = [];
+    this.tiled().slice().reverse().forEach(function (lay) { rules = rules.concat(lay.labelRules()); });
+    return rules;
+  };
+  /** Styles, visibility or language changed: draw the tiles again (no new request). */
+  App.prototype.repaint = function () {
+    if (!this.vt) { return; }
+    this.vt.paintRules = this.paintRules();
+    this.vt.labelRules = this.labelRules();
+    this.vt.clearLayout();
+    this.vt.rerenderTiles();
+  };
+
+  // ---- header, legend dialog, notices
   App.prototype.buildChrome = function () {
     var self = this;
     document.getElementById('gm-lang-btn').addEventListener('click', function () {
@@ -332,15 +415,13 @@
       self.toggleLegend(false);
     });
     document.getElementById('gm-locate').addEventListener('click', function () { self.locate(); });
-    document.addEventListener('keydown', function (e) {
-      if (e.key === 'Escape' && !document.getElementById('gm-legend').hidden) {
-        self.toggleLegend(false);
-      }
-    });
+    trapFocus(document.getElementById('gm-legend'), function () { self.toggleLegend(false); });
     var attr = this.map.attributionControl && this.map.attributionControl.getContainer();
     if (attr) {
       attr.classList.add('gm-clamp');
       attr.setAttribute('tabindex', '0');
+      attr.setAttribute('role', 'button');
+      attr.setAttribute('aria-expanded', 'false');
       var fold = function () {
         var open = attr.classList.toggle('gm-open');
         attr.setAttribute('aria-expanded', open ? 'true' : 'false');
@@ -351,9 +432,20 @@
       });
       L.DomEvent.disableClickPropagation(attr);
     }
+    var box = this.map.getContainer();
+    box.setAttribute('aria-describedby', 'gm-kbd-hint');
+    var hint = document.createElement('p');
+    hint.id = 'gm-kbd-hint';
+    hint.className = 'gm-visually-hidden';
+    box.parentNode.insertBefore(hint, box.nextSibling);
+    box.addEventListener('keydown', function (e) {
+      if (e.target !== box || e.key !== 'Enter') { return; }
+      e.preventDefault();
+      self.tap(self.map.getCenter(), true);
+    });
     if (window.ResizeObserver) {
       var map = this.map;
-      new ResizeObserver(function () { map.invalidateSize(); }).observe(map.getContainer());
+      new ResizeObserver(function () { map.invalidateSize({pan: false}); }).observe(box);
     }
   };
 
@@ -395,14 +487,17 @@
     var btn = document.getElementById('gm-lang-btn');
     if (btn) { btn.setAttribute('aria-label', this.t('map_lang_switch_label')); }
     var attr = this.map.attributionControl && this.map.attributionControl.getContainer();
-    if (attr) { attr.setAttribute('title', this.t('map_attr_toggle')); }
+    if (attr) { attr.setAttribute('aria-label', this.t('map_attr_toggle')); }
     this.map.getContainer().setAttribute('aria-label', this.lab(this.cfg.page.title));
-    if (!first) { this.map.closePopup(); }
+    var hint = document.getElementById('gm-kbd-hint');
+    if (hint) { hint.textContent = this.t('map_pick_kbd'); }
     this.renderLegend();
     this.updateStatus();
-    this.updateLabels();
+    this.renderSheetChrome();
+    if (this.picks) { this.renderPicks(); }
     if (this.noticeState) { this.setNotice(this.noticeState.key, this.noticeState.vars); }
     if (document.getElementById('gm-tiles-notice')) { this.tilesFailed(); }
+    if (!first) { this.repaint(); }
     this.emit('lang', this.lang);
   };
 
@@ -416,9 +511,7 @@
     this.setNotice('map_geo_locating');
     navigator.geolocation.getCurrentPosition(function (pos) {
       var c = pos.coords, ll = L.latLng(c.latitude, c.longitude);
-      var need = Math.max.apply(null, self.order.map(function (l) { return l.conf.minZoom; })
-        .concat([15]));
-      map.setView(ll, Math.max(map.getZoom(), Math.min(need, map.getMaxZoom())));
+      map.setView(ll, Math.max(map.getZoom(), Math.min(17, map.getMaxZoom())));
       self.located.clearLayers();
       L.circle(ll, {radius: c.accuracy, color: '#1565c0', weight: 1, fillOpacity: 0.1,
         interactive: false}).addTo(self.located);
@@ -459,82 +552,16 @@
     });
     window.history.replaceState(null, '', h);
   };
-
-  // ---- view loading: a small request queue, a few requests at a time, by layer priority
-  App.prototype.tileZoomFor = function (z) {
-    return Math.max(this.cfg.tileZoom, Math.min(this.cfg.maxTileZoom, Math.round(z) - 1));
-  };
-  App.prototype.viewTiles = function () {
-    var z = this.tileZoomFor(this.map.getZoom()), b = this.map.getBounds();
-    var x0 = tileX(b.getWest(), z), x1 = tileX(b.getEast(), z);
-    var y0 = tileY(b.getNorth(), z), y1 = tileY(b.getSouth(), z);
-    var out = [];
-    for (var x = x0; x <= x1; x++) {
-      for (var y = y0; y <= y1; y++) { out.push({z: z, x: x, y: y, key: z + '/' + x + '/' + y}); }
-    }
-    return out;
-  };
-  App.prototype.refresh = function () {
-    if (!this.consented) { return; }
-    var tiles = this.viewTiles(), z = this.map.getZoom(), view = this.map.getBounds();
-    this.order.forEach(function (lay) { if (lay.conf.source === 'api') { lay.update(tiles, z, view); } });
-    this.updateLabels();
-    this.updateStatus();
-  };
-  App.prototype.enqueue = function (task) {
-    this.queue.push(task);
-    this.queue.sort(function (a, b) { return a.priority - b.priority; });
-    this.pump();
-  };
-  App.prototype.pump = function () {
-    var self = this;
-    while (this.active < this.maxActive && this.queue.length) {
-      var task = this.queue.shift();
-      if (task.ctrl.signal.aborted) { continue; }
-      this.active++;
-      task.run().then(function () {}, function () {}).then(function () {
-        self.active--;
-        self.pump();
-        self.updateStatus();
-      });
-    }
-    this.updateStatus();
-  };
   App.prototype.itemsUrl = function (layer, query) {
     return this.cfg.api + '/collections/' + encodeURIComponent(layer) + '/items?' + query;
   };
-  /** A `next` link, re-based on our own API path (the server may write another host). */
-  App.prototype.rebase = function (href, layer) {
-    var u = new URL(href, window.location.href);
-    if (!u.searchParams.has('f')) { u.searchParams.set('f', 'json'); }
-    return this.itemsUrl(layer, u.search.replace(/^\?/, ''));
-  };
 
-  /** Keep the canvas stacking of the page's layers (bottom to top) after new features. */
-  App.prototype.restackFrom = function (index) {
-    for (var i = index + 1; i < this.order.length; i++) {
-      this.order[i].content.eachLayer(function (l) {
-        if (l.bringToFront) { l.bringToFront(); }
-      });
-    }
-  };
-  /** New features of ``lay`` go between the layers below and above it (one shared canvas). */
-  App.prototype.place = function (lay, added) {
-    var has = function (l) { return l.features.size > 0; };
-    if (!this.order.slice(lay.index + 1).some(has)) { return; }  // already on top
-    if (!this.order.slice(0, lay.index).some(has)) {  // the lowest layer: only the new ones move
-      added.forEach(function (l) { if (l.bringToBack) { l.bringToBack(); } });
-      return;
-    }
-    this.restackFrom(lay.index);
-  };
-
-  // ---- status line (zoom hints, loading, too many, errors)
+  // ---- status line (zoom hints, loading)
   App.prototype.buildStatus = function () {
     var el = document.createElement('div');
     el.className = 'gm-status';
     el.id = 'gm-status';
-    el.setAttribute('aria-live', 'polite');
+    el.setAttribute('role', 'status');
     this.map.getContainer().appendChild(el);
     this.statusEl = el;
   };
@@ -551,23 +578,18 @@
       var list = names.slice(0, 3).join('・') + (names.length > 3 ? '…' : '');
       parts.push(esc(self.t('map_zoom_hint', {layers: list, z: mz})));
     });
-    var loading = this.order.some(function (l) { return l.inflight > 0; }) || this.queue.length > 0;
-    this.order.forEach(function (l) {
-      if (l.tooMany && l.visible()) {
-        parts.push(esc(self.t('map_too_many', {layer: self.lab(l.conf.title)})));
-      }
-      if (l.error) {
-        parts.push('<span class="gm-error">' +
-          esc(self.t('map_load_error', {layer: self.lab(l.conf.title)})) + '</span>');
-      }
-    });
+    var loading = !!this.vtLoading || (!G.ready && this.consented);
     if (loading) { parts.push(esc(this.t('map_loading'))); }
     this.statusEl.innerHTML = parts.map(function (p) { return '<div>' + p + '</div>'; }).join('');
     this.statusEl.hidden = parts.length === 0;
     this.map.getContainer().dataset.loading = loading ? '1' : '0';
   };
 
-  // ---- popups
+  // ---- values as shown in details and lists
+  App.prototype.codeLabel = function (codes, v) {
+    var e = codes && codes[code(v)];
+    return e ? this.lab(e) : null;
+  };
   App.prototype.formatValue = function (f, p) {
     var v = p[f.name];
     if (f.kind === 'fy') {
@@ -583,8 +605,8 @@
       return raw ? esc(raw) + ' (' + esc(year) + ')' : esc(year);
     }
     if (v === null || v === undefined || v === '') { return '—'; }
-    if (f.label) {
-      var label = p[f.name + '_' + this.lang] || p[f.name + '_ja'];
+    if (f.codes) {
+      var label = this.codeLabel(f.codes, v);
       return label ? '<span class="gm-v">' + esc(label) + '</span> <span class="gm-code">(' +
         esc(v) + ')</span>' : esc(v);
     }
@@ -594,75 +616,286 @@
     var s = typeof v === 'number' && !Number.isInteger(v) ? String(Number(v.toFixed(2))) : String(v);
     return esc(s) + (f.unit ? ' ' + esc(f.unit) : '');
   };
-  App.prototype.popupHtml = function (lay, feature) {
-    var self = this, c = lay.conf, p = feature.properties || {};
-    var rows = c.fields.map(function (f) {
-      return '<tr data-field="' + esc(f.name) + '"><th>' + esc(self.lab(f.title)) + '</th><td>' +
-        self.formatValue(f, p) + '</td></tr>';
-    }).join('');
-    var h = '<div class="gm-popup" data-layer="' + esc(c.id) + '" data-id="' + esc(feature.id) +
-      '" lang="' + this.lang + '"><h3>' + esc(this.lab(c.title)) + '</h3>' +
-      (rows ? '<table>' + rows + '</table>' : '');
-    this.behaviours.forEach(function (b) {
-      if (b.popupExtra) { h += b.popupExtra(lay, feature) || ''; }
-    });
-    return h + '</div>';
-  };
-  App.prototype.openPopup = function (lay, feature, latlng) {
-    if (!this.popup) {
-      this.popup = L.popup({maxWidth: 380, minWidth: 220, autoPanPadding: [20, 20]});
+  /** A feature's one-line name: the layer's label field, else its template or id. */
+  App.prototype.featureName = function (lay, p) {
+    var c = lay.conf, self = this;
+    if (c.labels && c.labels.template) {
+      return fillTemplate(this.lab(c.labels.template), function (k, label) {
+        return label ? lay.labelOf(k, p[k]) : p[k];
+      });
     }
-    this.popup.setLatLng(latlng).setContent(this.popupHtml(lay, feature)).openOn(this.map);
-    var el = this.popup.getElement();
-    if (el) { this.emit('popupOpen', el, lay, feature); }
+    if (c.labelField && p[c.labelField] !== undefined && p[c.labelField] !== null) {
+      return String(p[c.labelField]);
+    }
+    var first = c.fields[0];
+    return first ? self.formatValue(first, p).replace(/<[^>]+>/g, '') : '';
   };
 
-  // ---- labels (地番, pipe sizes ...) at close zoom
-  App.prototype.updateLabels = function () {
+  // ---------------------------------------------------------------------------------------
+  // The information sheet: a tap's list, a feature's details, the behaviours' sections
+  // ---------------------------------------------------------------------------------------
+  App.prototype.buildSheet = function () {
+    var self = this;
+    this.sheet = document.getElementById('gm-sheet');
+    this.sheetBody = document.getElementById('gm-sheet-body');
+    this.pickEl = document.getElementById('gm-picks');
+    document.getElementById('gm-sheet-toggle').addEventListener('click', function () {
+      self.setSheet(self.sheet.dataset.state !== 'open');
+    });
+    this.renderPicks();
+  };
+  App.prototype.renderSheetChrome = function () {
+    var btn = document.getElementById('gm-sheet-toggle');
+    if (!btn) { return; }
+    var open = this.sheet.dataset.state === 'open';
+    btn.setAttribute('aria-expanded', open ? 'true' : 'false');
+    btn.textContent = this.t(open ? 'map_sheet_close' : 'map_sheet_open');
+  };
+  /** Open (or fold) the sheet; the map keeps what it showed in view above or beside it. */
+  App.prototype.setSheet = function (open, keep) {
     var self = this, map = this.map;
-    if (!this.labelsGroup) { return; }
-    this.labelsGroup.clearLayers();
-    var z = map.getZoom(), b = map.getBounds(), n = 0;
-    this.order.forEach(function (lay) {
-      var lc = lay.conf.labels;
-      if (!lc || z < lc.minZoom || !lay.visible()) { return; }
-      var tpl = lc.template ? self.lab(lc.template) :
-        lc.fields.map(function (f) { return '{' + f + '}'; }).join(' ');
-      lay.features.forEach(function (rec) {
-        if (n > 1500) { return; }
-        var l = rec.layer, p = (l.feature && l.feature.properties) || {};
-        if (!lc.fields.some(function (f) { return p[f] !== null && p[f] !== undefined; })) { return; }
-        if (!map.hasLayer(l)) { return; }
-        if (!rec.center) { rec.center = l.getLatLng ? l.getLatLng() : l.getCenter(); }
-        if (!b.contains(rec.center)) { return; }
-        n++;
-        var txt = fillTemplate(tpl, function (k, label) {
-          return label ? (p[k + '_' + self.lang] || p[k + '_ja'] || p[k]) : p[k];
+    if (!this.sheet) { return; }
+    this.sheet.dataset.state = open ? 'open' : 'min';
+    this.renderSheetChrome();
+    var target = keep || null;
+    map.invalidateSize({pan: false});
+    if (target) {
+      window.requestAnimationFrame(function () {
+        map.invalidateSize({pan: false});
+        self.keepInView(target);
+      });
+    }
+  };
+  App.prototype.keepInView = function (target) {
+    var map = this.map;
+    if (target.getBounds) {
+      var b = target.getBounds();
+      if (!map.getBounds().contains(b)) {
+        map.fitBounds(b, {maxZoom: Math.max(map.getZoom(), 17), padding: [24, 24], animate: false});
+      }
+    } else {
+      map.panInside(target, {padding: [30, 30], animate: false});
+    }
+  };
+
+  /** Features within reach of ``latlng`` (tiles and markers), top layer first. */
+  App.prototype.featuresAt = function (latlng) {
+    var self = this, out = [], seen = {};
+    var z = this.map.getZoom();
+    if (this.vt) {
+      var got = this.vt.queryTileFeaturesDebug(latlng.lng, latlng.lat, REACH_PX * 2);
+      var dz = Math.max(0, Math.min(Math.round(z) - 1, this.cfg.tiles.maxDataZoom));
+      got.forEach(function (list) {
+        list.forEach(function (pf) {
+          var lay = self.layers[pf.layerName];
+          if (!lay || !lay.pickable()) { return; }
+          var p = pf.feature.props || {};
+          var key = lay.id + '/' + (p.fid !== undefined ? p.fid : JSON.stringify(p));
+          if (seen[key]) { return; }
+          seen[key] = true;
+          out.push({lay: lay, props: p, id: p.fid, general: p.fid === undefined,
+            geom: pf.feature.geom, geomType: pf.feature.geomType,
+            tile: {z: dz, x: Math.floor((latlng.lng + 180) / 360 * Math.pow(2, dz)),
+              y: self.tileY(latlng.lat, dz)}});
         });
-        L.marker(rec.center, {interactive: false, keyboard: false, icon: L.divIcon({
-          className: 'gm-label gm-label-' + lay.conf.geometry, html: '<span>' + esc(txt) + '</span>',
-          iconSize: null})}).addTo(self.labelsGroup);
+      });
+    }
+    var pt = this.map.latLngToContainerPoint(latlng);
+    this.order.forEach(function (lay) {
+      if (lay.conf.source !== 'data' || !lay.visible()) { return; }
+      lay.features.forEach(function (rec) {
+        var l = rec.layer;
+        if (!l.getLatLng) { return; }
+        if (self.map.latLngToContainerPoint(l.getLatLng()).distanceTo(pt) > REACH_PX * 1.5) { return; }
+        out.push({lay: lay, props: l.feature.properties || {}, id: l.feature.id, feature: l.feature,
+          latlng: l.getLatLng()});
+      });
+    });
+    return out.sort(function (a, b) { return b.lay.index - a.lay.index; });
+  };
+  App.prototype.tileY = function (lat, z) {
+    var r = lat * Math.PI / 180;
+    return Math.floor((1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2 * Math.pow(2, z));
+  };
+  /** Lat/lng rings of a picked tile feature (for the highlight). */
+  App.prototype.pickLatLngs = function (pick) {
+    var map = this.map, t = pick.tile, size = 512, z1 = t.z + 1;
+    return pick.geom.map(function (ring) {
+      return ring.map(function (p) {
+        return map.unproject([t.x * size + p.x, t.y * size + p.y], z1);
       });
     });
   };
 
-  // ---- legend and sources
-  App.prototype.swatch = function (lay, color, extra) {
-    var st = lay.conf.style, g = lay.conf.geometry, style;
-    if (g === 'line') {
-      style = 'background-color:' + color + ';height:' + Math.max(2, Math.min(8, st.weight + 1)) + 'px';
-    } else if (g === 'point') {
-      style = 'background-color:' + (st.fill || color) + ';border-color:' +
-        (st.outline || (st.fill ? color : '#ffffff'));
-    } else if (extra === 'gm-emph') {  // an emphasised rank: solid, in its own colour
-      style = 'background-color:' + color + ';border-color:' + color;
-    } else {
-      style = 'background-color:' + color + ';border-color:' + (st.outline || color) +
-        (st.dash ? ';border-style:dashed' : '');
+  /** A tap (or Enter at the centre): list what is within reach, or show the one thing. */
+  App.prototype.tap = function (latlng, byKeyboard) {
+    if (!this.consented) { return; }
+    this.stats.picks++;
+    this.emit('mapClick', {latlng: latlng});
+    var picks = this.featuresAt(latlng);
+    var self = this;
+    if (this.cfg.hazard && !picks.length) { return; }  // the risk card answers this tap
+    this.picks = {latlng: latlng, list: picks};
+    this.selected = null;
+    if (picks.length === 1 && !picks[0].general) {
+      this.select(picks[0], byKeyboard);
+      return;
     }
-    return '<span class="gm-swatch gm-swatch-' + g + (extra ? ' ' + extra : '') + '" data-color="' +
-      esc(color) + '" style="' + esc(style) + '" aria-hidden="true"></span>';
+    this.renderPicks();
+    this.highlightPicks(picks);
+    this.setSheet(true, latlng);
+    if (byKeyboard) {
+      window.requestAnimationFrame(function () {
+        var first = self.pickEl.querySelector('.gm-pick button, .gm-pick-zoom');
+        (first || self.pickEl).focus();
+      });
+    }
   };
+  App.prototype.highlightPicks = function (picks) {
+    var self = this;
+    this.highlight.clearLayers();
+    picks.forEach(function (pk) { self.drawPick(pk, false); });
+  };
+  App.prototype.drawPick = function (pk, strong) {
+    var style = {renderer: this.highlightRenderer, interactive: false, color: strong ? '#ff6f00' :
+      '#ffb300', weight: strong ? 7 : 5, opacity: strong ? 0.9 : 0.6, fill: false};
+    var layer = null;
+    if (pk.latlng) {
+      layer = L.circleMarker(pk.latlng, L.extend({radius: 16}, style));
+    } else if (pk.geom) {
+      var rings = this.pickLatLngs(pk);
+      if (pk.geomType === 1) {
+        layer = L.layerGroup(rings.map(function (r) {
+          return L.circleMarker(r[0], L.extend({radius: 12}, style));
+        }));
+      } else if (pk.geomType === 3) {
+        layer = L.polygon(rings, L.extend({}, style, {fill: strong, fillColor: '#ffeb3b',
+          fillOpacity: 0.3}));
+      } else {
+        layer = L.polyline(rings, style);
+      }
+    }
+    if (layer) { layer.addTo(this.highlight); }
+    return layer;
+  };
+
+  App.prototype.renderPicks = function () {
+    var self = this, el = this.pickEl;
+    if (!el) { return; }
+    if (this.selected) { this.renderDetail(this.selected); return; }
+    if (!this.picks) {
+      el.innerHTML = '<p class="gm-hint">' + esc(this.t('map_pick_hint')) + '</p>';
+      return;
+    }
+    var list = this.picks.list;
+    if (!list.length) {
+      el.innerHTML = '<p class="gm-hint">' + esc(this.t('map_pick_none')) + '</p>';
+      return;
+    }
+    var h = '<h3 class="gm-pick-title" id="gm-pick-title" tabindex="-1">' +
+      esc(this.t('map_pick_title', {n: list.length})) + '</h3><ul class="gm-pick-list" ' +
+      'aria-labelledby="gm-pick-title">';
+    list.forEach(function (pk, i) {
+      var c = pk.lay.conf, sw = pk.lay.swatch(pk.lay.colorOf(pk.props));
+      if (pk.general) {
+        h += '<li class="gm-pick gm-pick-general" data-layer="' + esc(c.id) + '">' + sw +
+          '<span>' + esc(self.t('map_pick_zoom', {layer: self.lab(c.title)})) + '</span>' +
+          '<button type="button" class="gm-btn gm-pick-zoom" data-i="' + i + '">' +
+          esc(self.t('map_pick_zoom_go')) + '</button></li>';
+        return;
+      }
+      h += '<li class="gm-pick" data-layer="' + esc(c.id) + '" data-id="' + esc(pk.id) + '">' +
+        '<button type="button" class="gm-pick-btn" data-i="' + i + '">' + sw +
+        '<span class="gm-pick-layer">' + esc(self.lab(c.title)) + '</span> <span class="gm-pick-name">' +
+        esc(self.featureName(pk.lay, pk.props)) + '</span></button></li>';
+    });
+    el.innerHTML = h + '</ul>';
+    el.querySelectorAll('.gm-pick-btn').forEach(function (b) {
+      var pk = list[Number(b.dataset.i)];
+      b.addEventListener('click', function () { self.select(pk, true); });
+      b.addEventListener('focus', function () {
+        self.highlightPicks(list);
+        self.drawPick(pk, true);
+      });
+    });
+    el.querySelectorAll('.gm-pick-zoom').forEach(function (b) {
+      b.addEventListener('click', function () {
+        self.map.setView(self.picks.latlng, Math.max(self.map.getZoom() + 2,
+          self.layers[list[Number(b.dataset.i)].lay.id].conf.detailZoom));
+      });
+    });
+  };
+
+  /** Show one feature's details in the sheet (from the tile, a marker or the API). */
+  App.prototype.select = function (pk, focus) {
+    this.selected = pk;
+    this.highlight.clearLayers();
+    var shape = this.drawPick(pk, true);
+    this.renderDetail(pk);
+    this.setSheet(true, shape && shape.getBounds ? shape : (pk.latlng || (this.picks && this.picks.latlng)));
+    var el = this.pickEl;
+    if (focus) {
+      window.requestAnimationFrame(function () {
+        var h = el.querySelector('.gm-detail h3');
+        if (h) { h.focus({preventScroll: true}); }
+      });
+    }
+    this.emit('selected', pk);
+  };
+  App.prototype.detailHtml = function (lay, p, id) {
+    var self = this, c = lay.conf;
+    var rows = c.fields.map(function (f) {
+      return '<tr data-field="' + esc(f.name) + '"><th scope="row">' + esc(self.lab(f.title)) +
+        '</th><td>' + self.formatValue(f, p) + '</td></tr>';
+    }).join('');
+    var extra = '';
+    this.behaviours.forEach(function (b) {
+      if (b.popupExtra) { extra += b.popupExtra(lay, {id: id, properties: p}) || ''; }
+    });
+    return '<div class="gm-detail gm-popup" data-layer="' + esc(c.id) + '" data-id="' + esc(id) +
+      '" lang="' + this.lang + '"><h3 tabindex="-1">' + esc(this.lab(c.title)) +
+      ' <span class="gm-detail-name">' + esc(this.featureName(lay, p)) + '</span></h3>' + extra +
+      (rows ? '<table>' + rows + '</table>' : '') + '</div>';
+  };
+  App.prototype.renderDetail = function (pk) {
+    var self = this, el = this.pickEl, back = '';
+    if (this.picks && this.picks.list.length > 1) {
+      back = '<button type="button" class="gm-btn gm-back" id="gm-back">' +
+        esc(this.t('map_pick_back')) + '</button>';
+    }
+    var html = pk.lay.conf.shelter ? this.emit('detailHtml', pk) : null;
+    el.innerHTML = back + (html || this.detailHtml(pk.lay, pk.props, pk.id));
+    var b = el.querySelector('#gm-back');
+    if (b) {
+      b.addEventListener('click', function () {
+        var id = pk.id;
+        self.selected = null;
+        self.renderPicks();
+        self.highlightPicks(self.picks.list);
+        var again = el.querySelector('.gm-pick[data-id="' + CSS.escape(String(id)) + '"] button');
+        if (again) { again.focus(); }
+      });
+    }
+    var detail = el.querySelector('.gm-detail');
+    if (detail) { this.emit('popupOpen', detail, pk.lay, {id: pk.id, properties: pk.props}); }
+  };
+  /** Show a feature found elsewhere (search, API) in the sheet, with its shape highlighted. */
+  App.prototype.showFeature = function (lay, feature, shape) {
+    this.picks = null;
+    var pk = {lay: lay, props: feature.properties || {}, id: feature.id, feature: feature};
+    this.selected = pk;
+    this.highlight.clearLayers();
+    if (shape) { shape.addTo(this.highlight); }
+    this.renderDetail(pk);
+    this.setSheet(true, shape);
+    this.emit('selected', pk);
+  };
+  App.prototype.closePopup = function () {  // compatibility with behaviours
+    this.selected = null;
+    this.renderPicks();
+  };
+
+  // ---- legend and sources
   App.prototype.legendRows = function (lay) {
     var self = this, c = lay.conf, rows = [];
     if (c.hazard) {
@@ -670,16 +903,16 @@
       if (h.groupOrder.length) {
         h.groupOrder.forEach(function (g) {
           h.rankOrder.forEach(function (r) {
-            var col = lay.hazardColor({r: r, g: g});
+            var col = lay.hazardColor(r, g);
             rows.push('<li data-group="' + esc(g) + '" data-rank="' + esc(r) + '">' +
-              self.swatch(lay, col.c, col.emph ? 'gm-emph' : '') + '<span>' +
+              lay.swatch(col.c, col.emph ? 'gm-emph' : '') + '<span>' +
               esc(self.lab(h.groups[g])) + ' — ' + esc(self.lab(h.ranks[r])) + '</span></li>');
           });
         });
       } else {
         h.rankOrder.forEach(function (r) {
-          var col = lay.hazardColor({r: r});
-          rows.push('<li data-code="' + esc(r) + '">' + self.swatch(lay, col.c, col.emph ? 'gm-emph' : '') +
+          var col = lay.hazardColor(r, null);
+          rows.push('<li data-code="' + esc(r) + '">' + lay.swatch(col.c, col.emph ? 'gm-emph' : '') +
             '<span class="gm-rank">' + esc(r) + '</span> <span>' + esc(self.lab(h.ranks[r])) + '</span></li>');
         });
       }
@@ -691,12 +924,12 @@
       var first = c.colorBy[0] && c.colorBy[0].field === field;
       Object.keys(cb.codes).filter(function (k) { return !present || present.indexOf(k) >= 0; })
         .forEach(function (k) {
-          rows.push('<li data-code="' + esc(k) + '">' + self.swatch(lay, cb.codes[k].color) +
+          rows.push('<li data-code="' + esc(k) + '">' + lay.swatch(cb.codes[k].color) +
             '<span>' + esc(self.lab(cb.codes[k])) + (first ? '' : ' <code>' + esc(k) + '</code>') +
             '</span></li>');
         });
     } else if (c.role !== 'shelter') {
-      rows.push('<li>' + this.swatch(lay, c.style.color) + '<span>' + esc(this.lab(c.title)) +
+      rows.push('<li>' + lay.swatch(c.style.color) + '<span>' + esc(this.lab(c.title)) +
         '</span></li>');
     }
     return rows;
@@ -748,7 +981,10 @@
         var lay = self.layers[sel.dataset.layer];
         self.colorField[lay.id] = sel.value;
         lay.restyle();
+        self.repaint();
         self.renderLegend();
+        var again = document.querySelector('.gm-color-by select[data-layer="' + CSS.escape(lay.id) + '"]');
+        if (again) { again.focus(); }
       });
     });
     this.renderSources();
@@ -773,7 +1009,7 @@
   };
 
   // ---------------------------------------------------------------------------------------
-  // One layer: embedded ("data") or loaded by view ("api")
+  // One layer: drawn from the tiles, or from the data file (markers)
   // ---------------------------------------------------------------------------------------
   function MapLayer(app, conf, index) {
     var self = this;
@@ -781,28 +1017,21 @@
     this.conf = conf;
     this.id = conf.id;
     this.index = index;
-    this.priority = {pipe: 0, structure: 1, parcel: 2}[conf.role];
-    if (this.priority === undefined) { this.priority = 3; }
-    this.renderer = conf.hazard ? app.svg : app.canvas;
     var date = conf.date ? {ja: fmt(app.cfg.text.map_as_of.ja, {date: conf.date}),
       en: fmt(app.cfg.text.map_as_of.en, {date: conf.date})} : app.cfg.text.map_date_unknown;
     // layers with the same source and date share one attribution (Leaflet counts them)
     this.group = L.featureGroup([], {attribution: '<span class="gm-attr">' +
       app.bi(conf.attribution) + ' (' + app.bi(date) + ')</span>'});
     this.content = L.featureGroup();
-    this.features = new Map();  // feature id -> {layer, tiles: Set}
-    this.tiles = new Map();     // tile key -> {state: 'loading'|'done', ids: Set}
-    this.requests = new Set();
-    this.inflight = 0;
-    this.density = 0;
-    this.tooMany = false;
-    this.error = false;
-    this.arrows = {};
+    this.features = new Map();  // data-file features: id -> {layer}
+    this.raw = [];              // data-file features as they came (the risk card reads them)
     this.content.on('click', function (e) {
       var l = e.layer;
-      if (!l || !l.feature || (l.getPopup && l.getPopup())) { return; }
+      if (!l || !l.feature) { return; }
       L.DomEvent.stop(e);
-      app.openPopup(self, l.feature, e.latlng);
+      app.picks = null;
+      app.select({lay: self, props: l.feature.properties || {}, id: l.feature.id, feature: l.feature,
+        latlng: l.getLatLng ? l.getLatLng() : e.latlng}, false);
     });
   }
 
@@ -813,12 +1042,13 @@
   MapLayer.prototype.visible = function () {
     return this.app.map.hasLayer(this.group) && this.inRange();
   };
+  MapLayer.prototype.pickable = function () {
+    return !this.conf.hazard && this.visible();
+  };
   MapLayer.prototype.updateRange = function () {
     var has = this.group.hasLayer(this.content);
-    if (this.inRange() && !has) {
-      this.group.addLayer(this.content);
-      if (this.app.map.hasLayer(this.group)) { this.app.restackFrom(this.index); }
-    } else if (!this.inRange() && has) { this.group.removeLayer(this.content); }
+    if (this.inRange() && !has) { this.group.addLayer(this.content); }
+    else if (!this.inRange() && has) { this.group.removeLayer(this.content); }
   };
 
   // ---- style
@@ -828,16 +1058,26 @@
   MapLayer.prototype.colorField = function () {
     return this.app.colorField[this.id] || (this.conf.colorBy[0] && this.conf.colorBy[0].field);
   };
+  MapLayer.prototype.labelOf = function (field, v) {
+    var f = this.conf.fields.find(function (x) { return x.name === field; });
+    var codes = (f && f.codes) || (this.conf.codes || {})[field];
+    return this.app.codeLabel(codes, v) || v;
+  };
   /** A hazard zone's colour: an emphasised rank's own, else its group's or its rank's. */
-  MapLayer.prototype.hazardColor = function (p) {
-    var h = this.conf.hazard, e = h.emphasis[p.r];
+  MapLayer.prototype.hazardColor = function (r, g) {
+    var h = this.conf.hazard, e = h.emphasis[r];
     if (typeof e === 'string') { return {c: e, emph: true}; }
-    if (e && e[p.g]) { return {c: e[p.g], emph: true}; }
-    if (h.colorGroup && h.groups[p.g]) { return {c: h.groups[p.g].color, emph: false}; }
-    var r = h.ranks[p.r];
-    return {c: r ? r.color : this.conf.style.color, emph: false};
+    if (e && e[g]) { return {c: e[g], emph: true}; }
+    if (h.colorGroup && h.groups[g]) { return {c: h.groups[g].color, emph: false}; }
+    var rk = h.ranks[r];
+    return {c: rk ? rk.color : this.conf.style.color, emph: false};
+  };
+  MapLayer.prototype.hazardOf = function (p) {
+    var h = this.conf.hazard;
+    return this.hazardColor(code(p[h.rankField]), h.groupField ? code(p[h.groupField]) : null);
   };
   MapLayer.prototype.colorOf = function (p) {
+    if (this.conf.hazard) { return this.hazardOf(p).c; }
     var field = this.colorField();
     if (field) {
       var cb = this.colorByOf(field), e = cb && cb.codes[code(p[field])];
@@ -854,265 +1094,119 @@
     wb.classes.forEach(function (c) { if (Number(v) >= c[0]) { w = c[1]; } });
     return w;
   };
-  MapLayer.prototype.styleOf = function (p) {
-    var c = this.conf, st = c.style, g = c.geometry, w = this.widthOf(p), col, emph = false;
-    if (c.hazard) {
-      var hc = this.hazardColor(p);
-      col = hc.c;
-      emph = hc.emph;
-    } else {
-      col = this.colorOf(p);
-    }
-    var cls = c.hazard ? 'hz-' + c.hazard.kind + (emph ? ' hz-emph' : '') : 'gm-f-' + c.id;
+  MapLayer.prototype.swatch = function (color, extra) {
+    var st = this.conf.style, g = this.conf.geometry, style;
     if (g === 'line') {
-      return {color: col, weight: w, opacity: 0.95, lineCap: 'butt', dashArray: st.dash,
-        renderer: this.renderer, className: cls};
-    }
-    if (g === 'polygon') {
-      if (emph) {
-        return {color: col, weight: w * 1.43, opacity: 1, fill: true, fillColor: col,
-          fillOpacity: Math.min(1, st.fillOpacity + 0.2), dashArray: null,
-          renderer: this.renderer, className: cls};
-      }
-      return {color: st.outline || col, weight: w, opacity: 0.9, fill: true,
-        fillColor: st.fill || col, fillOpacity: st.fillOpacity, dashArray: st.dash,
-        renderer: this.renderer, className: cls};
-    }
-    return {radius: st.radius, color: st.outline || (st.fill ? col : '#ffffff'), weight: w,
-      opacity: 1, fillColor: st.fill || col, fillOpacity: 1, renderer: this.renderer,
-      className: cls};
-  };
-  MapLayer.prototype.makeLayer = function (f) {
-    var p = f.properties || {}, style = this.styleOf(p), l;
-    if (this.conf.hazard) { style.interactive = false; }
-    if (f.geometry.type === 'Point') {
-      var c = f.geometry.coordinates, ll = L.latLng(c[1], c[0]);
-      l = this.app.emit('pointLayer', this, f, ll) || L.circleMarker(ll, style);
+      style = 'background-color:' + color + ';height:' + Math.max(2, Math.min(8, st.weight + 1)) + 'px';
+    } else if (g === 'point') {
+      style = 'background-color:' + (st.fill || color) + ';border-color:' +
+        (st.outline || (st.fill ? color : '#ffffff'));
+    } else if (extra === 'gm-emph') {  // an emphasised rank: solid, in its own colour
+      style = 'background-color:' + color + ';border-color:' + color;
     } else {
-      try { l = L.GeoJSON.geometryToLayer(f, style); } catch (e) { return null; }
+      style = 'background-color:' + color + ';border-color:' + (st.outline || color) +
+        (st.dash ? ';border-style:dashed' : '');
     }
+    return '<span class="gm-swatch gm-swatch-' + g + (extra ? ' ' + extra : '') + '" data-color="' +
+      esc(color) + '" style="' + esc(style) + '" aria-hidden="true"></span>';
+  };
+
+  /** protomaps-leaflet paint rules of this layer (in display zooms). */
+  MapLayer.prototype.paintRules = function () {
+    var self = this, c = this.conf, st = c.style, app = this.app;
+    if (!app.map.hasLayer(this.group)) { return []; }
+    var base = {dataLayer: c.id, minzoom: c.minZoom, maxzoom: c.maxZoom};
+    var col = function (z, f) { return self.colorOf(f.props); };
+    var rules = [];
+    var dash = st.dash ? st.dash.split(/\s+/).map(Number) : null;
+    if (c.geometry === 'line') {
+      var lw = function (z, f) { return self.widthOf(f.props); };
+      rules.push(L.extend({symbolizer: new protomapsL.LineSymbolizer(dash ? {dash: dash,
+        dashColor: col, dashWidth: lw, opacity: 0.95} : {color: col, width: lw, opacity: 0.95})}, base));
+      if (st.arrows) {
+        rules.push(L.extend({}, base, {minzoom: Math.max(c.minZoom, ARROW_ZOOM),
+          symbolizer: new ArrowSymbolizer(col, 9)}));
+      }
+    } else if (c.geometry === 'polygon') {
+      var fillCol = c.hazard ? col : function (z, f) { return st.fill || self.colorOf(f.props); };
+      var emph = function (z, f) { return c.hazard ? self.hazardOf(f.props).emph : false; };
+      rules.push(L.extend({symbolizer: new protomapsL.PolygonSymbolizer({fill: fillCol,
+        opacity: function (z, f) { return emph(z, f) ? Math.min(1, st.fillOpacity + 0.2) : st.fillOpacity; }})},
+      base));
+      var outline = function (z, f) { return st.outline || self.colorOf(f.props); };
+      var ow = function (z, f) { return emph(z, f) ? st.weight * 1.43 : st.weight; };
+      rules.push(L.extend({symbolizer: new protomapsL.LineSymbolizer(dash ? {dash: dash,
+        dashColor: outline, dashWidth: ow, opacity: 0.9} : {color: outline, width: ow, opacity: 0.9})},
+      base));
+    } else {
+      rules.push(L.extend({symbolizer: new protomapsL.CircleSymbolizer({
+        radius: st.radius, fill: function (z, f) { return st.fill || self.colorOf(f.props); },
+        stroke: function (z, f) { return st.outline || (st.fill ? self.colorOf(f.props) : '#ffffff'); },
+        width: Math.max(1, st.weight), opacity: 1})}, base));
+    }
+    return rules;
+  };
+  /** protomaps-leaflet label rules: the layer's template along lines, in polygons, by points. */
+  MapLayer.prototype.labelRules = function () {
+    var self = this, c = this.conf, app = this.app, lc = c.labels;
+    if (!lc || !app.map.hasLayer(this.group)) { return []; }
+    var tpl = function () {
+      return lc.template ? app.lab(lc.template) :
+        lc.fields.map(function (f) { return '{' + f + '}'; }).join(' ');
+    };
+    var text = function (p) {
+      if (!lc.fields.some(function (f) { return p[f] !== null && p[f] !== undefined; })) { return ''; }
+      return fillTemplate(tpl(), function (k, label) { return label ? self.labelOf(k, p[k]) : p[k]; });
+    };
+    var opts = {labelProps: ['_l'], font: LABEL_FONT, fill: '#1a1a1a', stroke: '#ffffff', width: 3};
+    var inner, where = null;
+    if (c.geometry === 'line') {
+      inner = new protomapsL.LineLabelSymbolizer(L.extend({position: protomapsL.LineLabelPlacement ?
+        protomapsL.LineLabelPlacement.Above : 1, offset: 2, repeatDistance: 220}, opts));
+    } else if (c.geometry === 'polygon') {
+      inner = new protomapsL.CenteredTextSymbolizer(opts);
+      where = 'centre';
+    } else {
+      inner = new protomapsL.OffsetTextSymbolizer(L.extend({offsetX: c.style.radius + 3, offsetY: 4}, opts));
+    }
+    return [{dataLayer: c.id, minzoom: Math.max(lc.minZoom, c.minZoom), maxzoom: c.maxZoom,
+      symbolizer: new TemplateLabel(inner, text, where)}];
+  };
+
+  // ---- data-file layers (markers and the risk card's features)
+  MapLayer.prototype.makeLayer = function (f) {
+    var st = this.conf.style, p = f.properties || {};
+    var c = f.geometry.coordinates, ll = L.latLng(c[1], c[0]);
+    var l = this.app.emit('pointLayer', this, f, ll) || L.circleMarker(ll, {radius: st.radius,
+      color: st.outline || '#ffffff', weight: 2, fillColor: st.fill || this.colorOf(p),
+      fillOpacity: 1, renderer: this.app.svg});
     l.feature = f;
     return l;
+  };
+  MapLayer.prototype.setData = function (features) {
+    var self = this;
+    this.raw = features;
+    if (this.conf.source !== 'data') { return; }
+    features.forEach(function (f) {
+      if (!f.geometry || f.geometry.type !== 'Point') { return; }
+      var l = self.makeLayer(f);
+      self.features.set(f.id, {layer: l});
+      self.content.addLayer(l);
+    });
+    this.app.map.getContainer().dataset['loaded_' + this.id] = String(this.features.size);
   };
   MapLayer.prototype.restyle = function () {
     var self = this;
     this.features.forEach(function (rec) {
-      if (rec.layer.setStyle) { rec.layer.setStyle(self.styleOf(rec.layer.feature.properties || {})); }
+      if (rec.layer.setStyle) { rec.layer.setStyle({fillColor: self.colorOf(rec.layer.feature.properties || {})}); }
     });
-    this.updateArrows();
-  };
-
-  // ---- embedded features
-  MapLayer.prototype.setData = function (features) {
-    var self = this, added = [];
-    features.forEach(function (f) {
-      if (!f.geometry) { return; }
-      var l = self.makeLayer(f);
-      if (!l) { return; }
-      self.features.set(f.id, {layer: l});
-      self.content.addLayer(l);
-      added.push(l);
-    });
-    if (added.length && this.app.map.hasLayer(this.content)) { this.app.place(this, added); }
-    this.app.map.getContainer().dataset['loaded_' + this.id] = String(this.features.size);
-    this.updateArrows();
-  };
-
-  // ---- flow arrows (leaflet-polylinedecorator), one decorator per colour
-  MapLayer.prototype.updateArrows = function () {
-    var self = this;
-    if (!this.conf.style.arrows || !L.polylineDecorator) { return; }
-    if (this.arrowTimer) { clearTimeout(this.arrowTimer); }
-    this.arrowTimer = setTimeout(function () { self.drawArrows(); }, 60);
-  };
-  MapLayer.prototype.drawArrows = function () {
-    var self = this, byColor = {};
-    this.features.forEach(function (rec) {
-      if (!rec.layer.getLatLngs) { return; }
-      var c = rec.layer.options.color;
-      (byColor[c] = byColor[c] || []).push(rec.layer.getLatLngs());
-    });
-    Object.keys(this.arrows).forEach(function (c) {
-      if (!byColor[c]) { self.content.removeLayer(self.arrows[c]); delete self.arrows[c]; }
-    });
-    Object.keys(byColor).forEach(function (c) {
-      if (self.arrows[c]) {
-        self.arrows[c].setPaths(byColor[c]);
-      } else {
-        self.arrows[c] = L.polylineDecorator(byColor[c], {patterns: [{
-          offset: '50%', repeat: 0,
-          symbol: L.Symbol.arrowHead({pixelSize: 9, headAngle: 50, polygon: true, pathOptions: {
-            stroke: false, fill: true, fillColor: c, fillOpacity: 1, interactive: false,
-            renderer: self.renderer}})}]});
-        self.content.addLayer(self.arrows[c]);
-      }
-    });
-    requestAnimationFrame(function () { self.app.restackFrom(self.index); });
-  };
-
-  // ---- view loading: tiles -> merged bbox requests -> paged GeoJSON -> canvas layers
-  /** A tile is covered when it, or a coarser tile containing it, is loaded or loading. */
-  MapLayer.prototype.covered = function (t) {
-    for (var z = t.z; z >= this.app.cfg.tileZoom; z--) {
-      var d = t.z - z;
-      if (this.tiles.has(z + '/' + (t.x >> d) + '/' + (t.y >> d))) { return true; }
-    }
-    return false;
-  };
-  MapLayer.prototype.update = function (tiles, z, view) {
-    var self = this, cfg = this.app.cfg;
-    var visible = this.visible();
-    this.requests.forEach(function (req) {
-      if (!visible || !req.bounds.intersects(view)) { self.abort(req); }
-    });
-    if (!visible) { this.tooMany = false; return; }
-    var units = tiles.length / Math.pow(4, tiles[0].z - cfg.tileZoom);  // in coarsest tiles
-    if (this.density * units > cfg.maxFeatures) { this.tooMany = true; return; }
-    this.tooMany = false;
-    var missing = tiles.filter(function (t) { return !self.covered(t); });
-    if (missing.length) {
-      mergeRects(missing).forEach(function (r) { self.request(r, tiles[0].z); });
-    }
-    this.evict(view);
-  };
-  MapLayer.prototype.abort = function (req) {
-    var self = this;
-    req.ctrl.abort();
-    this.requests.delete(req);
-    req.keys.forEach(function (k) {
-      var t = self.tiles.get(k);
-      if (t && t.state === 'loading') { self.tiles.delete(k); }
-    });
-    this.app.stats.aborted++;
-  };
-  MapLayer.prototype.request = function (rect, z) {
-    var self = this, app = this.app, keys = [];
-    for (var x = rect.x0; x <= rect.x1; x++) {
-      for (var y = rect.y0; y <= rect.y1; y++) {
-        var key = z + '/' + x + '/' + y;
-        keys.push(key);
-        this.tiles.set(key, {state: 'loading', ids: new Set(), bounds: L.latLngBounds(
-          [tileLat(y + 1, z), tileLon(x, z)], [tileLat(y, z), tileLon(x + 1, z)])});
-      }
-    }
-    var w = tileLon(rect.x0, z), s = tileLat(rect.y1 + 1, z), e = tileLon(rect.x1 + 1, z), n = tileLat(rect.y0, z);
-    var bbox = [w, s, e, n].map(function (v) { return v.toFixed(7); }).join(',');
-    rect.z = z;
-    var req = {ctrl: new AbortController(), keys: keys, rect: rect, priority: this.priority,
-      bounds: L.latLngBounds([s, w], [n, e]), units: keys.length / Math.pow(4, z - app.cfg.tileZoom)};
-    this.requests.add(req);
-    req.run = function () { return self.run(req, bbox); };
-    app.enqueue(req);
-  };
-  MapLayer.prototype.run = function (req, bbox) {
-    var self = this, app = this.app, cfg = app.cfg;
-    var props = (this.conf.properties || []).join(',');
-    var query = 'f=json&limit=' + cfg.maxItems + '&bbox=' + bbox +
-      (props ? '&properties=' + encodeURIComponent(props) : '');
-    var url = app.itemsUrl(this.id, query), pages = 0;
-    var maxPages = Math.ceil(cfg.maxFeatures / cfg.maxItems) + 2;
-    this.inflight++;
-    app.updateStatus();
-    var step = function () {
-      if (req.ctrl.signal.aborted) { return null; }
-      app.stats.requests++;
-      return fetch(url, {signal: req.ctrl.signal, headers: {Accept: 'application/geo+json'}})
-        .then(function (r) { if (!r.ok) { throw new Error('HTTP ' + r.status); } return r.json(); })
-        .then(function (fc) {
-          if (req.ctrl.signal.aborted) { return null; }
-          pages++;
-          var matched = typeof fc.numberMatched === 'number' ? fc.numberMatched : null;
-          if (pages === 1 && matched !== null) {
-            self.density = Math.max(self.density, matched / req.units);
-            if (matched > cfg.maxFeatures) {
-              self.tooMany = true;
-              self.abort(req);
-              return null;
-            }
-          }
-          self.add(fc.features || [], req);
-          var next = (fc.links || []).find(function (l) { return l.rel === 'next'; });
-          if (next && (fc.features || []).length && pages < maxPages) {
-            url = app.rebase(next.href, self.id);
-            return step();
-          }
-          return null;
-        });
-    };
-    return step().then(function () {
-      if (req.ctrl.signal.aborted) { return; }
-      self.error = false;
-      self.retryMs = 0;
-      req.keys.forEach(function (k) {
-        var t = self.tiles.get(k);
-        if (t) { t.state = 'done'; }
-      });
-      self.requests.delete(req);
-    }, function (err) {
-      if (req.ctrl.signal.aborted || (err && err.name === 'AbortError')) { return; }
-      self.requests.delete(req);
-      req.keys.forEach(function (k) { self.tiles.delete(k); });
-      self.error = true;
-      self.retryMs = Math.min((self.retryMs || 2000) * 2, 60000);  // 4 s, 8 s, ... 1 min
-      setTimeout(function () { self.error = false; app.refresh(); }, self.retryMs);
-    }).then(function () {
-      self.inflight--;
-      app.updateStatus();
-      app.map.getContainer().dataset['loaded_' + self.id] = String(self.features.size);
-    });
-  };
-  MapLayer.prototype.add = function (features, req) {
-    var self = this, app = this.app, r = req.rect, z = r.z, added = [];
-    features.forEach(function (f) {
-      if (!f.geometry || f.id === undefined || f.id === null) { return; }
-      var b = geomBounds(f.geometry);
-      var x0 = Math.max(r.x0, tileX(b[0], z)), x1 = Math.min(r.x1, tileX(b[2], z));
-      var y0 = Math.max(r.y0, tileY(b[3], z)), y1 = Math.min(r.y1, tileY(b[1], z));
-      var rec = self.features.get(f.id);
-      if (!rec) {
-        var layer = self.makeLayer(f);
-        if (!layer) { return; }
-        rec = {layer: layer, tiles: new Set()};
-        self.features.set(f.id, rec);
-        self.content.addLayer(layer);
-        added.push(layer);
-      }
-      for (var x = x0; x <= x1; x++) {
-        for (var y = y0; y <= y1; y++) {
-          var key = z + '/' + x + '/' + y, t = self.tiles.get(key);
-          if (t) { t.ids.add(f.id); rec.tiles.add(key); }
-        }
-      }
-    });
-    if (added.length) {
-      app.stats.features += added.length;
-      if (app.map.hasLayer(this.content)) { app.place(this, added); }
-      this.updateArrows();
-      app.updateLabels();
-    }
-  };
-  /** Drop tiles (and features only they hold) when a layer keeps far more than a view. */
-  MapLayer.prototype.evict = function (view) {
-    var self = this, limit = this.app.cfg.maxFeatures * 2;
-    if (this.features.size <= limit) { return; }
-    this.tiles.forEach(function (t, key) {
-      if (t.state !== 'done' || t.bounds.intersects(view)) { return; }
-      t.ids.forEach(function (id) {
-        var rec = self.features.get(id);
-        if (!rec) { return; }
-        rec.tiles.delete(key);
-        if (!rec.tiles.size) { self.content.removeLayer(rec.layer); self.features.delete(id); }
-      });
-      self.tiles.delete(key);
-    });
-    this.updateArrows();
   };
 
   // ---------------------------------------------------------------------------------------
   G.esc = esc;
   G.fmt = fmt;
   G.fillTemplate = fillTemplate;
-  G.mergeRects = mergeRects;
+  G.trapFocus = trapFocus;
   G.start = function () {
     var cfg = JSON.parse(document.getElementById('gm-config').textContent);
     var app = new App(cfg);
@@ -1120,4 +1214,10 @@
     app.start();
     return app;
   };
+  // deferred scripts run in order before DOMContentLoaded: behaviours are registered by then
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', function () { G.start(); });
+  } else {
+    window.setTimeout(function () { G.start(); }, 0);
+  }
 })();

@@ -1,0 +1,252 @@
+"""Vector tiles of the public layers, written at publish: one PMTiles archive per map page.
+
+Why tiles: a phone on a slow network must see a whole city's network (~85k public features) at
+city zoom; GeoJSON by view cannot (performance-anchors §4), a tile pyramid can. Why PMTiles: one
+immutable file in the release, served by the same server with HTTP range requests (no tile
+server), read by the page's vendored ``protomaps-leaflet`` and by GDAL and QGIS alike.
+
+How: every layer is written by GDAL's PMTiles driver (pyogrio's bundled GDAL) in one or two
+zoom bands, then the single-layer archives are merged tile by tile into the page's archive with
+the ``pmtiles`` package (an MVT tile is a protobuf message whose only top-level field is the
+repeated ``layers``, so the concatenation of two tiles is the tile holding both layers):
+
+* **detail** zooms: every feature with the columns the page reads (popups, colours, labels)
+  and its public id: what a tap lists comes from here;
+* **general** zooms (layers larger than :data:`SMALL_LAYER`, below ``detail_zoom``): features
+  dissolved by their style columns and lines merged: the whole network of a city at zoom 12 in
+  tens of kilobytes instead of hundreds, drawn exactly as the detail (same colours and widths).
+
+Zooms are *data* zooms: the page draws data tile z at display zoom z + 1 (512 px tiles) and
+over-zooms the finest (:data:`MAX_DATA_ZOOM`) to street level.
+
+Nothing here reads the master: the input is the public store (allow-listed), and
+:func:`check_tiles` re-opens the archive with GDAL and fails the publish unless it holds exactly
+the expected layers, no column outside the allow-list and every public feature at the finest
+zoom (tiles are part of the atomic release and of its leak check).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import pyogrio
+import shapely
+from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
+from pmtiles.reader import MmapSource, Reader, all_tiles
+from pmtiles.tile import Compression, TileType, zxy_to_tileid
+from pmtiles.writer import Writer
+
+from publish.errors import LeakCheckError, PublishError
+from publish.model import ID_COLUMN
+
+MAX_DATA_ZOOM = 15  # finest data zoom (display 16, ~2 cm per unit); over-zoomed beyond
+CITY_DATA_ZOOM = 11  # display 12: a whole city on a phone
+SMALL_LAYER = 2000  # up to this many features a layer carries every feature at every zoom
+DETAIL_EXTENT = 4096
+GENERAL_EXTENT = 1024  # half a pixel at the general zooms: plenty for a dissolved network
+GENERAL_SIMPLIFY = 1  # tile units (GDAL's SIMPLIFICATION) at the general zooms
+TILE_SUBDIR = "tiles"
+#: the column GDAL adds when it reads MVT: the tile's feature id, which we never write (the
+#: public id is the ``fid`` property; the store's row id is not served)
+GDAL_MVT_ID = "mvt_id"
+
+
+@dataclass(frozen=True)
+class TileLayer:
+    """What to write for one layer: its columns, the style columns and its zoom bands."""
+
+    id: str
+    columns: tuple[str, ...]  # per feature at detail zooms (public columns; the id is added)
+    style: tuple[str, ...]  # what the general zooms keep (colour, width, rank, group)
+    min_zoom: int  # data zoom where the layer starts
+    detail_zoom: int  # data zoom from which every feature is its own, with ``columns``
+    geometry: str  # point | line | polygon
+    max_zoom: int = MAX_DATA_ZOOM
+
+
+@dataclass
+class TileSet:
+    """The written archive: file, size, zooms and per-layer zoom bands (for the page config)."""
+
+    path: Path
+    bytes: int
+    min_zoom: int
+    max_zoom: int
+    layers: dict[str, dict[str, int]] = field(default_factory=dict)
+    tiles: int = 0
+
+
+def data_zoom(display_zoom: int) -> int:
+    """The data zoom drawn at ``display_zoom`` (512 px tiles: one level coarser)."""
+    return max(0, min(MAX_DATA_ZOOM, display_zoom - 1))
+
+
+def plan_layer(layer_id: str, columns: Sequence[str], style: Sequence[str], geometry: str,
+               count: int, min_display_zoom: int, detail_display_zoom: int) -> TileLayer:
+    """Zoom bands of one layer: small layers are detailed everywhere, large ones generalised
+    below ``detail_display_zoom`` (never below the city zoom: nobody reads a country of pipes)."""
+    lo = max(data_zoom(min_display_zoom), min(CITY_DATA_ZOOM, data_zoom(detail_display_zoom)))
+    detail = lo if count <= SMALL_LAYER else max(lo, data_zoom(detail_display_zoom))
+    cols = tuple(dict.fromkeys(c for c in columns if c != ID_COLUMN))
+    return TileLayer(layer_id, cols, tuple(dict.fromkeys(style)), lo, detail, geometry)
+
+
+def _read(store: Path, layer: TileLayer, columns: Sequence[str]) -> gpd.GeoDataFrame:
+    gdf = pyogrio.read_dataframe(store, layer=layer.id, columns=list(columns))
+    return gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
+
+
+def _general(gdf: gpd.GeoDataFrame, layer: TileLayer) -> gpd.GeoDataFrame:
+    """Features dissolved by the style columns (lines merged): one feature per style."""
+    style = [c for c in layer.style if c in gdf.columns]
+    if not style:
+        out = gpd.GeoDataFrame(geometry=[shapely.union_all(gdf.geometry.values)], crs=gdf.crs)
+    else:
+        out = gdf[[*style, "geometry"]].dissolve(by=style, as_index=False, dropna=False)
+    if layer.geometry == "line":
+        out["geometry"] = shapely.line_merge(out.geometry.values)
+    return out
+
+
+def _write_band(gdf: gpd.GeoDataFrame, path: Path, name: str, lo: int, hi: int, *,
+                general: bool) -> None:
+    opts = {"MINZOOM": str(lo), "MAXZOOM": str(hi), "NAME": name,
+            "EXTENT": str(GENERAL_EXTENT if general else DETAIL_EXTENT)}
+    if general:
+        opts["SIMPLIFICATION"] = str(GENERAL_SIMPLIFY)
+    # GDAL's MVT writer gives up a feature rather than write an oversized tile: the limits are
+    # raised here, and check_tiles proves that every feature reached the finest zoom
+    opts["MAX_SIZE"] = str(8_000_000)
+    opts["MAX_FEATURES"] = str(10_000_000)
+    pyogrio.write_dataframe(gdf, path, driver="PMTiles", layer=name, dataset_options=opts)
+
+
+def _merge(parts: list[Path], out: Path, metadata: dict) -> tuple[int, int, int]:
+    """One archive from single-layer ones: per tile, the concatenation of the parts' tiles."""
+    tiles: dict[int, list[bytes]] = {}
+    zooms: set[int] = set()
+    bounds = [180.0, 90.0, -180.0, -90.0]
+    for part in parts:
+        with part.open("rb") as f:
+            reader = Reader(MmapSource(f))
+            h = reader.header()
+            if h["tile_compression"] != Compression.GZIP:
+                raise PublishError("tiles_failed", layer=part.stem,
+                                   error=f"compression {h['tile_compression']}")
+            bounds = [min(bounds[0], h["min_lon_e7"] / 1e7), min(bounds[1], h["min_lat_e7"] / 1e7),
+                      max(bounds[2], h["max_lon_e7"] / 1e7), max(bounds[3], h["max_lat_e7"] / 1e7)]
+            for (z, x, y), data in all_tiles(reader.get_bytes):
+                tiles.setdefault(zxy_to_tileid(z, x, y), []).append(gzip.decompress(data))
+                zooms.add(z)
+    tmp = out.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        w = Writer(f)
+        for tid in sorted(tiles):
+            w.write_tile(tid, gzip.compress(b"".join(tiles[tid]), compresslevel=9, mtime=0))
+        lo, hi = min(zooms), max(zooms)
+        centre_zoom = max(lo, min(hi, CITY_DATA_ZOOM))
+        w.finalize({
+            "tile_type": TileType.MVT, "tile_compression": Compression.GZIP,
+            "min_lon_e7": int(bounds[0] * 1e7), "min_lat_e7": int(bounds[1] * 1e7),
+            "max_lon_e7": int(bounds[2] * 1e7), "max_lat_e7": int(bounds[3] * 1e7),
+            "center_zoom": centre_zoom, "center_lon_e7": int((bounds[0] + bounds[2]) / 2 * 1e7),
+            "center_lat_e7": int((bounds[1] + bounds[3]) / 2 * 1e7)}, metadata)
+    tmp.replace(out)
+    return lo, hi, len(tiles)
+
+
+def write_tiles(store: Path, layers: Sequence[TileLayer], out_dir: Path, name: str, *,
+                title: str = "", attribution: str = "") -> TileSet:
+    """Write ``out_dir/<name>.<hash>.pmtiles`` (the hash makes the URL immutable) and check it.
+
+    Raises :class:`PublishError` (bilingual, naming the layer) if GDAL cannot write a layer.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out_dir))
+    try:
+        parts: list[Path] = []
+        vector_layers = []
+        bands: dict[str, dict[str, int]] = {}
+        for lay in layers:
+            cols = [ID_COLUMN, *lay.columns]
+            try:
+                gdf = _read(store, lay, cols)
+                if gdf.empty:
+                    continue
+                if lay.detail_zoom <= lay.max_zoom:
+                    p = work / f"{lay.id}.detail.pmtiles"
+                    _write_band(gdf, p, lay.id, lay.detail_zoom, lay.max_zoom, general=False)
+                    parts.append(p)
+                if lay.min_zoom < lay.detail_zoom:
+                    p = work / f"{lay.id}.general.pmtiles"
+                    _write_band(_general(gdf, lay), p, lay.id, lay.min_zoom,
+                                lay.detail_zoom - 1, general=True)
+                    parts.append(p)
+            except (DataSourceError, DataLayerError, FieldError, GeometryError, OSError) as e:
+                raise PublishError("tiles_failed", layer=lay.id, error=str(e)) from e
+            bands[lay.id] = {"minzoom": lay.min_zoom, "detailzoom": lay.detail_zoom,
+                             "maxzoom": lay.max_zoom}
+            vector_layers.append({"id": lay.id, "minzoom": lay.min_zoom, "maxzoom": lay.max_zoom,
+                                  "fields": {c: "String" for c in cols}})
+        if not parts:
+            raise PublishError("tiles_empty", page=name)
+        merged = work / f"{name}.pmtiles"
+        meta = {"name": title or name, "attribution": attribution, "type": "overlay",
+                "format": "pbf", "vector_layers": vector_layers}
+        lo, hi, count = _merge(parts, merged, meta)
+        digest = _digest(merged)
+        final = out_dir / f"{name}.{digest}.pmtiles"
+        for old in out_dir.glob(f"{name}.*.pmtiles"):  # a rebuilt page in the same folder
+            if old != final:
+                old.unlink()
+        os.replace(merged, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return TileSet(final, final.stat().st_size, lo, hi, bands, count)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:10]
+
+
+def check_tiles(path: Path, allowed: dict[str, set[str]], counts: dict[str, int]) -> None:
+    """Leak check and completeness, read back through GDAL (not through our writer).
+
+    ``allowed``: layer -> public columns (the allow-list); ``counts``: layer -> features in the
+    public store. Fails unless the archive holds exactly those layers, only allowed columns and,
+    at the finest zoom, every public feature id of every layer.
+    """
+    got = {name for name, _ in pyogrio.list_layers(path)}
+    if got != set(counts):
+        extra = sorted(got - set(counts))
+        if extra:
+            raise LeakCheckError("tiles_leak", path=path.name, what=", ".join(extra))
+        raise PublishError("tiles_incomplete", path=path.name, layer=", ".join(
+            sorted(set(counts) - got)), have=0, want=max(counts.values(), default=0))
+    for lay in sorted(got):
+        fields = set(pyogrio.read_info(path, layer=lay)["fields"])
+        bad = sorted(fields - allowed.get(lay, set()) - {ID_COLUMN, GDAL_MVT_ID})
+        if bad:
+            raise LeakCheckError("tiles_leak", path=path.name, what=f"{lay}: {', '.join(bad)}")
+        ids = pyogrio.read_dataframe(path, layer=lay, read_geometry=False,
+                                     columns=[c for c in (ID_COLUMN, GDAL_MVT_ID) if c in fields],
+                                     ZOOM_LEVEL=str(MAX_DATA_ZOOM))
+        if GDAL_MVT_ID in ids.columns and ids[GDAL_MVT_ID].notna().any():  # a store row id
+            raise LeakCheckError("tiles_leak", path=path.name, what=f"{lay}: {GDAL_MVT_ID}")
+        have = int(ids[ID_COLUMN].nunique()) if ID_COLUMN in ids.columns else 0
+        if have != counts[lay]:
+            raise PublishError("tiles_incomplete", path=path.name, layer=lay, have=have,
+                               want=counts[lay])
