@@ -337,8 +337,9 @@ def test_geopackage_package_from_the_postgis_master(env: Env, tmp_path: Path) ->
 
 def test_cli_merge_moves_department_views_to_the_new_run(env: Env) -> None:
     """``uozu-gis merge`` on PostGIS re-applies the grants: no stale views after a merge."""
-    import cli
     from click.testing import CliRunner
+
+    import cli
 
     res = CliRunner().invoke(cli.cli, ["--project", str(env.project.root), "-q", "merge"])
     assert res.exit_code == 0, res.output
