@@ -72,8 +72,15 @@ def prepare(work: Path, scale: float, seed: int) -> tuple[Path, dict[str, int]]:
     if stamp.exists():
         return p, json.loads(stamp.read_text())["files"]
     (p / "data").mkdir(parents=True, exist_ok=True)
-    for name, target in (("config", ROOT / "config"), ("layers", ROOT / "layers"),
-                         ("data/grids", ROOT / "data/grids"),
+    # the specs and the generator are copied, not linked: a spec edited in the tree later must
+    # not change what a cached project's raw data is merged with (it would stop matching)
+    (p / "config").mkdir(exist_ok=True)
+    shutil.copyfile(ROOT / "config" / "project.yml", p / "config" / "project.yml")
+    for name in ("layers", "samples"):
+        if not (p / name).exists():
+            shutil.copytree(ROOT / name, p / name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+    for name, target in (("data/grids", ROOT / "data/grids"),
                          ("data/reference", ROOT / "data/reference")):
         link = p / name
         if not link.is_symlink():

@@ -310,7 +310,7 @@ def load_project(root: Path | str | None = None, *,
     errors.extend(_cross_checks(layers_dir, specs, codelists, cfg.corrections))
     errors.extend(_map_checks(cfg, layers_dir, specs, codelists))
     errors.extend(_department_checks(root / config_file, cfg, specs))
-    errors.extend(_service_checks(cfg, layers_dir, specs))
+    errors.extend(_service_checks(cfg, layers_dir, specs, codelists))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return Project(root=root, config=cfg, specs=specs, codelists=codelists, spec_hashes=hashes)
@@ -420,9 +420,9 @@ def _department_checks(path: Path, cfg: ProjectConfig,
     return errs
 
 
-def _service_checks(cfg: ProjectConfig, layers_dir: Path,
-                    specs: dict[str, LayerSpec]) -> list[ConfigError]:
-    """Walking network, search places and open-data layouts against the specs.
+def _service_checks(cfg: ProjectConfig, layers_dir: Path, specs: dict[str, LayerSpec],
+                    codelists: dict[str, CodeList]) -> list[ConfigError]:
+    """Walking network, search places, open-data layouts and hazard guidance against the specs.
 
     Why here: a routing block with no network, a network with no shelters or a layout reading
     an internal field must stop ``validate`` and ``publish`` before anything is built.
@@ -442,6 +442,17 @@ def _service_checks(cfg: ProjectConfig, layers_dir: Path,
                                         visibility=spec.visibility))
             elif not shelters:
                 errs.append(ConfigError("mapcfg_network_no_shelter", file=f))
+        hz = spec.map.hazard
+        rank = spec.map.rank_field
+        rank_cl = hz and (hz.rank_codelist or (spec.fields[rank].codelist
+                                               if rank in spec.fields else None))
+        if hz and rank_cl in codelists:
+            for code in hz.guidance_by_rank:
+                if code not in codelists[rank_cl].codes:
+                    errs.append(ConfigError("mapcfg_unknown_code", file=f,
+                                            key="hazard.guidance_by_rank", code=code,
+                                            codelist=rank_cl,
+                                            known=", ".join(codelists[rank_cl].codes)))
         od = spec.opendata
         if od is None:
             continue

@@ -516,6 +516,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "stage_check": ("漏えい自己検査", "leak self-check"),
     "stage_config": ("pygeoapi 設定", "pygeoapi config"),
     "stage_openapi": ("OpenAPI 生成", "OpenAPI document"),
+    "stage_tiles": ("ベクトルタイル作成・検査", "vector tiles (written and checked)"),
     "stage_site": ("サイト作成", "site pages"),
     "stage_switch": ("公開版の切替", "switch release"),
     "publish_done": (
@@ -1016,6 +1017,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "could not write the vector tiles (layer '{layer}'): {error}. Fix: check the geometries "
         "of {layer} in the public store and publish again",
     ),
+    "map_tiles_missing": (
+        "地図ページ '{page}': レイヤ '{layer}' のベクトルタイルがありません。ページはタイルの後に作ります"
+        " (publish が両方を作る。単独で作るときは先に publish.build.tiles.write_page_tiles)",
+        "map page '{page}': there are no vector tiles for layer '{layer}'. Pages are built after "
+        "their tiles (publish builds both; alone, call publish.build.tiles.write_page_tiles first)",
+    ),
     "tiles_empty": (
         "地図ページ '{page}' のレイヤに形状のある地物がひとつもありません (タイルが空)",
         "no layer of map page '{page}' has a feature with a geometry (the tiles would be empty)",
@@ -1285,7 +1292,53 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "sheet_grid_north": ("座標北", "grid north"),
     "sheet_convergence": ("真北との差 {d}°", "{d}° from true north"),
     "sheet_unknown": ("不明", "unknown"),
+    "sheet_table_heading": ("管路一覧 {oaza} {chiban}（図の範囲）", "Pipes in the sheet's frame, {oaza} {chiban}"),
+    "sheet_table_pipes": ("{utility}: {layer}（{n} 本）", "{utility}: {layer} ({n})"),
+    "sheet_table_in_frame": ("図内の延長 (m)", "Length in frame (m)"),
+    "sheet_col_diameter": ("管径", "Diameter"),
+    "sheet_col_material": ("管種", "Material"),
+    "sheet_col_year": ("布設年度", "Year laid"),
+    "sheet_col_depth": ("土被り (m)", "Cover depth (m)"),
+    "sheet_table_connections": ("この筆の{layer}（{n} 件）", "{layer} of this parcel ({n})"),
+    "sheet_table_none": ("台帳に記録はありません", "none recorded in the ledger"),
+    "sheet_table_more": ("ほか {n} 本は図で確かめてください", "{n} more: see the map"),
+    "sheet_table_note": (
+        "値は公開データ（台帳）の記録です。— は記録がないことを示します。土被りは台帳の記録で、工事の前には試掘で確かめてください。",
+        "Values are the public ledger's records; — means not recorded. Cover depths are as "
+        "recorded: confirm by trial digging before any work.",
+    ),
     # --- walking routes to shelters (publish/build/routing.py, process walk-route)
+    # --- the one search of every page (publish/static/map/search.js)
+    "search_label": ("住所・地番・施設名で探す", "Search an address, lot number or place"),
+    "search_placeholder": ("例: 本町 123-4、○○小学校", "e.g. 本町 123-4, a school's name"),
+    "search_go": ("探す", "Search"),
+    "search_loading": ("検索の準備をしています…", "Preparing the search…"),
+    "search_error": ("検索の準備ができませんでした。通信を確かめてください", "The search could not be loaded: check the connection"),
+    "search_none": ("「{q}」は見つかりません。大字と地番、住所、施設名で探せます", "Nothing found for “{q}”: try a town and lot number, an address or a place name"),
+    "search_count": ("{n} 件 (↑↓で選び Enter で表示)", "{n} found (↑↓ to choose, Enter to show)"),
+    "search_shown": ("{label} を表示しています", "Showing {label}"),
+    "search_kind_oaza": ("大字", "town"),
+    "search_kind_parcel": ("地番", "lot"),
+    "search_kind_place": ("施設", "place"),
+    "search_kind_address": ("住所", "address"),
+    # --- language switch of every page (config/i18n.py: ja, en, ja@easy)
+    "lang_label": ("言語", "Language"),
+    "lang_ja": ("日本語", "日本語"),
+    "lang_en": ("English", "English"),
+    "lang_easy": ("やさしい にほんご", "やさしい にほんご"),
+    # --- walking routes on the hazard map (publish/static/map/route.js)
+    "route_button": ("{kind}の避難場所までの道順", "Walking route to a {kind_en} shelter"),
+    "route_loading": ("道順を調べています…", "Finding the way…"),
+    "route_failed": ("道順を調べられませんでした", "The way could not be found"),
+    "route_summary": ("{name}まで 約 {d} m・徒歩 約 {min} 分", "{name}: about {d} m, {min} min on foot"),
+    "route_speed_note": ("時間は 1 秒に {speed} m 歩く場合です。足の不自由な方や子ども連れはもっとかかります", "Times assume walking {speed} m a second; it takes longer with small children or walking difficulties"),
+    "route_clear": ("道順を消す", "Clear the route"),
+    "route_directions": ("道順", "Directions"),
+    "route_caution": ("道順は地図上の道路から求めた目安です。通れない道や危ない所を避け、市の避難情報に従ってください", "The route is a guide computed from the mapped roads: avoid blocked or dangerous ways and follow the city's evacuation information"),
+    # --- the risk card (publish/static/map/hazard.js)
+    "card_no_data": ("この地点には想定のデータがありません（{title} の調べた範囲の外です）。安全という意味ではありません", "No data for this spot (outside the area surveyed for {title_en}). It does not mean safe"),
+    "card_shelter_in_zone": ("注意: この避難場所は{kind}の想定区域（{label}）の中にあります", "Caution: this shelter lies inside the {kind_en} zone ({label})"),
+    "card_guidance": ("とるべき行動", "What to do"),
     "route_graph_summary": (
         "歩行ネットワーク: 交点 {nodes}・区間 {edges}・連結成分 {parts} (最大の成分の交点 {largest})",
         "walking network: {nodes} junctions, {edges} pieces of street, {parts} connected "
@@ -1432,6 +1485,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "oas_changes_layers": ("レイヤ (カンマ区切り)。省略時はすべて", "layers (comma separated); all if omitted"),
     "oas_changes_200": ("レイヤごとの変更", "changes per layer"),
     "oas_changes_400": ("パラメータの誤り", "invalid parameter"),
+    "page_walk_route": ("避難場所までの徒歩経路 (OGC API - Processes)", "Walking routes to shelters (OGC API - Processes)"),
     "page_opendata": ("オープンデータ", "Open data"),
     "page_opendata_text": (
         "公開しているレイヤを GeoPackage・GeoJSON・CSV (Excel で開ける UTF-8 BOM 付き) でダウンロードできます。公開版ごとに作り直しています。出典とライセンスは各ファイルと README に記載しています",

@@ -35,8 +35,12 @@ class Strict(BaseModel):
 
 
 class I18nText(Strict):
+    """A name or text in Japanese and English; ``easy``: in やさしい日本語 (the page's third
+    language; the Japanese is shown where it is missing)."""
+
     ja: str
     en: str
+    easy: str | None = None
 
 
 class Normalizer(Strict):
@@ -142,6 +146,14 @@ class SourceSpec(Strict):
     date (``2024-03-31``), ``{field: 調査日}`` (the latest date in that column), ``dbf_header``
     (a Shapefile's DBF "last update" date) or ``mtime`` (the file's modification time, only when
     asked: a copy changes it). Without it the date is unknown, and the report says so.
+
+    ``options``: for ``reader: ogr`` the GDAL driver's open options (``{HEADERS: "NO"}``; YAML
+    true/false become YES/NO); for ``reader: csv`` pandas ``read_csv`` keywords (``skiprows:
+    [0, 1, 2, 3, 4, 5, 7, 8]`` skips the metadata rows of a CKAN "LINK" CSV around its
+    ``#property`` header). ``point_field``: ONE column holding both coordinates as text
+    (``location="34.35,134.05"``), split at ``point_separator``; the numbers are read in the
+    order written, so a "lat,lon" column needs ``axis_order: yx``. It excludes ``x_field`` /
+    ``y_field``; a value that is not two numbers gives a record without geometry.
     """
 
     name: str
@@ -154,6 +166,8 @@ class SourceSpec(Strict):
     axis_order: Literal["xy", "yx"] = "xy"
     x_field: str | None = None
     y_field: str | None = None
+    point_field: str | None = None
+    point_separator: str = Field(default=",", min_length=1)
     #: raw column(s) naming a record in messages and lineage (``[a, b]`` for composite keys)
     id_field: str | list[str] | None = None
     rename: dict[str, str] = Field(default_factory=dict)
@@ -169,6 +183,15 @@ class SourceSpec(Strict):
     #: coordinate corrections (``corrections:`` of the project) for this source; None = the
     #: project's defaults, [] = none
     corrections: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_point_source(self) -> SourceSpec:
+        if self.point_field and (self.x_field or self.y_field):
+            raise ValueError("point_field excludes x_field/y_field: name one column holding "
+                             "both coordinates, or the two columns")
+        if self.point_field and self.reader not in ("csv", "ogr"):
+            raise ValueError(f"point_field needs reader csv or ogr, not {self.reader}")
+        return self
 
     @property
     def id_fields(self) -> list[str]:
@@ -303,6 +326,17 @@ class HazardRole(Strict):
     card: I18nText | None = None  # e.g. {ja: "浸水深ランク{rank}：{label}（{range}）", en: ...}
     card_name: I18nText | None = None  # e.g. {ja: "{name}が氾濫した場合", en: ...}
     card_none: I18nText | None = None  # e.g. {ja: 浸水想定区域の外です, en: ...}
+    #: what to do when the spot is in a zone of this hazard (立退き避難 / 屋内安全確保 ...), shown
+    #: on the risk card under the hazard; ``guidance_by_rank`` overrides it for some ranks (e.g.
+    #: deep water: leave the building; shallow: an upper floor may do)
+    guidance: I18nText | None = None
+    guidance_by_rank: dict[str, I18nText] = Field(default_factory=dict)
+    #: the area this hazard was assessed over: ``city`` (the whole city, the default) or
+    #: ``zones`` (a study of part of the city: the convex hull of this layer's zones widened by
+    #: ``coverage_margin_m``). Outside it the risk card says "no data here", never "outside the
+    #: zones": a spot nobody assessed is not a safe spot.
+    coverage: Literal["city", "zones"] = "city"
+    coverage_margin_m: float = Field(default=200.0, ge=0, le=5000)
 
     def field_keys(self) -> set[str]:
         """Layer fields the card templates use (everything but :data:`CARD_KEYS`)."""
@@ -350,6 +384,14 @@ class PipeRole(Strict):
     depth_field: str | None = None
 
 
+class ServesRole(Strict):
+    """A service connection (給水管, 量水器, 取付管, 公共ます ...) names the parcel it serves by
+    大字 and 地番: the pipe sheet lists a parcel's connections from these fields."""
+
+    oaza_field: str
+    chiban_field: str
+
+
 class MapSpec(Strict):
     """Where a public layer appears and how: page, role, style, labels, popup, legend, zooms.
 
@@ -388,6 +430,8 @@ class MapSpec(Strict):
     #: ``walk``: people walk along these lines; the walking routes to shelters run on every
     #: public line layer marked so (tuned by ``publish.routing`` of the project)
     network: Literal["walk"] | None = None
+    #: the parcel each feature serves (service connections): listed on the parcel's pipe sheet
+    serves: ServesRole | None = None
     hazard: HazardRole | None = None
     shelter: ShelterRole | None = None
     parcel: ParcelRole | None = None
@@ -438,6 +482,9 @@ class MapSpec(Strict):
             for k, v in block:
                 if k.endswith("_field") and isinstance(v, str):
                     use(f"{role}.{k}", v)
+        if self.serves:
+            use("serves.oaza_field", self.serves.oaza_field)
+            use("serves.chiban_field", self.serves.chiban_field)
         if self.shelter:
             use("shelter.flags", *self.shelter.flags.values())
             use("shelter.type_fields", *self.shelter.type_fields)
@@ -621,6 +668,7 @@ class LayerSpec(Strict):
 class CodeEntry(Strict):
     ja: str
     en: str
+    easy: str | None = None  # やさしい日本語 (e.g. a depth rank "ひざ まで"); else the Japanese
     aliases: list[str] = Field(default_factory=list)
     color: str | None = None
     min: float | None = None

@@ -747,28 +747,15 @@ def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool 
         ctx.warnings.append(text("warn_previous_unknown", detail=str(e).split(" / ")[-1]))
     order = project.order(only)
     ctx.tick("plan", "", 0, len(order))
-    errors: list[EtlError] = []
-    failed: set[str] = set()
-    for lid in order:
-        blocked = sorted(project.specs[lid].dependencies() & failed)
-        if blocked:
-            errors.append(EtlError("join_layer_failed", layer=lid, other=blocked[0]))
-            failed.add(lid)
-            continue
-        try:
-            res = process_layer(ctx, project.specs[lid])
-            ctx.outputs[lid] = res
-            check_budget(res)
-        except EtlError as e:
-            errors.append(e)
-            failed.add(lid)
     wanted = order if not only else [lid for lid in order if lid in set(only) | set(order)]
-    if errors:
-        done = [lid for lid in wanted if lid in ctx.outputs]
-        raise RunErrors(errors, dry_run=dry_run,
-                        manifest=_manifest(ctx, started, done, only, argv, prev=ctx.previous))
-    manifest = _manifest(ctx, started, wanted, only, argv)
+    keep = _kept_columns(project, order)
     if dry_run:
+        errors = _process_layers(ctx, order, keep)
+        if errors:
+            raise RunErrors(errors, dry_run=True, manifest=_manifest(
+                ctx, started, [lid for lid in wanted if lid in ctx.outputs], only, argv,
+                prev=ctx.previous))
+        manifest = _manifest(ctx, started, wanted, only, argv)
         manifest["seconds"] = round(time.perf_counter() - t0, 2)
         return RunResult(run_id, manifest, ctx.outputs, None)
     try:
@@ -776,11 +763,28 @@ def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool 
             prev = store.manifest()
             staged = store.begin(run_id, partial=bool(only))
             try:
-                with Timer(ctx, "write"):
-                    _write_master(ctx, staged, wanted, partial=bool(only))
-                    for lid in wanted:
-                        res = ctx.outputs[lid]
+                written = set(wanted)
+                steps = [0]
+
+                def write(lid: str, res: LayerResult) -> None:
+                    """Write a finished layer to the staged store at once, hash it and let it
+                    go: only what later layers read of it stays in memory (bounded RSS)."""
+                    if lid not in written:
+                        return
+                    with Timer(ctx, "write"):
+                        gt = res.spec.geometry_type if res.spec.join is None else "MultiPolygon"
+                        staged.write_layer(lid, res.frame, geometry_type=gt)
                         res.change = change_summary(store, prev, staged, lid, res)
+                    steps[0] += 1
+                    ctx.tick("write", lid, steps[0], len(wanted))
+
+                errors = _process_layers(ctx, order, keep, write=write)
+                if errors:
+                    raise RunErrors(errors, manifest=_manifest(
+                        ctx, started, [lid for lid in wanted if lid in ctx.outputs], only,
+                        argv, prev=ctx.previous))
+                with Timer(ctx, "write"):
+                    _write_tables(ctx, staged, wanted, partial=bool(only))
                 manifest = _manifest(ctx, started, wanted, only, argv, prev=prev)
                 manifest["store"] = store.kind
                 manifest["seconds"] = round(time.perf_counter() - t0, 2)
@@ -801,18 +805,79 @@ def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool 
     return RunResult(run_id, manifest, ctx.outputs, rd)
 
 
-def _write_master(ctx: RunContext, staged: StagedRun, layers: list[str], *,
-                  partial: bool) -> None:
-    """Every layer, then ``_quarantine``, ``_code_table`` and ``_layer_meta`` (same in all stores).
+def _kept_columns(project: Project, order: list[str]) -> dict[str, set[str]]:
+    """Per layer, what later layers of the run read of it once it is written: reference keys,
+    join keys and ``geometry`` (endpoints, joined geometry, the datum check). Everything else
+    is released after the layer is written, so memory holds one layer at a time."""
+    need: dict[str, set[str]] = {}
+    for lid in order:
+        spec = project.specs[lid]
+        for ref in spec.references:
+            if ref.layer != lid:
+                need.setdefault(ref.layer, set()).update(
+                    {ref.key, "geometry"} if ref.endpoint else {ref.key})
+        if spec.join is not None:
+            need.setdefault(spec.join.layer, set()).update(spec.join.keys)
+            if spec.join.take_geometry:
+                need[spec.join.layer].add("geometry")
+        if spec.datum_check:
+            need.setdefault(spec.datum_check.reference, set()).add("geometry")
+    return need
 
-    A partial run keeps the other layers' rows of the two bookkeeping tables.
+
+def _release(res: LayerResult, keep: set[str]) -> None:
+    """Replace a written layer's frame by the columns later layers read (a copy, so the full
+    frame can be freed); the feature count stays on ``written``."""
+    f = res.frame
+    res.written = len(f)
+    cols = [c for c in f.columns if c in keep and c != "geometry"]
+    if "geometry" in keep and isinstance(f, gpd.GeoDataFrame):
+        res.frame = gpd.GeoDataFrame(f[cols].copy(), geometry=f.geometry.values.copy(),
+                                     crs=f.crs)
+    elif keep:
+        res.frame = pd.DataFrame(f[cols]).copy()
+    else:
+        res.frame = f.iloc[:0].copy()
+
+
+def _process_layers(ctx: RunContext, order: list[str], keep: dict[str, set[str]], *,
+                    write: Callable[[str, LayerResult], None] | None = None) -> list[EtlError]:
+    """Every layer in dependency order, each written (``write``) as soon as it passed and then
+    released; every layer's error is collected (nothing is written after the first one)."""
+    errors: list[EtlError] = []
+    failed: set[str] = set()
+    last = {dep: i for i, lid in enumerate(order)
+            for dep in ctx.project.specs[lid].dependencies()}  # a layer's last reader
+    for i, lid in enumerate(order):
+        for dep in [d for d, j in last.items() if j == i - 1 and d in ctx.outputs]:
+            _release(ctx.outputs[dep], set())  # its last reader is done: let it go entirely
+        blocked = sorted(ctx.project.specs[lid].dependencies() & failed)
+        if blocked:
+            errors.append(EtlError("join_layer_failed", layer=lid, other=blocked[0]))
+            failed.add(lid)
+            continue
+        try:
+            res = process_layer(ctx, ctx.project.specs[lid])
+            ctx.outputs[lid] = res
+            check_budget(res)
+        except EtlError as e:
+            errors.append(e)
+            failed.add(lid)
+            if lid in ctx.outputs:  # over its quarantine budget: counted, not kept
+                _release(ctx.outputs[lid], set())
+            continue
+        if write is not None and not errors:
+            write(lid, res)
+        _release(res, keep.get(lid, set()))
+    return errors
+
+
+def _write_tables(ctx: RunContext, staged: StagedRun, layers: list[str], *,
+                  partial: bool) -> None:
+    """After the layers: ``_quarantine``, ``_code_table`` and ``_layer_meta`` (same in all
+    stores). A partial run keeps the other layers' rows of the two bookkeeping tables.
     """
     project = ctx.project
-    for i, lid in enumerate(layers):
-        res = ctx.outputs[lid]
-        gt = res.spec.geometry_type if res.spec.join is None else "MultiPolygon"
-        staged.write_layer(lid, res.frame, geometry_type=gt)
-        ctx.tick("write", lid, i + 1, len(layers))
     q = pd.concat([ctx.outputs[lid].quarantine for lid in layers], ignore_index=True)
     old = staged.read_current(QUARANTINE_TABLE) if partial else None
     if old is not None:

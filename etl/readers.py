@@ -389,6 +389,9 @@ def read_ogr(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
     kw: dict = {"layer": src.layer} if src.layer else {}
     if encoding:
         kw["encoding"] = encoding
+    # the driver's open options (CSV HEADERS=NO, EMPTY_STRING_AS_NULL=YES): pyogrio takes them
+    # as extra keywords; upper case (as GDAL names them) never collides with its own arguments
+    kw.update({str(k).upper(): _open_option(v) for k, v in src.options.items()})
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -406,6 +409,10 @@ def read_ogr(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
                           detail=f"{type(e).__name__}: {_short(str(e), path, raw_dir)[:200]}"
                           ) from e
     _flatten_nested(df)
+    if src.point_field:
+        df = gpd.GeoDataFrame(pd.DataFrame(df.drop(columns="geometry", errors="ignore")),
+                              geometry=_points_from_text(df, src, spec.id, rel))
+        info = {**info, "geometry_type": "Point"}
     notes = list(dict.fromkeys(_short(str(w.message), path, raw_dir) for w in caught
                                if "Measured (M) geometry" not in str(w.message)))
     _check_mojibake(df, spec.id, rel, encoding)
@@ -426,8 +433,42 @@ def read_ogr(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
                     or dbf is not None)
 
 
+def _open_option(value: object) -> str:
+    """A spec value as GDAL open-option text (YAML booleans become YES/NO)."""
+    if isinstance(value, bool):
+        return "YES" if value else "NO"
+    return str(value)
+
+
+def _points_from_text(df: pd.DataFrame, src: SourceSpec, layer: str, file: str) -> gpd.GeoSeries:
+    """Points from ONE text column holding both coordinates (``location="lat,lon"``).
+
+    The two numbers become (first, second) as written; ``axis_order: yx`` on the source then
+    says the first one is y (latitude), exactly as for a file's own coordinates. A value that
+    is not two numbers gives no geometry, so the record goes through the missing-geometry
+    policy instead of vanishing.
+    """
+    col = src.point_field
+    if col not in df.columns:
+        raise SourceError("source_missing_field", layer=layer, file=file, fields=col,
+                          have=", ".join(c for c in df.columns if c != "geometry"))
+    parts = df[col].astype("string").str.split(src.point_separator, n=1, expand=True,
+                                                 regex=False)
+    if parts.shape[1] < 2:
+        parts = pd.DataFrame({0: parts.iloc[:, 0] if parts.shape[1] else pd.NA, 1: pd.NA},
+                             index=df.index)
+    a = pd.to_numeric(parts[0].str.strip(), errors="coerce").to_numpy(dtype=float)
+    b = pd.to_numeric(parts[1].str.strip(), errors="coerce").to_numpy(dtype=float)
+    pts = shapely.points(a, b)
+    pts[~(np.isfinite(a) & np.isfinite(b))] = None
+    return gpd.GeoSeries(pts, index=df.index)
+
+
 def read_csv(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
-    """A CSV table; with ``x_field``/``y_field`` the rows become points."""
+    """A CSV table; with ``x_field``/``y_field`` (or one ``point_field``) the rows become points.
+
+    ``options`` are pandas ``read_csv`` keywords (e.g. ``skiprows`` for metadata rows above
+    the header of a CKAN LINK file)."""
     path = source_path(raw_dir, src.path, spec.id)
     rel = _rel(path, raw_dir)
     data = path.read_bytes()
@@ -458,6 +499,9 @@ def read_csv(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
         pts = shapely.points(x, y)
         pts[~(np.isfinite(x) & np.isfinite(y))] = None
         geom = gpd.GeoSeries(pts, index=df.index)
+        has_geom = True
+    elif src.point_field:
+        geom = _points_from_text(df, src, spec.id, rel)
         has_geom = True
     return RawFrame(gpd.GeoDataFrame(df, geometry=geom), None, [path], has_geometry=has_geom)
 

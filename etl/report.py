@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import shapely
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -24,12 +25,37 @@ if TYPE_CHECKING:
 LINEAGE_SKIP = {"run_id", "source_hash", "spec_version", "source_record", "source_file"}
 
 
+def _combine_hashes(columns: list[np.ndarray], n: int) -> np.ndarray:
+    """pandas' row hash of a frame from its columns' hashes (``hash_pandas_object`` of a
+    DataFrame folds them like this), so hashes stay those of earlier runs."""
+    out = np.full(n, 0x345678, dtype=np.uint64)
+    mult = np.uint64(1000003)
+    k = len(columns)
+    with np.errstate(over="ignore"):
+        for i, h in enumerate(columns):
+            inv = k - i
+            out ^= h
+            out *= mult
+            mult += np.uint64(82520 + inv + inv)
+        out += np.uint64(97531)
+    return out
+
+
 def feature_hashes(res: LayerResult) -> pd.DataFrame:
-    """(id, hash) per feature; lineage columns that change every run are left out."""
+    """(id, hash) per feature; lineage columns that change every run are left out.
+
+    One column is cast to text at a time (not the whole layer), with the same result as
+    hashing the whole text frame, so a run compares with the hashes of older runs.
+    """
     f = res.frame
     idf = res.spec.id_field
     cols = [c for c in f.columns if c not in LINEAGE_SKIP and c != "geometry"]
-    h = pd.util.hash_pandas_object(f[cols].astype("string"), index=False).to_numpy()
+    n = len(f)
+    if cols:
+        h = _combine_hashes([pd.util.hash_pandas_object(f[c].astype("string"), index=False)
+                             .to_numpy() for c in cols], n)
+    else:
+        h = pd.util.hash_pandas_object(pd.DataFrame(index=f.index), index=False).to_numpy()
     if "geometry" in f.columns and f.geometry.notna().any():
         wkb = shapely.to_wkb(f.geometry.values, output_dimension=2)
         gh = pd.util.hash_array(pd.array(wkb, dtype=object).to_numpy())

@@ -41,7 +41,9 @@ class LayerResult:
     problems: list[dict] = field(default_factory=list)  # policy-engine report rows
     epoch: str = ""  # the coordinate epoch of the layer's sources
     over_vertex_budget: int = 0  # features the publication will simplify
+    #: features written, once ``frame`` was released after writing (None while it is held)
+    written: int | None = None
 
     @property
     def features(self) -> int:
-        return len(self.frame)
+        return len(self.frame) if self.written is None else self.written

@@ -1,8 +1,9 @@
 """Deterministic sample raw data for Uozu City, written the way the source systems export it.
 
 ``generate(out_dir)`` writes one plausible, synthetic copy of every raw input the layer specs in
-``layers/`` read: the road ledger (道路台帳), the sewer ledger (下水道台帳), the water mapping
-system (水道マッピング), the property-tax parcel map and ledger (地番図 / 課税台帳), the MLIT
+``layers/`` read: the road ledger (道路台帳), the sewer ledger (下水道台帳, with 取付管 and
+公共ます), the water mapping system (水道マッピング, with the 給水装置 service pipes and meters:
+``samples/uozu_service.py``), the property-tax parcel map and ledger (地番図 / 課税台帳), the MLIT
 hazard datasets (国土数値情報 A31a / A33 / A40) and the real GSI shelter lists.
 
 Why it looks the way it does:
@@ -32,13 +33,16 @@ byte-for-byte from ``data/reference`` (GSI 指定緊急避難場所・指定避�
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
 import shutil
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 
 import geopandas as gpd
 import numpy as np
@@ -49,6 +53,23 @@ import shapely.affinity
 from pyproj import Transformer
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _sibling(name: str) -> ModuleType:
+    """A module beside this file. The city's sample code is loaded by path (``sample.generator``
+    of the project), not installed, so its own modules are loaded by path too."""
+    key = f"uozu_sample_{name}"
+    mod = sys.modules.get(key)
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
+        assert spec is not None and spec.loader is not None
+        mod = sys.modules[key] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    return mod
+
+
+#: 給水装置・取付管・公共ます: the service connections (samples/uozu_service.py)
+service = _sibling("uozu_service")
 REFERENCE_DIR = ROOT / "data" / "reference"
 GRIDS_DIR = ROOT / "data" / "grids"
 BOUNDARY_FILE = REFERENCE_DIR / "uozu_boundary_n03.geojson"
@@ -70,7 +91,7 @@ TSUNAMI = "hazard/A40_tsunami.geojson"
 SHELTER_EMERGENCY = "shelter/162043_emergency.json"
 SHELTER_EVACUATION = "shelter/162043_evacuation.json"
 FILES = (ROAD, SEWER_PIPE, SEWER_MANHOLE, WATER_PIPE, WATER_VALVE, WATER_CODES, PARCEL, TAX,
-         FLOOD, LANDSLIDE, TSUNAMI, SHELTER_EMERGENCY, SHELTER_EVACUATION)
+         *service.FILES, FLOOD, LANDSLIDE, TSUNAMI, SHELTER_EMERGENCY, SHELTER_EVACUATION)
 
 # Default-scale targets (≈ the real city); counts scale linearly with ``scale``.
 TARGET_ROAD_SEGMENTS = 8000
@@ -1485,6 +1506,12 @@ def generate(out_dir: Path, *, scale: float = 1.0, seed: int = 42,
     tax = _tax(par, np.random.default_rng([seed, 7]), scale)
     _write_csv(tax, out / TAX)
     done(TAX, len(tax))
+
+    # 給水装置 (service pipes, meters) and sewer 公共ます / 取付管, from the lots to the mains
+    svc = service.frames(par.gdf, water.pipes, sewer.pipes, np.random.default_rng([seed, 8]))
+    for rel, n in service.write(out, svc, to_jgd2000=_truth_to_jgd2000,
+                                to_tokyo=_truth_to_tokyo, write_shp=_write_shp).items():
+        done(rel, n)
 
     hz = _hazards()
     flood = _lonlat_valid(hz["flood"])

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 # python3-qgis + qgis-providers: PyQGIS (QGIS 3.22 LTR) writes and checks the staff QGIS projects,
 # headless (QT_QPA_PLATFORM=offscreen); the venv sees it through --system-site-packages.
-APT_PKGS="python3-venv python3-gdal gdal-bin chromium fonts-noto-cjk fonts-ipaexfont-gothic postgresql-15-postgis-3 postgresql-15-pgrouting poppler-utils poppler-data python3-qgis qgis-providers"
+# nginx: the documented front (docs/deploy-nginx.md, tests/test_nginx_static.py); libsqlite3-mod-spatialite:
+# the API reads GeoPackage geometries in SQL (GeomFromGPB, publish/server/providers.py).
+APT_PKGS="python3-venv python3-gdal gdal-bin chromium fonts-noto-cjk fonts-ipaexfont-gothic postgresql-15-postgis-3 postgresql-15-pgrouting poppler-utils poppler-data python3-qgis qgis-providers nginx libsqlite3-mod-spatialite"
 missing=""
 for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

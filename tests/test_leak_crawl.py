@@ -4,7 +4,9 @@ Set-up: sample exports; every internal text field of every layer and every text 
 internal layer gets a unique canary in its source file; merge -> publish -> the real server
 (gunicorn). Then crawl every URL the server exposes (landing, terms, collections, every items
 page to the end, every item, queryables, schema, OpenAPI, HTML pages, static files, map pages
-and what they load) and look for any canary, any internal column name, any source file name.
+and what they load, the open-data downloads, change feeds and search index, a walking route)
+and look for any canary, any internal column name, any source file name; then every file of the
+release folder itself (graph, search index, downloads, feeds, store), binary ones byte by byte.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
+import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
@@ -27,6 +30,7 @@ from stores import STORES, set_store_in_file
 from config import load_project
 from etl.pipeline import run_merge
 from etl.schema import LINEAGE_COLUMNS, output_columns
+from publish.build.release import current_release
 from publish.server.app import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -154,7 +158,14 @@ def test_crawl_finds_no_canary(canary_server) -> None:
     queue = [f"{base}/", f"{base}/terms", f"{base}/api", f"{base}/api/openapi?f=json",
              f"{base}/api/conformance", f"{base}/api/collections?f=json",
              f"{base}/api/collections?f=html", f"{base}/maps/pipe.html",
-             f"{base}/maps/hazard.html"]
+             f"{base}/maps/hazard.html", f"{base}/maps/search.json",
+             f"{base}/opendata/index.json", f"{base}/opendata/README.txt",
+             f"{base}/api/changes?since=2000-01-01"]
+    meta = current_release(project.public_dir).meta
+    queue += [f"{base}/opendata/{f['file']}" for e in meta["opendata"]["layers"].values()
+              for f in e["files"]]
+    queue += [f"{base}/changes/{lid}.{ext}" for lid in meta["changes"]["layers"]
+              for ext in ("json", "atom")] + [f"{base}/changes/changes.json"]
     public = [lid for lid, sp in project.specs.items() if sp.visibility == "public"]
     for lid in public:
         c = f"{base}/api/collections/{lid}"
@@ -162,6 +173,7 @@ def test_crawl_finds_no_canary(canary_server) -> None:
                   f"{c}/schema?f=json", f"{c}/items?f=json&limit=1000",
                   f"{c}/items?f=html&limit=50"]
     bodies: list[tuple[str, str]] = []
+    blobs: list[tuple[str, bytes]] = []  # binary answers (GeoPackage downloads)
     fids: dict[str, set[str]] = {lid: set() for lid in public}
     items_page = re.compile(r"/api/collections/\w+/items\?")
     one_item = re.compile(r"/api/collections/\w+/items/[^/?]+")
@@ -179,6 +191,8 @@ def test_crawl_finds_no_canary(canary_server) -> None:
         body = r.text if any(t in ctype for t in ("json", "html", "javascript", "css", "text",
                                                   "yaml", "xml")) else ""
         bodies.append((url, body))
+        if not body:
+            blobs.append((url, r.content))
         parts = urlsplit(url)
         m = re.fullmatch(r"/api/collections/(\w+)/items", parts.path)
         is_json = "json" in ctype and "ld+json" not in ctype
@@ -200,7 +214,6 @@ def test_crawl_finds_no_canary(canary_server) -> None:
     # every single item, as JSON (the HTML item pages embed the same properties)
     item_urls = [f"{base}/api/collections/{lid}/items/{fid}?f=json"
                  for lid, ids in fids.items() for fid in ids]
-    from publish.build.release import current_release
     store = current_release(project.public_dir).store
     for lid, ids in fids.items():  # the paging walk reached every feature of every layer
         assert len(ids) == pyogrio.read_info(store, layer=lid)["features"], lid
@@ -213,11 +226,35 @@ def test_crawl_finds_no_canary(canary_server) -> None:
     with ThreadPoolExecutor(4) as pool:
         bodies += list(pool.map(get, item_urls))
     assert len(item_urls) > 1000 and len(seen) > 100
+    # a walking route (the process answers from the release's graph)
+    route = s.post(f"{base}/api/processes/walk-route/execution", timeout=30, json={"inputs": {
+        "lon": meta["layers"]["shelter"]["bbox"][0], "lat": meta["layers"]["shelter"]["bbox"][1],
+        "kind": "earthquake"}})
+    assert route.status_code in (200, 400), route.text
+    bodies.append((route.url, route.text))
+    assert len(blobs) >= 10  # every layer's GeoPackage, the standard layout's
     for url, body in bodies:
         for c in canaries:
             assert c not in body, (c, url)
-        for f in files:
-            assert f not in body, (f, url)
+        for f in files:  # a source file's name (not a longer name that starts with it)
+            assert not re.search(re.escape(f) + r"(?![A-Za-z0-9_])", body), (f, url)
+    for url, blob in blobs:
+        for c in canaries:
+            assert c.encode() not in blob, (c, url)
+    # every file of the release folder, as written (the graph's strings from its arrays)
+    rdir = current_release(project.public_dir).dir
+    scanned = 0
+    for path in sorted(p for p in rdir.rglob("*") if p.is_file()):
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                data = "\n".join(str(x) for k in z.files if z[k].dtype.kind in "US"
+                                  for x in z[k].ravel()).encode()
+        else:
+            data = path.read_bytes()
+        for c in canaries:
+            assert c.encode() not in data, (c, path)
+        scanned += 1
+    assert scanned > 40
     # internal column names never appear as properties, queryables or schema keys
     forbidden = (internal_cols | set(LINEAGE_COLUMNS)) - {
         c.name for sp in project.specs.values() if sp.visibility == "public"

@@ -6,31 +6,34 @@ store by ``publish.build.public_store``. Expected answers (which zone a spot is 
 shelter is nearest and how far) are computed here independently with shapely and pyproj,
 never by the page's code.
 
-The page is served by a tiny loopback HTTP server (``/static/`` = publish/static, ``/maps/`` =
-the output dir); every request to anything but 127.0.0.1 is aborted, so the basemap tiles fail
-fast and the tests prove the page works without them.
+The page and its vector tiles are served by a loopback server with range requests
+(``tests/map_server.py``: ``/static/`` = publish/static, ``/maps/`` = the output dir); every
+request to anything but 127.0.0.1 is aborted, so the basemap tiles fail fast and the tests prove
+the page works without them. Zones are drawn from the vector tiles (canvas): what is drawn is
+read from the tiles the page loaded (``GisMap.app.drawnIds``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any
 
 import geopandas as gpd
 import pyogrio
 import pytest
 import shapely
+from map_server import DRAWN, DRAWN_ALL, serve_maps
 from pyproj import Geod, Transformer
 
 from config import Project, load_project
+from config.messages import text
 from publish.build import public_store as store
+from publish.build import tiles as vtiles
 from publish.errors import PublishError
 from publish.model import SiteContext
 from publish.pages import page as mp
@@ -108,44 +111,14 @@ class Site:
         return f"{self.base}/maps/{PAGE_FILE}"
 
 
-def _handler(maps_dir: Path) -> type[SimpleHTTPRequestHandler]:
-    class Handler(SimpleHTTPRequestHandler):
-        """``/static/`` -> publish/static, ``/maps/`` -> the built pages; nothing else."""
-
-        extensions_map: ClassVar[dict[str, str]] = {
-            **SimpleHTTPRequestHandler.extensions_map,
-            ".html": "text/html; charset=utf-8",
-            ".js": "text/javascript; charset=utf-8",
-        }
-
-        def translate_path(self, path: str) -> str:
-            path = path.split("?", 1)[0].split("#", 1)[0]
-            for prefix, base in (("/static/", STATIC_DIR), ("/maps/", maps_dir)):
-                if path.startswith(prefix):
-                    target = (base / path[len(prefix):]).resolve()
-                    if target.is_relative_to(base.resolve()):
-                        return str(target)
-            return str(maps_dir / "__none__")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("hazard")
     project, gpkg = build_public_store(root)
+    vtiles.write_page_tiles(project, PAGE, gpkg, root / "maps")
     page = mp.build_page(project, PAGE, gpkg, root / "maps", data_dates=DATES)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root / "maps"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Site(project, gpkg, page, f"http://127.0.0.1:{server.server_address[1]}", [])
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_maps(root / "maps") as base:
+        yield Site(project, gpkg, page, base, [])
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +155,13 @@ def open_page(browser: Any, site: Site, *, lang: str | None = None, **ctx_kw: An
     # web font both change the height of the sheet, hence of the map
     page.wait_for_selector("#gm-tiles-notice")
     page.evaluate("document.fonts.ready.then(() => new Promise(r => requestAnimationFrame(r)))")
+    page.evaluate(DRAWN_ALL)
     return page
+
+
+def drawn(page: Any, layer: str) -> set[str]:
+    page.evaluate(DRAWN_ALL)
+    return set(page.evaluate(DRAWN, layer))
 
 
 def close(page: Any) -> None:
@@ -324,11 +303,16 @@ def test_page_is_small_offline_and_lean(site: Site) -> None:
     assert data_file.stat().st_size < mp.MAX_DATA_BYTES
     assert_offline(html)
     assert '<html lang="ja">' in html and "user-scalable=no" not in html
+    cfg, data = page_config(html), page_data(site.page)
+    # the card's libraries load after the map is drawn; every script is deferred, fingerprinted
     for lib in ("vendor/turf/turf.min.js", "vendor/geographiclib/geographiclib-geodesic.min.js"):
-        assert f'src="/static/{lib}"' in html and (STATIC_DIR / lib).is_file()
+        assert [u for u in cfg["later"] if u.startswith(f"/static/{lib}?v=")]
+        assert f'src="/static/{lib}' not in html and (STATIC_DIR / lib).is_file()
     for script in re.findall(r'src="(/static/[^"?]+)', html):
         assert (STATIC_DIR / script[len("/static/"):]).is_file(), script
-    cfg, data = page_config(html), page_data(site.page)
+    assert "fontawesome/css" not in html, "one icon is an SVG, not a web font"
+    assert re.findall(r"<script (?![^>]*defer)[^>]*src=", html) == []
+    assert cfg["tiles"]["url"].startswith("tiles/hazard.")
     t = tables(site)
     assert len(data["layers"][FLOOD]) == len(t[FLOOD])
     assert len(data["layers"][LANDSLIDE]) == len(t[LANDSLIDE])
@@ -357,6 +341,10 @@ def test_site_builder_writes_page_and_index(site: Site, tmp_path: Path) -> None:
     ctx = SiteContext(project=site.project, release_id="test", site_dir=tmp_path,
                       store=site.store, layers={FLOOD: lay}, plans={},
                       base_url="http://127.0.0.1")
+    with pytest.raises(PublishError) as e:  # pages come after their tiles
+        mp.site_page(ctx, PAGE)
+    assert str(e.value) == text("map_tiles_missing", page=PAGE, layer=FLOOD)
+    vtiles.write_page_tiles(site.project, PAGE, site.store, tmp_path / "maps")
     mp.site_page(ctx, PAGE)
     pages = json.loads((tmp_path / "maps.json").read_text(encoding="utf-8"))
     assert [p["file"] for p in pages] == ["pipes.html", PAGE_FILE]
@@ -373,9 +361,9 @@ def test_draws_everything_without_tiles(browser: Any, site: Site, artifacts: Pat
     site.blocked.clear()
     page = open_page(browser, site)
     t = tables(site)
-    assert page.locator("path.hz-flood").count() == len(t[FLOOD])
-    assert page.locator("path.hz-landslide").count() == len(t[LANDSLIDE])
-    assert page.locator("path.hz-tsunami").count() == 0  # off by default
+    assert drawn(page, FLOOD) == set(t[FLOOD].fid)
+    assert drawn(page, LANDSLIDE) == set(t[LANDSLIDE].fid)
+    assert drawn(page, TSUNAMI) == set()  # off by default
     assert page.locator(".leaflet-marker-icon.hz-shelter").count() == len(t[SHELTER])
     # the blocked tiles are announced, and they are the only thing that was blocked
     assert page.locator("#gm-tiles-notice").is_visible()
@@ -393,7 +381,7 @@ def test_draws_everything_without_tiles(browser: Any, site: Site, artifacts: Pat
 
 def test_layer_control_toggles_paths(browser: Any, site: Site) -> None:
     page = open_page(browser, site)
-    n_flood = page.locator("path.hz-flood").count()
+    n_flood = len(drawn(page, FLOOD))
     assert n_flood > 0
     page.tap(".leaflet-control-layers-toggle")
     flood = page.locator(".leaflet-control-layers-overlays label",
@@ -401,12 +389,11 @@ def test_layer_control_toggles_paths(browser: Any, site: Site) -> None:
     tsunami = page.locator(".leaflet-control-layers-overlays label",
                            has=page.locator(f"[data-layer={TSUNAMI}]"))
     flood.tap()
-    page.wait_for_function("document.querySelectorAll('path.hz-flood').length === 0")
+    assert drawn(page, FLOOD) == set()
     tsunami.tap()
-    page.wait_for_function("document.querySelectorAll('path.hz-tsunami').length > 0")
-    assert page.locator("path.hz-tsunami").count() == len(tables(site)[TSUNAMI])
+    assert drawn(page, TSUNAMI) == set(tables(site)[TSUNAMI].fid)
     flood.tap()
-    page.wait_for_function(f"document.querySelectorAll('path.hz-flood').length === {n_flood}")
+    assert len(drawn(page, FLOOD)) == n_flood
     attr = page.locator(".leaflet-control-attribution").inner_text()
     assert site.project.specs[TSUNAMI].attribution.ja in attr
     close(page)
@@ -552,13 +539,16 @@ def test_legend_colours_are_the_mlit_table(browser: Any, site: Site, artifacts: 
         got[key] = sw.get_attribute("data-color").lower()
         assert sw.evaluate("e => getComputedStyle(e).backgroundColor") == rgb(got[key])
     assert got == SEDIMENT
-    # drawn polygons use the same colours (SVG fill attribute)
-    fills = set(page.eval_on_selector_all("path.hz-flood", "ps => ps.map(p => p.getAttribute("
-                                          "'fill').toUpperCase())"))
-    assert fills and fills <= set(MLIT_DEPTH.values())
-    fills = set(page.eval_on_selector_all("path.hz-landslide", "ps => ps.map(p => p.getAttribute("
-                                          "'fill').toLowerCase())"))
-    assert fills and fills <= set(SEDIMENT.values())
+    # the zones are painted in the same colours: the fill of each zone in the loaded tiles
+    fills = page.evaluate("""id => { const app = GisMap.app, lay = app.layers[id], out = [];
+      app.vt.views.forEach(v => v.tileCache.cache.forEach(e => (e.data.get(id) || [])
+        .forEach(f => out.push(lay.colorOf(f.props))))); return [...new Set(out)]; }""", FLOOD)
+    assert fills and {f.upper() for f in fills} <= set(MLIT_DEPTH.values())
+    fills = page.evaluate("""id => { const app = GisMap.app, lay = app.layers[id], out = [];
+      app.vt.views.forEach(v => v.tileCache.cache.forEach(e => (e.data.get(id) || [])
+        .forEach(f => out.push(lay.colorOf(f.props))))); return [...new Set(out)]; }""",
+                          LANDSLIDE)
+    assert fills and {f.lower() for f in fills} <= set(SEDIMENT.values())
     # sources and dates for every layer
     sources = legend.locator("#gm-sources").inner_text()
     for lid in HAZARD_LAYERS:
@@ -590,12 +580,14 @@ def test_shelter_badges_and_tap_targets(browser: Any, site: Site, artifacts: Pat
     for f in on:  # text alternative names every hazard (not colour alone)
         assert site.project.codelists[HAZARD_CODES].codes[f].ja in label
     marker.tap()
-    popup = page.locator(".leaflet-popup-content")
-    popup.wait_for()
-    assert s["name"] in popup.inner_text() and "対象外" in popup.inner_text()
-    page.wait_for_timeout(400)  # the popup fades in and the map pans to show it
+    detail = page.locator(f"#gm-picks .hz-popup[data-id='{s.fid}']")
+    detail.wait_for()
+    assert s["name"] in detail.inner_text() and "対象外" in detail.inner_text()
+    # the details are in the sheet, never over the map: nothing covers them
+    assert detail.evaluate("""e => { const r = e.getBoundingClientRect();
+      const hit = document.elementFromPoint(r.left + 10, r.top + 10);
+      return e.contains(hit); }""")
     page.screenshot(path=str(artifacts / "hazard_shelter_ja.png"))
-    page.evaluate("void GisMap.app.map.closePopup()")
     # every control a finger needs is at least 44×44 CSS px
     small = page.evaluate("""() => [...document.querySelectorAll(
           '.gm-btn, .leaflet-control-zoom a, .leaflet-control-layers-toggle, .hz-shelter')]

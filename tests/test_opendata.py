@@ -198,3 +198,33 @@ def test_mapping_errors_name_file_column_and_fix(release: tuple[Project, Any, di
     finally:
         (project.root / "layers" / "shelters.yml").write_text(
             textwrap.dedent(SHELTERS) + LAYOUT, encoding="utf-8")
+
+
+def test_a_failing_answer_leaves_the_previous_release(release: tuple[Project, Any, dict]
+                                                      ) -> None:
+    """Open data, search, routes and feeds are built inside the release: when one fails, the
+    publish fails as a whole and the previous release stays current and complete."""
+    from publish.build import release as rel
+    project, res, _ = release
+    before = rel.list_releases(project.public_dir)
+    assert rel.current_id(project.public_dir) == res.release_id
+    bad = _with_layout(project, "shelters", OpenDataLayout(standard="evacuation_spaces"))
+    with isolated_site_builders(), pytest.raises(ConfigError) as e:
+        publish(bad)
+    assert e.value.key == "opendata_standard"
+    assert rel.current_id(project.public_dir) == res.release_id
+    assert rel.list_releases(project.public_dir) == before
+    assert sorted(p.name for p in (project.public_dir / "releases").iterdir()) == before
+    # a layout the engine does not know fails before anything is written (no new folder);
+    # an answer failing after the store is written takes its release folder with it
+    from publish.build import answers
+
+    def broken(*_a: Any, **_k: Any) -> None:
+        raise ConfigError("opendata_standard", file="x", standard="y", known="z")
+
+    with isolated_site_builders(), pytest.MonkeyPatch.context() as mp, \
+            pytest.raises(ConfigError):
+        mp.setattr(answers.changes, "release_changes", broken)
+        publish(project)
+    assert rel.current_id(project.public_dir) == res.release_id
+    assert sorted(p.name for p in (project.public_dir / "releases").iterdir()) == before

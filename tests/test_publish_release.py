@@ -73,7 +73,9 @@ def test_pygeoapi_config(first: tuple[Project, PublishResult]) -> None:
     bbox = pipes["extents"]["spatial"]["bbox"]
     assert bbox == list(res.layers["sewer_pipes"].bbox)
     assert {link["rel"] for link in pipes["links"]} == {"license", "related",
-                                                         "terms-of-service"}
+                                                         "terms-of-service", "enclosure"}
+    assert sorted(link["href"] for link in pipes["links"] if link["rel"] == "enclosure") == [
+        f"http://public-url.invalid/opendata/sewer_pipes.{f}" for f in ("csv", "geojson", "gpkg")]
     assert any("出典: 魚津市 下水道台帳" in link["title"] for link in pipes["links"])
     prov = pipes["providers"][0]
     assert prov["name"] == PROVIDER and prov["id_field"] == "fid"

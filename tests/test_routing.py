@@ -3,6 +3,7 @@ pygeoapi process; and the embedded router against pgRouting on the sample city."
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,18 +13,22 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from conftest import make_uozu_project
 from publish_fixtures import isolated_site_builders
 from pygeoapi.plugin import load_plugin
 from pygeoapi.process.base import ProcessorExecuteError
 from pyproj import Transformer
 from shapely.geometry import LineString, Point
 from sqlalchemy import text as sql
+from stores import set_store_in_file
 
 from config import Project, load_project
+from config.i18n import langs
 from config.messages import both, text
 from config.models import RoutingConfig
-from etl.stores.postgis import connect, make_engine
-from publish.build import publish, routing
+from etl.pipeline import run_merge
+from etl.stores.postgis import connect, make_engine, table_names
+from publish.build import public_store, publish, routing
 from publish.model import ID_COLUMN
 from publish.server.process_route import PROCESS_ID, process_resource
 
@@ -197,7 +202,7 @@ def test_nearer_shelter_on_another_part_is_named_in_the_notes() -> None:
     g2 = hand_graph([*ISLAND, (L((200, 0), (300, 0)), "本通り")], rows=rows)
     ans = routing.nearest_shelters(g2, *lonlat(300, -2), "flood")
     assert [r.fid for r in ans.routes] == ["S1"]
-    assert ans.notes == [both("route_unreachable_part", name="島の集会所", dist=100, n=1,
+    assert ans.notes == [langs("route_unreachable_part", name="島の集会所", dist=100, n=1,
                               limit=50, parts=2)]
 
 
@@ -213,7 +218,7 @@ def test_bridge_links_join_parts_and_are_said() -> None:
     assert [(s.turn, s.name, round(s.metres)) for s in r.steps] == [
         ("start", "本通り", 10), ("link", "", 200), ("straight", "離れ通り", 50),
         ("arrive", "島の集会所", 6)]
-    assert ans.notes == [both("route_link_note", m=200)]
+    assert ans.notes == [langs("route_link_note", m=200)]
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
@@ -322,3 +327,41 @@ def test_embedded_and_pgrouting_agree_on_the_sample(uozu_release: tuple[Project,
                 compared += 1
     pg_conn.rollback()  # the queries above only read
     assert compared >= 40
+
+
+@pytest.mark.postgis
+def test_postgis_release_holds_the_graph_and_pgrouting_agrees(
+        new_pg_db: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """publish on PostGIS: the release schema holds the public layers and the walking graph
+    (and nothing else, leak-checked), and pgRouting there agrees with the release's graph."""
+    root = make_uozu_project(tmp_path_factory.mktemp("uozu_pg"), scale=0.05)
+    url = new_pg_db()
+    set_store_in_file(root, url)
+    project = load_project(root)
+    run_merge(project)
+    with isolated_site_builders():
+        res = publish(project)
+    schema = json.loads((res.path / "release.json").read_text(encoding="utf-8"))["store"]["schema"]
+    graph = routing.load_graph(res.path / routing.GRAPH_FILE)
+    srid = int(project.config.target_crs.split(":")[1])
+    with connect(make_engine(url), url) as conn:
+        assert set(table_names(conn, schema)) == {*public_store.expected_tables(project),
+                                                  routing.PG_EDGES, routing.PG_SHELTERS}
+        n = conn.execute(sql(f'SELECT count(*) FROM "{schema}".{routing.PG_EDGES}')).scalar()
+        assert n == graph.n_edges
+        compared = 0
+        for lon, lat in _starts(graph, 8):
+            for kind in ("flood", "tsunami", "earthquake"):
+                try:
+                    emb = routing.nearest_shelters(graph, lon, lat, kind).routes
+                except routing.RoutingError as e:  # a small sample: separate district grids
+                    assert e.key == "route_disconnected"
+                    emb = []
+                pgr = routing.pg_nearest_shelters(conn, schema, srid, lon, lat, kind, n=3,
+                                                  snap_m=graph.meta["snap_m"])
+                assert [r.fid for r in pgr] == [r.fid for r in emb], (lon, lat, kind)
+                for a, b in zip(emb, pgr, strict=True):
+                    assert b.metres == pytest.approx(a.metres, abs=0.01)
+                    compared += 1
+        conn.rollback()
+    assert compared >= 30

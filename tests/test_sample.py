@@ -27,7 +27,11 @@ from samples import uozu as S
 
 REPO = Path(__file__).resolve().parent.parent
 SCALE = 0.05
-CP932_SHP = [S.ROAD, S.SEWER_PIPE, S.SEWER_MANHOLE, S.WATER_PIPE, S.WATER_VALVE, S.PARCEL]
+SVC = S.service  # 給水装置 and 取付管 / 公共ます (samples/uozu_service.py)
+CP932_SHP = [S.ROAD, S.SEWER_PIPE, S.SEWER_MANHOLE, S.WATER_PIPE, S.WATER_VALVE, S.PARCEL,
+             *SVC.FILES]
+TOKYO_FILES = (S.SEWER_PIPE, S.SEWER_MANHOLE, SVC.SEWER_INLET, SVC.SEWER_LATERAL)
+JGD2000_FILES = (S.WATER_PIPE, S.WATER_VALVE, SVC.WATER_SERVICE, SVC.WATER_METER)
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
 
@@ -59,9 +63,9 @@ def _read(root: Path, rel: str) -> gpd.GeoDataFrame:
 def _truth(root: Path, rel: str) -> np.ndarray:
     """Geometries of a raw file in EPSG:6675, with the transform the layer spec implies."""
     df = _read(root, rel)
-    if rel in (S.SEWER_PIPE, S.SEWER_MANHOLE):
+    if rel in TOKYO_FILES:
         return _forward(df.geometry.values, S.TOKYO_PIPELINE)
-    if rel in (S.WATER_PIPE, S.WATER_VALVE):
+    if rel in JGD2000_FILES:
         return _forward(df.geometry.values, S.JGD2000_PIPELINE)
     if df.crs is None:
         df = df.set_crs("OGC:CRS84")
@@ -124,10 +128,10 @@ def test_dbf_is_cp932_without_cpg(raw: tuple[Path, dict[str, int]], rel: str) ->
 
 def test_crs_declarations(raw: tuple[Path, dict[str, int]]) -> None:
     root, _ = raw
-    assert not (root / S.SEWER_PIPE).with_suffix(".prj").exists()
-    assert not (root / S.SEWER_MANHOLE).with_suffix(".prj").exists()
-    for rel, crs in ((S.ROAD, "EPSG:6675"), (S.PARCEL, "EPSG:6675"), (S.WATER_PIPE, "EPSG:2449"),
-                     (S.WATER_VALVE, "EPSG:2449"), (S.FLOOD, "EPSG:6668"),
+    for rel in TOKYO_FILES:
+        assert not (root / rel).with_suffix(".prj").exists(), rel
+    for rel, crs in ((S.ROAD, "EPSG:6675"), (S.PARCEL, "EPSG:6675"),
+                     *((r, "EPSG:2449") for r in JGD2000_FILES), (S.FLOOD, "EPSG:6668"),
                      (S.LANDSLIDE, "EPSG:6668"), (S.TSUNAMI, "EPSG:6668")):
         assert pyogrio.read_info(root / rel)["crs"] == crs, rel
     assert (root / S.FLOOD).with_suffix(".cpg").read_text().strip().upper() in ("UTF-8", "UTF8")
@@ -181,6 +185,38 @@ def test_sewer_pipes_start_and_end_at_their_manholes(raw: tuple[Path, dict[str, 
         d = shapely.distance(shapely.get_point(g[have], end), ref[have].to_numpy())
         assert d.max() < 0.002
     assert (pipes["勾配"] > 0).all()
+
+
+def test_service_connections_join_lots_to_mains(raw: tuple[Path, dict[str, int]]) -> None:
+    """給水管: main -> lot line -> meter (1 m inside its lot); 取付管: inlet (inside its lot) ->
+    the sewer pipe it names. Every meter / inlet lies in the parcel it names (大字 + 地番)."""
+    root, counts = raw
+    assert [counts[f] for f in SVC.FILES] == [797, 797, 723, 723]  # SCALE 0.05, seed 42
+    parcels = _read(root, S.PARCEL)
+    lots = {(o, c): g for o, c, g in zip(parcels["大字名"], parcels["地番"],
+                                           parcels.geometry.values, strict=True)}
+    water = {k: g for k, g in zip(_read(root, S.WATER_PIPE)["管路番号"],
+                                  _truth(root, S.WATER_PIPE), strict=True)}
+    sewer = {k: g for k, g in zip(_read(root, S.SEWER_PIPE)["管渠番号"],
+                                  _truth(root, S.SEWER_PIPE), strict=True)}
+    for pipes_rel, points_rel, key, mains, main_col, start_on_point in (
+            (SVC.WATER_SERVICE, SVC.WATER_METER, "量水器番号", water, "取出管路", False),
+            (SVC.SEWER_LATERAL, SVC.SEWER_INLET, "ます番号", sewer, "接続管渠", True)):
+        pipes, points = _read(root, pipes_rel), _read(root, points_rel)
+        g_pipes, g_points = _truth(root, pipes_rel), _truth(root, points_rel)
+        at = dict(zip(points[key], g_points, strict=True))
+        assert set(pipes[key]) == set(at)
+        end = shapely.get_point(g_pipes, 0 if start_on_point else -1)
+        assert shapely.distance(end, pipes[key].map(at).to_numpy()).max() < 0.01
+        other = shapely.get_point(g_pipes, -1 if start_on_point else 0)
+        main = pipes[main_col].map(mains).to_numpy()
+        assert shapely.distance(other, main).max() < 0.01
+        lot = [lots[(o, c)] for o, c in zip(points["大字名"], points["地番"], strict=True)]
+        # (within 1 cm: the planted bow-tie lot is not a valid polygon until the ETL repairs it)
+        assert shapely.dwithin(g_points, np.array(lot, dtype=object), 0.01).all(), points_rel
+    svc = _read(root, SVC.WATER_SERVICE)
+    assert svc["口径"].isin([13, 20, 25, 40, 50]).all()
+    assert set(svc["管種"]) <= {"LP", "SGP", "PE", "HIVP", "XPEP", "PBP", "SSP", "CU"}
 
 
 # ------------------------------------------------------------------------------ planted records
@@ -288,8 +324,11 @@ def test_every_spec_validates() -> None:
     assert "treatment_district" not in specs["sewer_pipe"].public_fields()
     assert "cover_type" not in specs["sewer_manhole"].public_fields()
     assert "land_cat_registered" not in specs["parcel"].public_fields()
-    for name in ("joint_type", "cover_m", "status"):
+    for name in ("joint_type", "status"):
         assert name not in specs["water_pipe"].public_fields()
+    assert "cover_m" in specs["water_pipe"].public_fields()  # 土被り: public by city policy
+    assert specs["water_service"].fields["user_name"].visibility == "confidential"
+    assert "customer_no" not in specs["water_meter"].public_fields()
     LayerSpec.model_validate(_yaml(REPO / "docs/examples/moj_parcel.yml"))
 
 

@@ -66,7 +66,7 @@ def test_uozu_grants(uozu) -> None:
     assert set(LINEAGE_COLUMNS) <= set(zeimu.columns)  # lineage of the ledger: with the grant
     assert acc["kensetsu"].denied_layers == ("parcel_tax",)
     assert acc["kensetsu"].quarantine_layers == tuple(
-        lid for lid in uozu.order() if lid not in ("parcel_tax", "water_valve"))
+        lid for lid in uozu.order() if lid not in ("parcel_tax", "water_valve", "water_service"))
     assert not acc["kensetsu"].has_confidential and acc["zeimu"].has_confidential
 
 

@@ -7,7 +7,8 @@ The one entry point the CLI calls (``uozu-gis publish``). Order matters for safe
    then what the release answers (:mod:`publish.build.answers`: walking graph, also as pgRouting
    tables in PostGIS, search index, open data, change feed), built from that store only;
 3. generate, validate (pygeoapi's schema) and exercise (OpenAPI build) the pygeoapi config;
-4. build the map pages the project declares (:func:`publish.pages.build_site`) into ``site/``;
+4. write and leak-check every page's vector tiles (:mod:`publish.build.tiles`), then build the
+   map pages the project declares (:func:`publish.pages.build_site`) into ``site/``;
 5. write ``release.json``, switch ``current`` atomically, prune old releases.
 
 Any failure before step 5 deletes the new directory: the running server keeps serving the previous
@@ -33,6 +34,7 @@ from etl.stores import url as urls
 from publish.build import answers as ans
 from publish.build import apiconfig, pgpublic, release
 from publish.build import public_store as store
+from publish.build import tiles as vtiles
 from publish.errors import PublishError
 from publish.model import SiteBuilder, SiteContext
 from publish.pages import build_site
@@ -140,6 +142,7 @@ def publish(project: Project, *, progress: Progress | None = None,
     url = urls.resolve(project.config.store, store_url)
     with release.publish_lock(public_dir):
         plans = store.plan_store(project)
+        ans.check(project)  # open-data layouts (engine standards): before anything is written
         source = store.locate_master(project, url)
         previous = release.current_id(public_dir)
         rid = release.new_release_id()
@@ -198,9 +201,16 @@ def publish(project: Project, *, progress: Progress | None = None,
             timings["openapi"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
-            tick("site")
+            tick("tiles")  # vector tiles of every page: part of the release, leak-checked
             site = rdir / release.SITE
             (site / "maps").mkdir(parents=True, exist_ok=True)  # answers put search.json there
+            vtiles.write_site_tiles(project, rdir / release.STORE, site / "maps",
+                                    allowed={lid: set(p.names) for lid, p in plans.items()},
+                                    counts={lid: lay.features for lid, lay in layers.items()})
+            timings["tiles"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            tick("site")
             ctx = SiteContext(project, rid, site, rdir / release.STORE, layers, plans,
                               (project.config.publish.base_url or "").rstrip("/"))
             for build in [build_site, *(site_builders or [])]:

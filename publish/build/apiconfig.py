@@ -81,6 +81,9 @@ BASEMAP_ATTRIBUTION = ('<a href="https://maps.gsi.go.jp/development/ichiran.html
 WORLD = [-180.0, -90.0, 180.0, 90.0]
 DOWNLOAD_NAMES = {"gpkg": "GeoPackage", "geojson": "GeoJSON", "csv": "CSV"}
 LOGGER = logging.getLogger(__name__)
+#: pygeoapi's HTML with vendored assets only (its own templates fetch Bootstrap, Leaflet and
+#: Swagger UI from CDNs: blank pages offline); templates not overridden are pygeoapi's
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "pygeoapi"
 
 
 def api_url(base_url: str) -> str:
@@ -285,6 +288,7 @@ def build_config(project: Project, store: Path, layers: dict[str, StoreLayer],
             "limits": {"max_items": pc.max_items, "default_items": pc.default_items,
                        "on_exceed": "throttle"},
             "map": {"url": BASEMAP_URL, "attribution": BASEMAP_ATTRIBUTION},
+            "templates": {"path": str(TEMPLATES), "static": str(TEMPLATES / "static")},
         },
         "logging": {"level": "ERROR", "logformat": LOG_FORMAT},
         "metadata": {

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ class LayerDiff:
 
 def feature_table(store: Path, layer: str) -> pd.DataFrame:
     """fid -> content hash and bbox (CRS84) of every feature of a layer of a public store."""
-    gdf = pyogrio.read_dataframe(store, layer=layer)
+    gdf = pyogrio.read_dataframe(store, layer=layer, use_arrow=True)
     props = sorted(c for c in gdf.columns if c != gdf.geometry.name)
     # every property as text (NULL apart from ""), then the geometry as stored: one row hash
     text = pd.DataFrame({c: gdf[c].astype("string").fillna("\u2205") for c in props})
@@ -220,10 +221,14 @@ def _write_json(path: Path, data: Any, compact: bool = False) -> None:
 
 
 def parse_since(value: str) -> dt.datetime:
-    """``YYYY-MM-DD`` (00:00 UTC) or an ISO date-time (UTC if no zone); ValueError otherwise."""
+    """``YYYY-MM-DD`` (00:00 UTC) or an ISO date-time (UTC if no zone); ValueError otherwise.
+
+    A ``+09:00`` typed unencoded in a URL arrives as `` 09:00``: read as the zone it was.
+    """
     v = value.strip()
     if not v or len(v) > 40:
         raise ValueError(value)
+    v = re.sub(r"(T[0-9:.]+) ([0-9]{2}:?[0-9]{2})$", r"\1+\2", v)
     return _when(v.replace("Z", "+00:00") if "T" in v else v).astimezone(dt.UTC)
 
 

@@ -123,12 +123,12 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 def _write_geo(gdf: gpd.GeoDataFrame, path: Path, layer: str, description: str,
                fmt: str) -> None:
     if fmt == "gpkg":
-        pyogrio.write_dataframe(gdf, path, layer=layer, driver="GPKG",
+        pyogrio.write_dataframe(gdf, path, layer=layer, driver="GPKG", use_arrow=True,
                                 layer_options={"DESCRIPTION": description,
                                                "IDENTIFIER": layer, "FID": ROWID_COLUMN},
                                 dataset_options={"VERSION": "1.3"})
     else:
-        pyogrio.write_dataframe(gdf, path, layer=layer, driver="GeoJSON",
+        pyogrio.write_dataframe(gdf, path, layer=layer, driver="GeoJSON", use_arrow=True,
                                 layer_options={"RFC7946": "YES", "DESCRIPTION": description,
                                                "COORDINATE_PRECISION": str(DECIMALS),
                                                "WRITE_NAME": "YES"})
@@ -138,7 +138,7 @@ def layer_downloads(project: Project, store: Path, lid: str, out: Path) -> list[
     """The layer in its own columns: GeoPackage, GeoJSON, CSV."""
     spec = project.specs[lid]
     plan = plan_layer(spec, project.codelists)
-    gdf = pyogrio.read_dataframe(store, layer=lid)
+    gdf = pyogrio.read_dataframe(store, layer=lid, use_arrow=True)
     gdf = gdf[[*plan.names, gdf.geometry.name]]
     desc = " / ".join(_credit(spec).values())
     files = []

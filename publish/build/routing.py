@@ -46,6 +46,7 @@ from sqlalchemy.engine import Connection
 
 from config import Project
 from config.errors import EtlError
+from config.i18n import langs
 from config.messages import MESSAGES, both, en, ja, text
 from config.models import RoutingConfig
 from etl.stores.postgis import qi, write_frame
@@ -568,7 +569,7 @@ class Answer:
     kind: str
     routes: list[Route]
     snap: Snap
-    notes: list[dict[str, str]]  # bilingual: separate parts, unreachable nearer shelters, links
+    notes: list[dict[str, str]]  # every page language: separate parts, unreachable shelters, links
 
     def geojson(self, graph: WalkGraph) -> dict[str, Any]:
         lon, lat = graph.to_lonlat.transform(*self.snap.xy)
@@ -716,10 +717,10 @@ def nearest_shelters(graph: WalkGraph, lon: float, lat: float, kind: str, *,
     if unreachable:
         d, j = unreachable[0]
         why = "route_unreachable_off" if sh.edge[j] < 0 else "route_unreachable_part"
-        notes.append(both(why, name=str(sh.name[j]), dist=round(d), n=len(unreachable),
+        notes.append(langs(why, name=str(sh.name[j]), dist=round(d), n=len(unreachable),
                           limit=round(limit), parts=graph.parts))
     if any(r.links_m > 0 for r in routes):
-        notes.append(both("route_link_note", m=round(max(r.links_m for r in routes))))
+        notes.append(langs("route_link_note", m=round(max(r.links_m for r in routes))))
     return Answer(kind, routes, s, notes)
 
 

@@ -34,6 +34,7 @@ import pyogrio
 import shapely
 
 from config import Project
+from config.i18n import reading_forms
 from config.models import SearchConfig
 from etl.normalize import chiban as chiban_normalizer
 from etl.normalize import nfkc as nfkc_normalizer
@@ -89,43 +90,6 @@ def fold_many(texts: list[str | None]) -> list[str]:
         s = _KE_RE.sub("ケ", s)
         out.append(s)
     return out
-
-
-def _kana_numbers() -> dict[int, list[str]]:
-    """How 1..49 are read before 丁目 (いっちょうめ, にちょうめ, じゅういっちょうめ ...)."""
-    units = {1: ["いっ", "いち"], 2: ["に"], 3: ["さん"], 4: ["よん"], 5: ["ご"],
-             6: ["ろく", "ろっ"], 7: ["なな"], 8: ["はっ", "はち"], 9: ["きゅう"]}
-    tens = {1: ["じゅっ", "じっ"], 2: ["にじゅっ", "にじっ"], 3: ["さんじゅっ"],
-            4: ["よんじゅっ"]}
-    tens_full = {1: ["じゅう"], 2: ["にじゅう"], 3: ["さんじゅう"], 4: ["よんじゅう"]}
-    out: dict[int, list[str]] = {n: list(u) for n, u in units.items()}
-    for t in tens:
-        out[10 * t] = tens[t] + tens_full[t]
-        for u, us in units.items():
-            out[10 * t + u] = [f"{a}{b}" for a in tens_full[t] for b in us]
-    return out
-
-
-_KANA_NUMBERS = _kana_numbers()
-_KANA_TO_NUMBER = {k: n for n, ks in _KANA_NUMBERS.items() for k in ks}
-_CHOME_KANA_RE = re.compile("(" + "|".join(sorted(_KANA_TO_NUMBER, key=len, reverse=True))
-                            + ")(?=ちょうめ)")
-_CHOME_DIGIT_RE = re.compile(r"(\d+)(?=ちょうめ)")
-
-
-def reading_forms(reading: str) -> tuple[str, list[str]]:
-    """A 大字 reading -> (sort form with 丁目 as digits, forms people may type in kana).
-
-    ``ばんちょう1ちょうめ`` and ``ばんちょういっちょうめ`` give the sort form
-    ``ばんちょう1ちょうめ`` (so 2丁目 sorts before 10丁目) and both spoken forms.
-    """
-    digits = _CHOME_KANA_RE.sub(lambda m: str(_KANA_TO_NUMBER[m.group(1)]), reading)
-    spoken = [digits]
-    m = _CHOME_DIGIT_RE.search(digits)
-    if m and int(m.group(1)) in _KANA_NUMBERS:
-        spoken += [digits[:m.start()] + k + digits[m.end():]
-                   for k in _KANA_NUMBERS[int(m.group(1))]]
-    return digits, list(dict.fromkeys(spoken))
 
 
 def hira(s: str) -> str:
@@ -254,7 +218,10 @@ def build_index(project: Project, store: Path, cfg: SearchConfig | None = None
                            "ak": _strip_prefixes(ak, prefixes), "layer": lid,
                            "id": str(df[ID_COLUMN].iloc[i]),
                            "c": [float(pts[i, 0]), float(pts[i, 1])]})
-    return {"v": FORMAT, "crs": "OGC:CRS84", "prefixes": prefixes,
+    layers = {lid for lid, _, _ in src.parcels} | {lid for lid, _, _ in src.places}
+    pages = {lid: f"{project.specs[lid].map.pages[0]}.html" for lid in sorted(layers)
+             if lid in have and project.specs[lid].map.pages}
+    return {"v": FORMAT, "crs": "OGC:CRS84", "prefixes": prefixes, "pages": pages,
             "variants": dict(sorted(variants.items())), "readings": dict(sorted(readings.items())),
             # by reading, numbers as numbers (ばんちょう2ちょうめ before ばんちょう10ちょうめ); a
             # 大字 without a configured reading after those with one

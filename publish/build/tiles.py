@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -39,21 +40,29 @@ from pathlib import Path
 import geopandas as gpd
 import pyogrio
 import shapely
-from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
 from pmtiles.reader import MmapSource, Reader, all_tiles
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
+from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
 
+from config import Project
 from publish.errors import LeakCheckError, PublishError
 from publish.model import ID_COLUMN
+from publish.pages import roles
+from publish.pages.page import (
+    TileRequest,
+    page_tile_requests,
+    read_tables,
+    tile_manifest,
+)
 
 MAX_DATA_ZOOM = 15  # finest data zoom (display 16, ~2 cm per unit); over-zoomed beyond
 CITY_DATA_ZOOM = 11  # display 12: a whole city on a phone
+REGION_DATA_ZOOM = 8  # display 9: small layers (zones, shelters) show from a region's view
 SMALL_LAYER = 2000  # up to this many features a layer carries every feature at every zoom
 DETAIL_EXTENT = 4096
 GENERAL_EXTENT = 1024  # half a pixel at the general zooms: plenty for a dissolved network
 GENERAL_SIMPLIFY = 1  # tile units (GDAL's SIMPLIFICATION) at the general zooms
-TILE_SUBDIR = "tiles"
 #: the column GDAL adds when it reads MVT: the tile's feature id, which we never write (the
 #: public id is the ``fid`` property; the store's row id is not served)
 GDAL_MVT_ID = "mvt_id"
@@ -89,14 +98,16 @@ def data_zoom(display_zoom: int) -> int:
     return max(0, min(MAX_DATA_ZOOM, display_zoom - 1))
 
 
-def plan_layer(layer_id: str, columns: Sequence[str], style: Sequence[str], geometry: str,
-               count: int, min_display_zoom: int, detail_display_zoom: int) -> TileLayer:
-    """Zoom bands of one layer: small layers are detailed everywhere, large ones generalised
-    below ``detail_display_zoom`` (never below the city zoom: nobody reads a country of pipes)."""
-    lo = max(data_zoom(min_display_zoom), min(CITY_DATA_ZOOM, data_zoom(detail_display_zoom)))
-    detail = lo if count <= SMALL_LAYER else max(lo, data_zoom(detail_display_zoom))
-    cols = tuple(dict.fromkeys(c for c in columns if c != ID_COLUMN))
-    return TileLayer(layer_id, cols, tuple(dict.fromkeys(style)), lo, detail, geometry)
+def plan_layer(req: TileRequest) -> TileLayer:
+    """Zoom bands of one layer: small layers are detailed everywhere (from a region's zoom),
+    large ones generalised below the detail zoom and never below the city zoom (nobody reads a
+    country of pipes)."""
+    small = req.count <= SMALL_LAYER
+    floor = REGION_DATA_ZOOM if small else min(CITY_DATA_ZOOM, data_zoom(req.detail_zoom))
+    lo = max(data_zoom(req.min_zoom), floor)
+    detail = lo if small else max(lo, data_zoom(req.detail_zoom))
+    cols = tuple(dict.fromkeys(c for c in req.columns if c != ID_COLUMN))
+    return TileLayer(req.id, cols, tuple(dict.fromkeys(req.style)), lo, detail, req.geometry)
 
 
 def _read(store: Path, layer: TileLayer, columns: Sequence[str]) -> gpd.GeoDataFrame:
@@ -250,3 +261,45 @@ def check_tiles(path: Path, allowed: dict[str, set[str]], counts: dict[str, int]
         if have != counts[lay]:
             raise PublishError("tiles_incomplete", path=path.name, layer=lay, have=have,
                                want=counts[lay])
+
+
+def write_page_tiles(project: Project, page_id: str, store: Path, maps_dir: Path, *,
+                     allowed: dict[str, set[str]] | None = None,
+                     counts: dict[str, int] | None = None) -> dict[str, object] | None:
+    """The tiles of one page (``maps/tiles/``), checked, and their manifest for the page builder.
+
+    The leak check compares the archive with ``allowed`` (layer -> allow-listed columns, from
+    the specs) and ``counts`` (features per layer in the public store); without them, with the
+    public store's own tables. None when nothing of the page is tiled.
+    """
+    layers = [plan_layer(r) for r in page_tile_requests(project, page_id, store)]
+    if not layers:
+        return None
+    page = roles.page(project, page_id)
+    out_dir = Path(maps_dir) / tile_manifest(maps_dir, page_id).parent.name
+    ts = write_tiles(store, layers, out_dir, page_id, title=page.title.ja,
+                     attribution=project.config.city.ja)
+    tables = read_tables(Path(store))
+    check_tiles(ts.path, {lid: (allowed or {}).get(lid, set(tables[lid].columns))
+                          for lid in ts.layers},
+                {lid: (counts or {}).get(lid, tables[lid].count) for lid in ts.layers})
+    manifest: dict[str, object] = {
+        "url": f"{out_dir.name}/{ts.path.name}", "maxDataZoom": MAX_DATA_ZOOM,
+        "bytes": ts.bytes, "tiles": ts.tiles, "layers": ts.layers}
+    path = tile_manifest(maps_dir, page_id)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.replace(path)
+    return manifest
+
+
+def write_site_tiles(project: Project, store: Path, maps_dir: Path, *,
+                     allowed: dict[str, set[str]] | None = None,
+                     counts: dict[str, int] | None = None) -> dict[str, dict]:
+    """Tiles of every declared page (the publish's ``tiles`` stage, before the pages)."""
+    out = {}
+    for page in project.config.publish.pages:
+        m = write_page_tiles(project, page.id, store, maps_dir, allowed=allowed, counts=counts)
+        if m is not None:
+            out[page.id] = m
+    return out

@@ -11,7 +11,8 @@ embedded, ``maps/<id>.json`` next to it. What a page does follows from the roles
   (``/static/map/hazard.js``).
 
 How a layer reaches the browser: every layer is drawn from the page's vector tiles
-(``tiles/<page>.<hash>.pmtiles`` next to the page, :mod:`publish.build.tiles`): the whole
+(``tiles/<page>.<hash>.pmtiles`` next to the page, written by the build before the pages from
+what :func:`page_tile_requests` asks, described by ``tiles/<page>.json``): the whole
 network from city zoom, every feature with its attributes from the detail zoom. Shelters (and
 layers with ``map.embed: true``) come in the data file as focusable markers; hazard layers are
 drawn from the tiles *and* carried in the data file, because the risk card must work with no API
@@ -45,7 +46,6 @@ from config import Project
 from config.messages import MESSAGES
 from config.models import KNOWN_HAZARD_KINDS, LayerSpec, PageConfig
 from etl.schema import Column, public_columns
-from publish.build import tiles as vtiles
 from publish.errors import PublishError
 from publish.model import API_PATH, ID_COLUMN, LABEL_LANGS, SiteContext
 from publish.pages import roles
@@ -55,6 +55,7 @@ MAP_STATIC = "map"  # /static/map/: the page scripts and style
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DETAIL_ZOOM = 16  # display zoom from which large layers' tiles hold every feature and its data
 PARCEL_REACH_M = 10  # the pipes "of" a parcel: within this distance (front road, service pipes)
+TILE_DIR = "tiles"  # next to the pages: <page>.<hash>.pmtiles and its manifest <page>.json
 DECIMALS = 6  # ~0.1 m: plenty for a web map, and 40 % less JSON than the store's 7
 MAX_DATA_BYTES = 5_000_000  # the project's goal for a page and its data file
 LANG_DEFAULT = "ja"
@@ -217,6 +218,31 @@ def _geometry_kind(spec: LayerSpec) -> str:
     return "point" if "Point" in g else "line" if "Line" in g else "polygon"
 
 
+@dataclass(frozen=True)
+class TileRequest:
+    """What a page needs in its vector tiles for one layer (the build writes them)."""
+
+    id: str
+    columns: tuple[str, ...]  # every feature's properties at the detail zooms (+ the public id)
+    style: tuple[str, ...]  # what drawing needs: kept by the generalised zooms too
+    geometry: str  # point | line | polygon
+    count: int
+    min_zoom: int  # display zoom where the layer starts
+    detail_zoom: int  # display zoom from which a large layer's features are single, with data
+
+
+def tile_manifest(maps_dir: Path, page_id: str) -> Path:
+    """``<maps>/tiles/<page>.json``: the archive of a page and its layers' zoom bands."""
+    return Path(maps_dir) / TILE_DIR / f"{page_id}.json"
+
+
+def read_tile_manifest(maps_dir: Path, page_id: str) -> dict[str, Any] | None:
+    path = tile_manifest(maps_dir, page_id)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 # ---------------------------------------------------------------------------------------------
 # One layer
 
@@ -336,11 +362,12 @@ class PageLayer:
             self.need(n)
         return list(dict.fromkeys(names))
 
-    def tile_layer(self) -> vtiles.TileLayer:
+    def tile_request(self) -> TileRequest:
         """What the page's tiles hold for this layer (hazard zones: their style only)."""
         cols = self.style_columns() if self.map.hazard else self.properties()
-        return vtiles.plan_layer(self.id, cols, self.style_columns(), _geometry_kind(self.spec),
-                                 self.info.count, self.map.min_zoom, DETAIL_ZOOM)
+        return TileRequest(self.id, tuple(cols), tuple(self.style_columns()),
+                           _geometry_kind(self.spec), self.info.count, self.map.min_zoom,
+                           DETAIL_ZOOM)
 
     # ---- the layer's entry in the page config
 
@@ -374,8 +401,6 @@ class PageLayer:
                             if (c := roles.code_styles(self.project,
                                                        roles.codelist_of(spec, f)))}
         if self.source == "tiles":
-            tl = self.tile_layer()
-            out["detailZoom"] = tl.detail_zoom + 1  # display zoom: data zoom + 1
             out["properties"] = self.properties()
         if m.label_field:
             out["labelField"] = m.label_field
@@ -554,7 +579,8 @@ def _kinds(layers: list[PageLayer]) -> dict[str, dict[str, Any]]:
 
 def _view(project: Project, page: PageConfig, store: Path, layers: list[PageLayer],
           area: shapely.Geometry | None) -> dict[str, Any]:
-    """Start view: the city boundary (or the data); at ``start_zoom``, where the data is dense."""
+    """Start view: the city boundary (or the data); at ``start_zoom`` (or when the boundary
+    needs a zoom where no layer is drawn yet), where the data is dense."""
     boxes = [lay.info.bbox for lay in layers if lay.info.bbox]
     if area is not None:
         bounds = tuple(round(float(v), 6) for v in area.bounds)
@@ -563,9 +589,12 @@ def _view(project: Project, page: PageConfig, store: Path, layers: list[PageLaye
                   max(b[2] for b in boxes), max(b[3] for b in boxes))
     else:
         bounds = None
+    shown = [lay.map.min_zoom for lay in layers if lay.map.show]
+    # never open on a map where nothing is drawn yet: at least the zoom of the first layer shown
     view: dict[str, Any] = {"bounds": list(bounds) if bounds else None, "center": None,
-                            "zoom": page.start_zoom, "maxZoom": page.max_zoom}
-    if page.start_zoom is not None and bounds:
+                            "zoom": page.start_zoom, "maxZoom": page.max_zoom,
+                            "minStartZoom": min(shown) if shown else 0}
+    if bounds:
         densest = max(layers, key=lambda lay: lay.info.count)
         view["center"] = (_dense_point(store, densest.id, densest.info, bounds)
                           or [(bounds[1] + bounds[3]) / 2, (bounds[0] + bounds[2]) / 2])
@@ -573,9 +602,13 @@ def _view(project: Project, page: PageConfig, store: Path, layers: list[PageLaye
 
 
 def page_config(project: Project, page_id: str, store: Path, *, api_base: str = API_PATH,
-                data_dates: dict[str, str] | None = None,
-                sheet_url: str | None = "default") -> tuple[dict[str, Any], dict[str, Any]]:
-    """(config for the page script, data file content) of page ``page_id``."""
+                data_dates: dict[str, str] | None = None, sheet_url: str | None = "default",
+                tiles: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config for the page script, data file content) of page ``page_id``.
+
+    ``tiles`` is the page's tile manifest (:func:`read_tile_manifest`): the archive's URL and
+    every tiled layer's zoom bands; layers drawn from tiles are absent from a page without one.
+    """
     page = roles.page(project, page_id)
     tables = read_tables(Path(store))
     specs = roles.page_layers(project, page_id)
@@ -588,12 +621,21 @@ def page_config(project: Project, page_id: str, store: Path, *, api_base: str = 
     pc = project.config.publish
     data: dict[str, Any] = {"v": 2, "layers": {}}
     confs, present = [], {}
+    bands = (tiles or {}).get("layers", {})
     for lay in layers:
         feats = lay.features(store) if lay.embedded else None
         if feats is not None:
             data["layers"][lay.id] = feats
         present[lay.id] = lay.present(store, feats)
-        confs.append(lay.conf())
+        conf = lay.conf()
+        if lay.source == "tiles":
+            if tiles is None:  # the build writes the tiles before the pages
+                raise PublishError("map_tiles_missing", page=page_id, layer=lay.id)
+            band = bands.get(lay.id)
+            if band is None:
+                continue  # no tiles for it (no feature with a geometry): nothing to draw
+            conf["detailZoom"] = band["detailzoom"] + 1  # display zoom = data zoom + 1
+        confs.append(conf)
     hazards = [lay for lay in layers if lay.map.role in ("hazard", "shelter")]
     city = city_area(project)
     area = city[0] if city else None
@@ -640,7 +682,8 @@ def page_config(project: Project, page_id: str, store: Path, *, api_base: str = 
         "city": roles.i18n(project.config.city), "lang": LANG_DEFAULT,
         "api": api_base.rstrip("/"), "basemap": page.basemap,
         "view": _view(project, page, store, layers, area),
-        "maxItems": pc.max_items, "tiles": None,
+        "maxItems": pc.max_items,
+        "tiles": {"url": tiles["url"], "maxDataZoom": tiles["maxDataZoom"]} if tiles else None,
         "layers": confs, "present": present, "sources": sources,
         "contact": {"name": pc.contact_name, "phone": pc.contact_phone, "url": pc.contact_url},
         "terms": terms, "termsVersion": pc.terms_version,
@@ -715,10 +758,10 @@ def build_page(project: Project, page_id: str, store: Path, out_dir: Path, *,
     by default ``{api_base}/processes/pipe-sheet/execution`` on the page holding the sheet's
     roles; ``None`` hides the PDF buttons.
     """
-    config, data = page_config(project, page_id, Path(store), api_base=api_base,
-                               data_dates=data_dates, sheet_url=sheet_url)
     out_dir = Path(out_dir)
-    config["tiles"] = write_page_tiles(project, page_id, Path(store), out_dir)
+    config, data = page_config(project, page_id, Path(store), api_base=api_base,
+                               data_dates=data_dates, sheet_url=sheet_url,
+                               tiles=read_tile_manifest(out_dir, page_id))
     data_url = None
     if data["layers"]:
         blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"),
@@ -735,37 +778,16 @@ def build_page(project: Project, page_id: str, store: Path, out_dir: Path, *,
     return write_page(render_page(config, data_url), out_dir, f"{page_id}.html")
 
 
-def page_tile_layers(project: Project, page_id: str, store: Path) -> list[vtiles.TileLayer]:
-    """What the page's vector tiles hold: every layer drawn from tiles, bottom to top."""
+def page_tile_requests(project: Project, page_id: str, store: Path) -> list[TileRequest]:
+    """What the page's vector tiles must hold: every layer drawn from tiles, bottom to top."""
     tables = read_tables(Path(store))
     out = []
     for spec in roles.page_layers(project, page_id):
         if spec.id in tables:
             lay = PageLayer(project, page_id, spec, tables[spec.id], None)
             if lay.source == "tiles":
-                out.append(lay.tile_layer())
+                out.append(lay.tile_request())
     return out
-
-
-def write_page_tiles(project: Project, page_id: str, store: Path,
-                     out_dir: Path) -> dict[str, Any] | None:
-    """Write and check the page's tiles (``out_dir/tiles/``); their entry in the page config.
-
-    The leak check compares the archive with the public store's tables (themselves checked
-    against the specs' allow-lists before the pages are built).
-    """
-    layers = page_tile_layers(project, page_id, store)
-    if not layers:
-        return None
-    page = roles.page(project, page_id)
-    tables = read_tables(Path(store))
-    ts = vtiles.write_tiles(store, layers, Path(out_dir) / vtiles.TILE_SUBDIR, page_id,
-                            title=page.title.ja, attribution=project.config.city.ja)
-    present = set(ts.layers)
-    vtiles.check_tiles(ts.path, {lid: set(tables[lid].columns) for lid in present},
-                       {lid: tables[lid].count for lid in present})
-    return {"url": f"{vtiles.TILE_SUBDIR}/{ts.path.name}", "maxDataZoom": vtiles.MAX_DATA_ZOOM,
-            "bytes": ts.bytes}
 
 
 def site_page(ctx: SiteContext, page_id: str) -> Path:

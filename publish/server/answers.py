@@ -104,7 +104,8 @@ def blueprint(apis: ReleaseApis) -> Blueprint:
         if found is None:
             abort(404)
         suffix = Path(found[1]).suffix.lstrip(".")
-        return send_from_directory(*found, mimetype=MEDIA_TYPES.get(suffix),
+        media = MEDIA_TYPES.get(suffix, "application/octet-stream").split(";")[0]
+        return send_from_directory(*found, mimetype=media,  # Flask adds text/*'s charset
                                    as_attachment=suffix in ("gpkg", "geojson", "csv"),
                                    max_age=300)
 

@@ -65,6 +65,7 @@ from publish.server.providers import LAST_PAGE, QUERYABLES_VIEW
 
 LOGGER = logging.getLogger(__name__)
 PYGEOAPI_STATIC = Path(pygeoapi.__file__).resolve().parent / "static"
+SITE_STATIC = Path(__file__).resolve().parent.parent / "static"
 API_CACHE = 3  # API objects kept per worker: current, previous and one spare
 # pygeoapi 0.21's items.html "Next" button (English or our Japanese catalogue).
 NEXT_BUTTON = re.compile(r'<a role="button" href="[^"]*">\s*(?:Next|{})\s*</a>'.format(
@@ -347,6 +348,22 @@ def check_process_body(data: bytes) -> Response | None:
 
 # ---------------------------------------------------------------- the blueprint
 
+#: what pygeoapi 0.21's process manager puts before a processor's (bilingual) user message
+PROCESS_ERROR_PREFIX = "Error executing process: "
+
+
+def _plain_process_error(resp: Response) -> Response:
+    """A processor's 4xx message as it was written (bilingual), without pygeoapi's English
+    prefix: the page shows ``description`` to the resident as is."""
+    if 400 <= resp.status_code < 500 and resp.is_json:
+        body = resp.get_json(silent=True)
+        if isinstance(body, dict) and str(body.get("description", "")).startswith(
+                PROCESS_ERROR_PREFIX):
+            body["description"] = body["description"][len(PROCESS_ERROR_PREFIX):]
+            resp.set_data(json.dumps(body, ensure_ascii=False))
+    return resp
+
+
 def blueprint() -> Blueprint:
     """The ``/api`` routes the public server opens (see ``apiconfig.API_ROUTES``)."""
     bp = Blueprint("api", __name__, url_prefix=API_PATH)
@@ -402,14 +419,18 @@ def blueprint() -> Blueprint:
             return bad
         token = PUBLIC_ROOT.set(g.root)  # e.g. the sheet's QR links to the page on this host
         try:
-            return execute(processes_api.execute_process, process_id)
+            return _plain_process_error(execute(processes_api.execute_process, process_id))
         finally:
             PUBLIC_ROOT.reset(token)
 
     @route("/static/<path:filename>")
     def static(filename: str) -> Response:
+        """pygeoapi's CSS and images; ``vendor/...``: the site's vendored libraries, which the
+        overridden templates (publish/templates/pygeoapi) use instead of CDNs."""
         if "\x00" in filename:
             abort(404)
+        if filename.startswith("vendor/"):
+            return send_from_directory(SITE_STATIC, filename)
         return send_from_directory(PYGEOAPI_STATIC, filename)
 
     return bp

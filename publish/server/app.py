@@ -5,8 +5,14 @@ URL map (nothing else on disk is reachable; there is no route to the master or a
     /                         landing page (ja/en): API, maps, data dates, sources, terms
     /terms                    terms of use (参考図, 出典, licences), versioned
     /maps/                    -> /#maps
-    /maps/<file>              static map pages from the current release's site/maps/
+    /maps/<file>              static map pages from the current release's site/maps/, with
+                              their data files and vector tiles (maps/tiles/<page>.<hash>.pmtiles,
+                              HTTP range requests: werkzeug's send_file)
     /static/<file>            vendored assets (publish/static/)
+
+Every answer goes through :mod:`publish.server.transfer` (brotli/gzip, immutable caching of
+fingerprinted files, ETag revalidation of pages and data); sheet PDFs render in the bounded,
+low-priority pool of :mod:`publish.server.pdf_pool` (busy: 429 with Retry-After).
     /opendata/<file>          open-data downloads of the current release (GPKG, GeoJSON, CSV)
     /changes/<file>           change feeds per layer (JSON, Atom); /api/changes?since=...&bbox=
                               answers "what changed since" (:mod:`publish.server.answers`)
@@ -51,17 +57,25 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
-from config import Project, load_project
+from config import Project, i18n, load_project
 from config import messages as msg
 from config.console import quiet_warnings
 from config.errors import EtlError
 from publish.build import release as rel
-from publish.build.apiconfig import API_ROUTES, MAX_PROCESS_BODY, PROCESS_EXECUTION, api_url
+from publish.build.apiconfig import (
+    API_ROUTES,
+    MAX_PROCESS_BODY,
+    PROCESS_EXECUTION,
+    PROCESS_ID,
+    api_url,
+)
 from publish.errors import PublishError
 from publish.model import API_PATH
 from publish.server import answers as answers_routes
 from publish.server import api as pyapi
+from publish.server import pdf_pool
 from publish.server.links import ProxyHeaders, check_base_url, request_root, trusted_networks
+from publish.server.transfer import Transfer
 
 LOGGER = logging.getLogger(__name__)
 PKG_DIR = Path(__file__).resolve().parent.parent
@@ -130,7 +144,10 @@ def create_app(project: Project, *, base_url: str | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_PROCESS_BODY  # the only body: a process execution
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["release_apis"] = apis
-    app.jinja_env.globals.update(ja=msg.ja, en=msg.en)
+    app.jinja_env.globals.update(ja=msg.ja, en=msg.en, langs=i18n.langs,
+                                 names=i18n.entry_langs, languages=i18n.LANGUAGES,
+                                 site_text={k: i18n.templates(k) for k in i18n.public_keys()
+                                            if k.startswith("search_")})
     app.register_blueprint(pyapi.blueprint())
     app.register_blueprint(answers_routes.blueprint(apis))  # /opendata, /changes, /api/changes
 
@@ -235,7 +252,15 @@ def create_app(project: Project, *, base_url: str | None = None) -> Flask:
         return render_template("error.html", code=code, key=key, kw=kw,
                                root=g.get("root", "")), code
 
-    app.wsgi_app = ProxyHeaders(app.wsgi_app, trusted)  # type: ignore[method-assign]
+    def is_sheet(method: str, path: str) -> bool:
+        m = PROCESS_EXECUTION.match(path[len(API_PATH):]) if _is_api(path) else None
+        return method == "POST" and m is not None and m.group(1) == PROCESS_ID
+
+    # outermost first: proxy headers, then transfer (compression, caching, revalidation), then
+    # the sheet gate (a bounded, low-priority PDF pool: busy -> 429), then the app
+    pool = pdf_pool.pool_for(str(project.public_dir.resolve()))
+    inner = pdf_pool.SheetGate(app.wsgi_app, pool, is_sheet)
+    app.wsgi_app = ProxyHeaders(Transfer(inner), trusted)  # type: ignore[method-assign]
     return app
 
 

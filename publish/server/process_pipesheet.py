@@ -27,17 +27,15 @@ Why a process rather than a bespoke route: it is described in the OpenAPI docume
 from __future__ import annotations
 
 import logging
-import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
 from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
 
-from config import Project, load_project
 from config.messages import text
 from publish.build.apiconfig import PROCESS_ID
-from publish.pages.pipesheet import SCALES, PipeSheetError, make_pipe_sheet
+from publish.pages.pipesheet import SCALES
+from publish.server import pdf_pool
 from publish.server.links import PUBLIC_ROOT
 
 LOGGER = logging.getLogger(__name__)
@@ -98,19 +96,6 @@ PROCESS_METADATA: dict[str, Any] = {
     "example": {"inputs": {"oaza": "...", "chiban": "123-4", "scale": 500, "paper": "A4"}},
 }
 
-_PROJECTS: dict[str, Project] = {}
-_LOCK = threading.Lock()
-
-
-def _project(root: str) -> Project:
-    """Load the project once per worker (pygeoapi builds a processor per request)."""
-    with _LOCK:
-        p = _PROJECTS.get(root)
-        if p is None:
-            p = _PROJECTS[root] = load_project(root)
-        return p
-
-
 def _text(data: dict[str, Any], key: str, default: str | None = None) -> str:
     v = data.get(key, default)
     if v is None or (isinstance(v, str) and not v.strip()):
@@ -151,18 +136,16 @@ class PipeSheetProcessor(BaseProcessor):
         except (TypeError, ValueError, OverflowError):
             raise ProcessorExecuteError(user_msg=text("err_input_scale")) from None
         paper = _text(data, "paper", "A4")
-        with tempfile.TemporaryDirectory(prefix="pipe-sheet-") as tmp:
-            out = Path(tmp) / "sheet.pdf"
-            try:
-                make_pipe_sheet(_project(self.project_root), self.store, oaza=oaza,
-                                chiban=chiban, scale=scale, paper=paper, out=out,
-                                map_url=self.page_url())
-            except PipeSheetError as e:
-                raise ProcessorExecuteError(user_msg=str(e)) from e
-            except Exception:
-                LOGGER.exception("pipe sheet failed (release store %s)", self.store.parent.name)
-                raise ProcessorExecuteError(user_msg=text("err_sheet_failed")) from None
-            return "application/pdf", out.read_bytes()
+        # rendered in the server's low-priority sheet process (publish.server.pdf_pool): the
+        # maps keep the CPU; the gate in front of this request already holds a slot
+        pool = pdf_pool.pool_for(pdf_pool.key_of_store(self.store))
+        kind, out = pool.render(self.project_root, self.store, oaza=oaza, chiban=chiban,
+                                scale=scale, paper=paper, map_url=self.page_url())
+        if kind == "user":
+            raise ProcessorExecuteError(user_msg=str(out))
+        if kind != "ok":
+            raise ProcessorExecuteError(user_msg=text("err_sheet_failed"))
+        return "application/pdf", out
 
     def __repr__(self) -> str:
         return f"<PipeSheetProcessor> {self.store.parent.name}"

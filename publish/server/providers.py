@@ -25,8 +25,13 @@ written by :mod:`publish.build.public_store` and fixes what pygeoapi 0.21's
   twice per request (schema, then query), serialises features with ``ExportToJson`` (~85 µs per
   feature) and pushes a GDAL error handler it never pops (the stack grows by one per request).
   Release files are immutable, so here the schema is cached per file, datasets are kept open per
-  thread (LRU of :data:`POOL_SIZE`), features are serialised field by field (~16 µs), and the
-  handler is popped again.
+  thread (LRU of :data:`POOL_SIZE`), and the handler is popped again.
+* **Serialisation straight from the store.** A page is one SQLite query on the GeoPackage (read
+  only, immutable, SpatiaLite loaded for ``GeomFromGPB``): row values come back as Python values
+  in one ``fetchall`` and the geometries as WKB, turned into GeoJSON by GEOS in one vectorised
+  ``shapely.to_geojson`` call and parsed with one ``json.loads`` per page, instead of a GDAL call
+  per field and a JSON round trip per geometry. Only ``?crs=`` output (a reprojection) and
+  stores with Z/M geometries take the OGR path.
 """
 
 from __future__ import annotations
@@ -38,10 +43,13 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
+import shapely
 from osgeo import gdal, ogr
 from pygeoapi.provider.base import (
     ProviderGenericError,
@@ -92,6 +100,42 @@ def pooled_dataset(path: str) -> Any:
     else:
         pool.move_to_end(key)
     return ds
+
+
+#: SpatiaLite module SQLite loads (Debian: libsqlite3-mod-spatialite); only ``GeomFromGPB`` is used.
+SPATIALITE = "mod_spatialite"
+
+
+def pooled_sqlite(path: str) -> sqlite3.Connection:
+    """A read-only SQLite connection to ``path`` with SpatiaLite, kept open for this thread.
+
+    ``immutable=1``: release files never change in place (a new release is a new file, and the
+    pool key carries inode and mtime), so SQLite takes no locks and keeps its page cache.
+    """
+    pool: collections.OrderedDict[tuple[str, int, int], sqlite3.Connection] | None = getattr(
+        _POOL, "sql", None)
+    if pool is None:
+        pool = _POOL.sql = collections.OrderedDict()
+    key = (path, *_file_key(path))
+    conn = pool.get(key)
+    if conn is None:
+        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro&immutable=1", uri=True)
+        conn.enable_load_extension(True)
+        conn.load_extension(SPATIALITE)
+        conn.enable_load_extension(False)
+        pool[key] = conn
+        while len(pool) > POOL_SIZE:
+            pool.popitem(last=False)[1].close()
+    else:
+        pool.move_to_end(key)
+    return conn
+
+
+def geojson_geometries(wkbs: list[bytes | None]) -> list[Any]:
+    """GeoJSON geometry dicts for a page of WKB values: one GEOS call, one JSON parse."""
+    texts = shapely.to_geojson(shapely.from_wkb(wkbs))
+    parsed = iter(json.loads("[" + ",".join(t for t in texts if t is not None) + "]"))
+    return [None if t is None else next(parsed) for t in texts]
 
 
 @contextlib.contextmanager
@@ -182,13 +226,14 @@ class PublicOGRProvider(PublicView, OGRProvider):
 
     @contextlib.contextmanager
     def _gdal_call(self) -> Iterator[Any]:
-        """The layer for one provider call: GDAL errors become a ProviderQueryError (500 with a
-        log line, not a traceback) and the dataset goes back to the pool whatever happens."""
+        """The layer for one provider call: GDAL and SQLite errors become a ProviderQueryError
+        (500 with a log line, not a traceback) and the dataset goes back to the pool whatever
+        happens."""
         try:
             yield self._get_layer()
         except ProviderGenericError:
             raise
-        except RuntimeError as err:
+        except (RuntimeError, sqlite3.Error) as err:
             LOGGER.error(err)
             raise ProviderQueryError(err) from err
         finally:
@@ -257,7 +302,7 @@ class PublicOGRProvider(PublicView, OGRProvider):
         geom = layer.GetGeometryColumn() or "geom"
         return table, rid, geom
 
-    def _conditions(self, conn: Any, layer: Any, bbox: list[Any],
+    def _conditions(self, sql: sqlite3.Connection, layer: Any, bbox: list[Any],
                     properties: list[tuple[str, Any]]) -> list[str]:
         table, rid, geom = self._names(layer)
         conds: list[str] = []
@@ -265,11 +310,11 @@ class PublicOGRProvider(PublicView, OGRProvider):
             self.check_queryable(name)
             conds.append(f"{quote_ident(name)} = {self._literal(name, value)}")
         if bbox:
-            conds.append(self._bbox_condition(conn, table, rid, geom, bbox, conds))
+            conds.append(self._bbox_condition(sql, table, rid, geom, bbox, conds))
         return conds
 
-    def _bbox_condition(self, conn: Any, table: str, rid: str, geom: str, bbox: list[Any],
-                        attr: list[str]) -> str:
+    def _bbox_condition(self, sql: sqlite3.Connection, table: str, rid: str, geom: str,
+                        bbox: list[Any], attr: list[str]) -> str:
         """Exact bbox intersection as SQL: R-tree 'inside' set, plus edge cases tested by GEOS."""
         vals = [float(b) for b in bbox]
         if len(vals) == 6:  # 3D bbox: x/y only
@@ -284,23 +329,22 @@ class PublicOGRProvider(PublicView, OGRProvider):
                     f"AND miny <= {maxy!r} AND maxy >= {miny!r}")
         where = " AND ".join([f"{quote_ident(rid)} IN ({touching})",
                               f"{quote_ident(rid)} NOT IN ({inside})", *attr])
-        sql = (f"SELECT {quote_ident(rid)}, {quote_ident(geom)} FROM {quote_ident(table)} "
-               f"WHERE {where}")
-        ring = ogr.Geometry(ogr.wkbLinearRing)
-        for x, y in ((minx, miny), (maxx, miny), (maxx, maxy), (minx, maxy), (minx, miny)):
-            ring.AddPoint_2D(x, y)
-        box = ogr.Geometry(ogr.wkbPolygon)
-        box.AddGeometry(ring)
+        rows = sql.execute(f"SELECT {quote_ident(rid)}, {self._wkb(geom)} "
+                           f"FROM {quote_ident(table)} WHERE {where}").fetchall()
         edge: list[str] = []
-        with result_set(conn, sql) as rs:
-            for feat in rs:
-                g = feat.GetGeometryRef()
-                if g is not None and g.Intersects(box):
-                    edge.append(str(int(feat.GetFID())))
+        if rows:
+            hit = shapely.intersects(shapely.from_wkb([r[1] for r in rows]),
+                                     shapely.box(minx, miny, maxx, maxy))
+            edge = [str(int(r[0])) for r, h in zip(rows, hit, strict=True) if h]
         cond = f"{quote_ident(rid)} IN ({inside})"
         if edge:
             cond = f"({cond} OR {quote_ident(rid)} IN ({','.join(edge)}))"
         return cond
+
+    @staticmethod
+    def _wkb(geom: str) -> str:
+        """SQL for a GeoPackage geometry as 2D WKB (SpatiaLite); NULL stays NULL."""
+        return f"AsBinary(GeomFromGPB({quote_ident(geom)}))"
 
     def _order(self, layer: Any, sortby: list[dict[str, str]]) -> str:
         _, rid, _ = self._names(layer)
@@ -328,31 +372,33 @@ class PublicOGRProvider(PublicView, OGRProvider):
             raise ProviderInvalidQueryError(user_msg=text("err_no_q"))
         self.get_fields()
         with self._gdal_call() as layer:
-            conn = self.conn
+            sql = self._sqlite()
             table, rid, geom = self._names(layer)
-            conds = self._conditions(conn, layer, bbox or [], properties or [])
+            conds = self._conditions(sql, layer, bbox or [], properties or [])
             where = f" WHERE {' AND '.join(conds)}" if conds else ""
-            if not conds:  # GeoPackage keeps the count (gpkg_ogr_contents): no table scan
-                matched = int(layer.GetFeatureCount())
-            else:
-                with result_set(conn, f"SELECT COUNT(*) FROM {quote_ident(table)}{where}") as rs:
-                    matched = int(rs.GetNextFeature().GetField(0))
             if resulttype == "hits":
-                return {"type": "FeatureCollection", "numberMatched": matched, "features": []}
+                return {"type": "FeatureCollection", "features": [],
+                        "numberMatched": self._count(sql, table, where)}
+            names = list(self._fields)
             if select_properties:
-                keep = [self.id_field] + [p for p in select_properties
-                                          if p in self._fields and p != self.id_field]
-                cols = ", ".join(quote_ident(c) for c in [rid, geom, *keep])
-            else:
-                cols = "*"
-            sql = (f"SELECT {cols} FROM {quote_ident(table)}{where} "
-                   f"ORDER BY {self._order(layer, sortby or [])} "
-                   f"LIMIT {int(limit)} OFFSET {int(offset)}")
+                names = [self.id_field] + [p for p in select_properties
+                                           if p in self._fields and p != self.id_field]
+            tail = (f" FROM {quote_ident(table)}{where} "
+                    f"ORDER BY {self._order(layer, sortby or [])} "
+                    f"LIMIT {int(limit)} OFFSET {int(offset)}")
             transform = self._get_crs_transform(crs_transform_spec)
-            with result_set(conn, sql) as rs:
-                plan = self._props_plan(rs.GetLayerDefn())
-                features = [self._feature_json(feat, skip_geometry, transform, plan)
-                            for feat in rs]
+            if transform is None and self._flat(layer):
+                features = self._features(sql, rid, geom, names, tail, skip_geometry)
+            else:  # reprojection or Z/M geometries: OGR does the geometry work
+                cols = ", ".join(quote_ident(c) for c in [rid, geom, *names])
+                with result_set(self.conn, f"SELECT {cols}{tail}") as rs:
+                    plan = self._props_plan(rs.GetLayerDefn())
+                    features = [self._feature_json(feat, skip_geometry, transform, plan)
+                                for feat in rs]
+            if len(features) < int(limit) and (features or not int(offset)):
+                matched = int(offset) + len(features)  # the page ends the result: no COUNT
+            else:
+                matched = self._count(sql, table, where)
             LAST_PAGE.set((matched, int(offset), len(features)))
             return {"type": "FeatureCollection", "features": features,
                     "numberMatched": matched, "numberReturned": len(features)}
@@ -363,17 +409,70 @@ class PublicOGRProvider(PublicView, OGRProvider):
         ident = str(identifier)
         if "\x00" in ident:
             raise ProviderItemNotFoundError(f"item {ident[:40]!r} not found")
+        self.get_fields()
         with self._gdal_call() as layer:
-            table, _, _ = self._names(layer)
-            sql = (f"SELECT * FROM {quote_ident(table)} "
-                   f"WHERE {quote_ident(self.id_field)} = {quote_text(ident)} LIMIT 1")
-            with result_set(self.conn, sql) as rs:
+            table, rid, geom = self._names(layer)
+            tail = (f" FROM {quote_ident(table)} "
+                    f"WHERE {quote_ident(self.id_field)} = {quote_text(ident)} LIMIT 1")
+            transform = self._get_crs_transform(crs_transform_spec)
+            if transform is None and self._flat(layer):
+                found = self._features(self._sqlite(), rid, geom, list(self._fields), tail,
+                                       False)
+                if not found:
+                    raise ProviderItemNotFoundError(f"item {ident[:40]!r} not found")
+                return found[0]
+            with result_set(self.conn, f"SELECT *{tail}") as rs:
                 feat = rs.GetNextFeature()
                 if feat is None:
                     raise ProviderItemNotFoundError(f"item {ident[:40]!r} not found")
-                return self._feature_json(feat, False,
-                                          self._get_crs_transform(crs_transform_spec),
+                return self._feature_json(feat, False, transform,
                                           self._props_plan(rs.GetLayerDefn()))
+
+    def _sqlite(self) -> sqlite3.Connection:
+        try:
+            return pooled_sqlite(self.data_def["source"])
+        except sqlite3.Error as err:  # e.g. SpatiaLite missing: a logged 500, not a traceback
+            raise RuntimeError(f"{self.data_def['source']}: {err}") from err
+
+    @staticmethod
+    def _flat(layer: Any) -> bool:
+        """2D geometries: SpatiaLite's WKB keeps every ordinate."""
+        gtype = layer.GetGeomType()
+        return not (ogr.GT_HasZ(gtype) or ogr.GT_HasM(gtype))
+
+    def _count(self, sql: sqlite3.Connection, table: str, where: str) -> int:
+        if not where:  # GeoPackage keeps the count (gpkg_ogr_contents): no table scan
+            with contextlib.suppress(sqlite3.Error):
+                row = sql.execute("SELECT feature_count FROM gpkg_ogr_contents "
+                                  "WHERE lower(table_name) = lower(?)", (table,)).fetchone()
+                if row is not None and row[0] is not None and row[0] >= 0:
+                    return int(row[0])
+        return int(sql.execute(f"SELECT COUNT(*) FROM {quote_ident(table)}{where}").fetchone()[0])
+
+    def _features(self, sql: sqlite3.Connection, rid: str, geom: str, names: list[str],
+                  tail: str, skip_geometry: bool) -> list[dict[str, Any]]:
+        """GeoJSON Feature dicts for ``SELECT ...<tail>``: values as SQLite returns them
+        (booleans from the schema), geometries via :func:`geojson_geometries`."""
+        gcol = "NULL" if skip_geometry else self._wkb(geom)
+        cols = ", ".join([quote_ident(rid), gcol, *(quote_ident(n) for n in names)])
+        try:
+            rows = sql.execute(f"SELECT {cols}{tail}").fetchall()
+        except sqlite3.Error as err:
+            raise RuntimeError(str(err)) from err
+        geoms = [None] * len(rows) if skip_geometry else geojson_geometries([r[1] for r in rows])
+        bools = {i for i, n in enumerate(names) if self._fields.get(n, {}).get("type") == "boolean"}
+        idx = names.index(self.id_field) if self.id_field in names else -1
+        out = []
+        for row, geometry in zip(rows, geoms, strict=True):
+            vals = list(row[2:])
+            for i in bools:
+                if vals[i] is not None:
+                    vals[i] = bool(vals[i])
+            props = dict(zip(names, vals, strict=True))
+            fid = props.pop(self.id_field) if idx >= 0 else None
+            out.append({"type": "Feature", "geometry": geometry, "properties": props,
+                        "id": fid if fid is not None else row[0]})
+        return out
 
     @staticmethod
     def _props_plan(defn: Any) -> list[tuple[int, str, bool]]:

@@ -8,7 +8,7 @@
   assumption (内水浸水想定区域).
 * **Real data** (高松市オープンデータ, CC BY 4.0), copied byte-for-byte from ``data/reference``:
   shelters, tsunami evacuation buildings, sandbag stations, fire stations and fire-brigade posts,
-  AEDs and irrigation ponds, with the GDAL descriptors of ``data/vrt`` beside the old LINK CSVs.
+  AEDs and irrigation ponds (the old LINK CSVs are read directly by the specs).
 
 Why it looks the way it does:
 
@@ -50,7 +50,6 @@ from pyproj import Transformer
 
 ROOT = Path(__file__).resolve().parent.parent  # the project folder (examples/takamatsu)
 REFERENCE_DIR = ROOT / "data" / "reference"
-VRT_DIR = ROOT / "data" / "vrt"
 BOUNDARY_FILE = REFERENCE_DIR / "takamatsu_boundary_n03.geojson"
 TARGET_CRS = "EPSG:6672"  # JGD2011 / Japan Plane Rectangular CS IV (the truth geometry)
 JGD2000_CRS = "EPSG:2446"  # JGD2000 / Japan Plane Rectangular CS IV (the consultant's export)
@@ -78,8 +77,6 @@ REAL_FILES = {
     f"{OPENDATA}/0002_aed_location.csv": "0002_aed_location.csv",
     f"{OPENDATA}/0082_reservoir_list.csv": "0082_reservoir_list.csv",
 }
-# GDAL descriptors of the LINK CSVs (data/vrt; see the README there): raw path -> file.
-VRT_FILES = {f"{OPENDATA}/{n}.vrt": f"{n}.vrt" for n in ("shobosho", "shobodan", "aed", "tameike")}
 # Records per real file, as published (what the tests expect read by the ETL).
 REAL_RECORDS = {
     "evacuation_space_build_20240918.geojson": 193,
@@ -90,7 +87,7 @@ REAL_RECORDS = {
     "0002_aed_location.csv": 514,
     "0082_reservoir_list.csv": 841,
 }
-FILES = SAMPLE_FILES + tuple(REAL_FILES) + tuple(VRT_FILES)
+FILES = SAMPLE_FILES + tuple(REAL_FILES)
 
 # Default-scale targets (the central lowland, not the whole city); counts scale with ``scale``.
 TARGET_ROAD_SEGMENTS = 6000
@@ -953,7 +950,4 @@ def generate(out_dir: Path, *, scale: float = 1.0, seed: int = 42,
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REFERENCE_DIR / name, out / rel)
         done(rel, REAL_RECORDS[name])
-    for rel, name in VRT_FILES.items():
-        shutil.copyfile(VRT_DIR / name, out / rel)
-        done(rel, pyogrio.read_info(out / rel, force_feature_count=True)["features"])
     return counts

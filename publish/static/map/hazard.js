@@ -6,8 +6,9 @@
  * spot is in no zone). Shelters are pins with one badge per hazard kind (text, not colour alone).
  *
  * Geometry comes from libraries only: Turf (point in polygon) and GeographicLib (ellipsoidal
- * distance; Turf's is spherical and 0.2 % off). Everything is in the page's data file: no API,
- * no tiles needed.
+ * distance; Turf's is spherical and 0.2 % off), loaded after the map is first drawn (only the
+ * card needs them). Everything the card reads is in the page's data file: no API, no tiles
+ * needed; the zones are drawn from the tiles, the shelters are focusable markers.
  */
 (function () {
   'use strict';
@@ -50,8 +51,27 @@
       var c = map.getCenter();
       self.evaluate(c.lat, c.lng, 'centre');
     });
+    this.libs = null;
     G.hazard = this;
   }
+
+  /** Turf and GeographicLib, once: after the first drawing of the map (or at once if none). */
+  Hazard.prototype.loadLibs = function () {
+    var urls = this.app.cfg.later || [];
+    if (this.libs) { return this.libs; }
+    this.libs = urls.reduce(function (p, url) {
+      return p.then(function () {
+        return new Promise(function (resolve, reject) {
+          var s = document.createElement('script');
+          s.src = url;
+          s.onload = resolve;
+          s.onerror = reject;
+          document.head.appendChild(s);
+        });
+      });
+    }, Promise.resolve());
+    return this.libs;
+  };
 
   Hazard.prototype.t = function (key, vars) { return this.app.t(key, vars); };
   Hazard.prototype.lab = function (e) { return e ? this.app.lab(e) : this.t('map_unknown'); };
@@ -61,14 +81,16 @@
   };
 
   Hazard.prototype.data = function () {
-    var self = this;
-    this.hazards.forEach(function (lay) {
-      lay.features.forEach(function (rec) { rec.bbox = turf.bbox(rec.layer.feature); });
-    });
-    var area = this.app.data && this.app.data.area;
+    var self = this, app = this.app;
+    var area = app.data && app.data.area;
     this.area = area ? {type: 'Feature', properties: {}, geometry: area} : null;
-    this.ready = true;
-    void self;
+    var go = function () { self.loadLibs(); };
+    if (app.vt && app.stats.firstPaint === null) {
+      app.vt.once('load', go);
+      window.setTimeout(go, 4000);
+    } else {
+      go();
+    }
   };
 
   // ------------------------------------------------------------------ shelters
@@ -88,9 +110,9 @@
     return L.divIcon({
       className: 'hz-shelter',
       html: '<span class="hz-pin" aria-hidden="true" style="background-color:' +
-        esc(lay.conf.style.color) + '"><i class="fa-solid fa-person-shelter"></i></span>' +
+        esc(lay.conf.style.color) + '"><i class="hz-icon"></i></span>' +
         '<span class="hz-badges" aria-hidden="true">' + badges + '</span>',
-      iconSize: [44, 44], iconAnchor: [22, 22], popupAnchor: [0, -18]
+      iconSize: [44, 44], iconAnchor: [22, 22]
     });
   };
   Hazard.prototype.labelMarker = function (m) {
@@ -123,18 +145,20 @@
       '<p><strong>' + esc(this.t('map_hz_shelter_for')) + '</strong></p><ul class="hz-popup-flags">' +
       rows + '</ul></div>';
   };
-  /** The marker of a shelter (called by the core for point features). */
+  /** The marker of a shelter (called by the core for point features); a click or Enter shows
+   * its details in the sheet. */
   Hazard.prototype.pointLayer = function (lay, f, ll) {
     if (!lay.conf.shelter) { return undefined; }
     var self = this;
     var m = L.marker(ll, {icon: this.shelterIcon(lay, f), keyboard: true, riseOnHover: true});
     m.gmLayer = lay;
     m.feature = f;
-    m.bindPopup(function () { return self.shelterPopup(lay, f); }, {
-      maxWidth: 290, autoPanPaddingTopLeft: [10, 112], autoPanPaddingBottomRight: [10, 40]});
     m.on('add', function () { self.labelMarker(m); });
     this.markers.push(m);
     return m;
+  };
+  Hazard.prototype.detailHtml = function (pk) {
+    return pk.lay.conf.shelter && pk.feature ? this.shelterPopup(pk.lay, pk.feature) : undefined;
   };
   Hazard.prototype.legendRows = function (lay) {
     var self = this;
@@ -151,6 +175,12 @@
   Hazard.prototype.mapClick = function (e) {
     this.evaluate(e.latlng.lat, e.latlng.lng, 'tap');
   };
+  /** The card needs the libraries: taps before they arrive are answered when they have. */
+  Hazard.prototype.whenReady = function (fn) {
+    if (window.turf && window.geodesic) { return fn(); }
+    this.loadLibs().then(fn);
+    return null;
+  };
   Hazard.prototype.located = function (lat, lng, acc) {
     this.evaluate(lat, lng, 'gps', acc);
   };
@@ -159,11 +189,12 @@
   Hazard.prototype.hits = function (lay, pt) {
     var h = lay.conf.hazard, order = h.rankOrder, by = {};
     var x = pt.geometry.coordinates[0], y = pt.geometry.coordinates[1];
-    lay.features.forEach(function (rec) {
-      var b = rec.bbox;
-      if (b && (x < b[0] || x > b[2] || y < b[1] || y > b[3])) { return; }
-      if (!turf.booleanPointInPolygon(pt, rec.layer.feature)) { return; }
-      var p = rec.layer.feature.properties, g = h.groupOrder.length ? String(p.g) : '';
+    lay.raw.forEach(function (f) {
+      if (!f.geometry) { return; }
+      var b = f.bbox || (f.bbox = turf.bbox(f));
+      if (x < b[0] || x > b[2] || y < b[1] || y > b[3]) { return; }
+      if (!turf.booleanPointInPolygon(pt, f)) { return; }
+      var p = f.properties, g = h.groupOrder.length ? String(p.g) : '';
       var cur = by[g];
       if (!cur || order.indexOf(p.r) > order.indexOf(cur.r)) { by[g] = p; }
     });
@@ -174,9 +205,9 @@
 
   Hazard.prototype.nearest = function (lay, field, n, lat, lng) {
     var g = geodesic.Geodesic.WGS84, out = [];
-    lay.features.forEach(function (rec) {
-      var f = rec.layer.feature, p = f.properties;
-      if ((p.hz || []).indexOf(field) < 0) { return; }
+    lay.raw.forEach(function (f) {
+      var p = f.properties;
+      if (!f.geometry || (p.hz || []).indexOf(field) < 0) { return; }
       var c = f.geometry.coordinates;
       out.push({f: f, lay: lay, d: g.Inverse(lat, lng, c[1], c[0]).s12});
     });
@@ -185,6 +216,11 @@
 
   /** Evaluate one spot: hazards there and the nearest suitable shelters; renders the card. */
   Hazard.prototype.evaluate = function (lat, lng, source, accuracy) {
+    var self = this;
+    this.placeProbe(lat, lng);
+    return this.whenReady(function () { return self.evaluateNow(lat, lng, source, accuracy); });
+  };
+  Hazard.prototype.evaluateNow = function (lat, lng, source, accuracy) {
     var self = this, pt = turf.point([lng, lat]);
     var res = {lat: lat, lng: lng, source: source || 'tap', accuracy: accuracy,
       inside: !this.area || turf.booleanPointInPolygon(pt, this.area), risks: [], shelters: []};
@@ -204,7 +240,6 @@
     });
     this.last = res;
     this.render(res);
-    this.placeProbe(lat, lng);
     return this.summary(res);
   };
 
@@ -282,7 +317,7 @@
       if (r.hits.length) {
         any = true;
         r.hits.forEach(function (p) {
-          var col = r.lay.hazardColor(p);
+          var col = r.lay.hazardColor(p.r, p.g);
           var kids = [el('span', {'class': 'hz-chip', style: 'background-color:' + col.c,
             'aria-hidden': 'true', text: h.groupOrder.length ? '' : String(p.r)}),
           self.line(r.lay, p) + (p.u ? ' ' + self.t('map_hz_undesignated') : '')];
@@ -327,7 +362,8 @@
     if (res.shelters.length) { parts.push(el('p', {'class': 'gm-small', text: this.t('map_hz_distance_note')})); }
     card.replaceChildren.apply(card, parts);
     card.setAttribute('data-state', 'result');
-    var sheet = document.getElementById('hz-sheet');
+    this.app.setSheet(true, L.latLng(res.lat, res.lng));
+    var sheet = document.getElementById('gm-sheet-body');
     sheet.scrollTop = Math.max(0, card.offsetTop - sheet.offsetTop - 8);  // show the card's top
   };
 
@@ -341,10 +377,11 @@
     } else {
       this.probe.setLatLng([lat, lng]);
     }
+    this.probe.getElement().setAttribute('role', 'img');
     this.probe.getElement().setAttribute('aria-label', this.t('map_hz_probe_label'));
     window.requestAnimationFrame(function () {
-      map.invalidateSize();
-      map.panInside([lat, lng], {padding: [40, 40]});
+      map.invalidateSize({pan: false});
+      map.panInside([lat, lng], {padding: [40, 40], animate: false});
     });
   };
 
@@ -353,8 +390,10 @@
     var m = this.markers.filter(function (x) { return x.feature.id === id; })[0];
     if (!m) { return; }
     if (!map.hasLayer(m.gmLayer.group)) { map.addLayer(m.gmLayer.group); }
-    map.setView(m.getLatLng(), Math.max(map.getZoom(), DETAIL_ZOOM));
-    m.openPopup();
+    map.setView(m.getLatLng(), Math.max(map.getZoom(), DETAIL_ZOOM), {animate: false});
+    this.app.picks = null;
+    this.app.select({lay: m.gmLayer, props: m.feature.properties, id: m.feature.id,
+      feature: m.feature, latlng: m.getLatLng()}, true);
   };
 
   Hazard.prototype.lang = function () {

@@ -24,6 +24,7 @@
   var TPL = /\{(\w+)(\.label)?(?::\.(\d+))?(\|lower)?\}/g;
   var REACH_PX = 22;          // a finger's reach around a tap (half a 44 px target)
   var ARROW_ZOOM = 17;        // flow arrows from this zoom on
+  var FULL_WIDTH_ZOOM = 16;   // lines have their configured widths from this zoom on
   var LABEL_FONT = '600 12px system-ui, "Noto Sans CJK JP", sans-serif';
   var GSI_ATTR = '<a href="https://maps.gsi.go.jp/development/ichiran.html" target="_blank" ' +
     'rel="noopener">地理院タイル</a>';
@@ -260,6 +261,9 @@
       map.setView(v.center, v.zoom, {animate: false});
     } else if (v.bounds) {
       map.fitBounds([[v.bounds[1], v.bounds[0]], [v.bounds[3], v.bounds[2]]], {animate: false});
+      if (map.getZoom() < v.minStartZoom) {  // a small screen: where the data is dense
+        map.setView(v.center || map.getCenter(), v.minStartZoom, {animate: false});
+      }
     } else {
       map.setView([36.0, 138.0], 5, {animate: false});
     }
@@ -307,12 +311,12 @@
     box.querySelector('#gm-terms-lang').addEventListener('click', function () {
       self.setLang(self.lang === 'ja' ? 'en' : 'ja');
     });
-    box.querySelector('#gm-agree').addEventListener('click', function () {
-      try { window.localStorage.setItem(tm.storageKey, tm.version); } catch (e) { /* private mode */ }
+    box.querySelector('#gm-agree').addEventListener('click', function (e) {
+      try { window.localStorage.setItem(tm.storageKey, tm.version); } catch (err) { /* private */ }
       Array.prototype.forEach.call(outside, function (n) { n.removeAttribute('inert'); });
       box.remove();
       self.onConsent();
-      document.getElementById('gm-map').focus({preventScroll: true});
+      if (e.detail === 0) { document.getElementById('gm-map').focus({preventScroll: true}); }
     });
     box.querySelector('#gm-decline').addEventListener('click', decline);
     box.querySelector('#gm-agree').focus();
@@ -323,11 +327,18 @@
     this.consented = true;
     document.body.classList.add('gm-consented');
     this.addVectorLayer();
-    var load = cfg.dataUrl ?
-      fetch(cfg.dataUrl).then(function (r) {
-        if (!r.ok) { throw new Error('HTTP ' + r.status); }
-        return r.json();
-      }) : Promise.resolve({layers: {}});
+    // the data file (markers, the risk card) after the map's first tiles: on a slow network
+    // the drawing comes first
+    var painted = !this.vt ? Promise.resolve() : new Promise(function (done) {
+      self.vt.once('load', done);
+      window.setTimeout(done, 2500);
+    });
+    var load = cfg.dataUrl ? painted.then(function () {
+      return fetch(cfg.dataUrl);
+    }).then(function (r) {
+      if (!r.ok) { throw new Error('HTTP ' + r.status); }
+      return r.json();
+    }) : Promise.resolve({layers: {}});
     return load.then(function (data) {
       self.data = data;
       self.order.forEach(function (lay) { lay.setData((data.layers || {})[lay.id] || []); });
@@ -393,6 +404,26 @@
     this.tiled().slice().reverse().forEach(function (lay) { rules = rules.concat(lay.labelRules()); });
     return rules;
   };
+  /** Ids of a layer's features in the tiles drawn at the current zoom, when the layer is on
+   * (what the page shows; tests and the benchmark read it). */
+  App.prototype.drawnIds = function (layerId) {
+    var lay = this.layers[layerId], out = new Set();
+    if (!this.vt || !lay || !lay.visible()) { return []; }
+    var dz = Math.max(0, Math.min(Math.round(this.map.getZoom()) - 1, this.cfg.tiles.maxDataZoom));
+    var vb = this.map.getPixelBounds(), z = this.map.getZoom(), scale = Math.pow(2, dz + 1 - z);
+    this.vt.views.forEach(function (view) {
+      view.tileCache.cache.forEach(function (entry, key) {
+        var k = key.split(':').map(Number);  // x:y:z
+        if (k[2] !== dz) { return; }
+        var x0 = k[0] * 512 / scale, y0 = k[1] * 512 / scale, size = 512 / scale;
+        if (x0 > vb.max.x || y0 > vb.max.y || x0 + size < vb.min.x || y0 + size < vb.min.y) { return; }
+        (entry.data.get(layerId) || []).forEach(function (f) {
+          out.add(f.props.fid !== undefined ? f.props.fid : JSON.stringify(f.props));
+        });
+      });
+    });
+    return Array.from(out);
+  };
   /** Styles, visibility or language changed: draw the tiles again (no new request). */
   App.prototype.repaint = function () {
     if (!this.vt) { return; }
@@ -418,17 +449,11 @@
     trapFocus(document.getElementById('gm-legend'), function () { self.toggleLegend(false); });
     var attr = this.map.attributionControl && this.map.attributionControl.getContainer();
     if (attr) {
+      // phones: folded to two lines, a tap unfolds them; every source is also in the legend
+      // dialog (keyboard and screen readers read it there: the control holds links)
       attr.classList.add('gm-clamp');
-      attr.setAttribute('tabindex', '0');
-      attr.setAttribute('role', 'button');
-      attr.setAttribute('aria-expanded', 'false');
-      var fold = function () {
-        var open = attr.classList.toggle('gm-open');
-        attr.setAttribute('aria-expanded', open ? 'true' : 'false');
-      };
-      attr.addEventListener('click', function (e) { if (e.target.tagName !== 'A') { fold(); } });
-      attr.addEventListener('keydown', function (e) {
-        if ((e.key === 'Enter' || e.key === ' ') && e.target === attr) { e.preventDefault(); fold(); }
+      attr.addEventListener('click', function (e) {
+        if (e.target.tagName !== 'A') { attr.classList.toggle('gm-open'); }
       });
       L.DomEvent.disableClickPropagation(attr);
     }
@@ -438,6 +463,13 @@
     hint.id = 'gm-kbd-hint';
     hint.className = 'gm-visually-hidden';
     box.parentNode.insertBefore(hint, box.nextSibling);
+    // the cross at the centre shows for keyboard users only (Leaflet focuses the map on a click)
+    document.addEventListener('keydown', function (e) {
+      if (e.key === 'Tab' || e.key.indexOf('Arrow') === 0) { document.body.classList.add('gm-kbd'); }
+    }, true);
+    document.addEventListener('pointerdown', function () {
+      document.body.classList.remove('gm-kbd');
+    }, true);
     box.addEventListener('keydown', function (e) {
       if (e.target !== box || e.key !== 'Enter') { return; }
       e.preventDefault();
@@ -486,8 +518,6 @@
     document.title = this.lab(this.cfg.page.title);
     var btn = document.getElementById('gm-lang-btn');
     if (btn) { btn.setAttribute('aria-label', this.t('map_lang_switch_label')); }
-    var attr = this.map.attributionControl && this.map.attributionControl.getContainer();
-    if (attr) { attr.setAttribute('aria-label', this.t('map_attr_toggle')); }
     this.map.getContainer().setAttribute('aria-label', this.lab(this.cfg.page.title));
     var hint = document.getElementById('gm-kbd-hint');
     if (hint) { hint.textContent = this.t('map_pick_kbd'); }
@@ -573,11 +603,13 @@
         (below[l.conf.minZoom] = below[l.conf.minZoom] || []).push(self.lab(l.conf.title));
       }
     });
-    Object.keys(below).map(Number).sort(function (a, b) { return b - a; }).forEach(function (mz) {
-      var names = below[mz];
-      var list = names.slice(0, 3).join('・') + (names.length > 3 ? '…' : '');
-      parts.push(esc(self.t('map_zoom_hint', {layers: list, z: mz})));
-    });
+    // only the next zoom that adds layers: one short line over the map
+    var next = Object.keys(below).map(Number).sort(function (a, b) { return a - b; })[0];
+    if (next !== undefined) {
+      var names = below[next];
+      var list = names.slice(0, 2).join('・') + (names.length > 2 ? '…' : '');
+      parts.push(esc(self.t('map_zoom_hint', {layers: list, z: next})));
+    }
     var loading = !!this.vtLoading || (!G.ready && this.consented);
     if (loading) { parts.push(esc(this.t('map_loading'))); }
     this.statusEl.innerHTML = parts.map(function (p) { return '<div>' + p + '</div>'; }).join('');
@@ -744,12 +776,18 @@
     this.renderPicks();
     this.highlightPicks(picks);
     this.setSheet(true, latlng);
+    this.showPicks();
     if (byKeyboard) {
       window.requestAnimationFrame(function () {
         var first = self.pickEl.querySelector('.gm-pick button, .gm-pick-zoom');
         (first || self.pickEl).focus();
       });
     }
+  };
+  /** Scroll the sheet to the list or detail of the last tap (a pinned item may be above it). */
+  App.prototype.showPicks = function () {
+    var body = this.sheetBody, el = this.pickEl;
+    if (body && el) { body.scrollTop = Math.max(0, el.offsetTop - body.offsetTop - 4); }
   };
   App.prototype.highlightPicks = function (picks) {
     var self = this;
@@ -833,6 +871,7 @@
     var shape = this.drawPick(pk, true);
     this.renderDetail(pk);
     this.setSheet(true, shape && shape.getBounds ? shape : (pk.latlng || (this.picks && this.picks.latlng)));
+    this.showPicks();
     var el = this.pickEl;
     if (focus) {
       window.requestAnimationFrame(function () {
@@ -1120,7 +1159,10 @@
     var rules = [];
     var dash = st.dash ? st.dash.split(/\s+/).map(Number) : null;
     if (c.geometry === 'line') {
-      var lw = function (z, f) { return self.widthOf(f.props); };
+      // widths are for street level: thinner as the map zooms out, or a city is one blot
+      var lw = function (z, f) {
+        return Math.max(0.6, self.widthOf(f.props) * Math.min(1, Math.pow(2, (z - FULL_WIDTH_ZOOM) / 2)));
+      };
       rules.push(L.extend({symbolizer: new protomapsL.LineSymbolizer(dash ? {dash: dash,
         dashColor: col, dashWidth: lw, opacity: 0.95} : {color: col, width: lw, opacity: 0.95})}, base));
       if (st.arrows) {
@@ -1214,10 +1256,15 @@
     app.start();
     return app;
   };
-  // deferred scripts run in order before DOMContentLoaded: behaviours are registered by then
-  if (document.readyState === 'loading') {
-    document.addEventListener('DOMContentLoaded', function () { G.start(); });
+  // deferred scripts (this one and the behaviours after it) all run before DOMContentLoaded,
+  // whatever order the network delivers them in: start then, once (readyState is already
+  // 'interactive' while deferred scripts run, so it cannot tell)
+  var started = false;
+  var once = function () { if (!started) { started = true; G.start(); } };
+  if (document.readyState === 'complete') {
+    window.setTimeout(once, 0);
   } else {
-    window.setTimeout(function () { G.start(); }, 0);
+    document.addEventListener('DOMContentLoaded', once);
+    window.addEventListener('load', once);
   }
 })();
