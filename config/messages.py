@@ -473,11 +473,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "publish_crs_unsupported": (
         "publish_crs '{crs}' には対応していません。公開ストアは常に CRS84 (経度・緯度) です。"
-        "修正: config/project.yml の publish_crs を OGC:CRS84 にする (EPSG:6675 などは API の ?crs= で"
-        "出力できます)",
+        "修正: config/project.yml の publish_crs を OGC:CRS84 にする (市の平面直角座標系 target_crs などは"
+        " API の ?crs= で出力できます)",
         "publish_crs '{crs}' is not supported: the public store is always CRS84 (lon/lat). "
-        "Fix: set publish_crs: OGC:CRS84 in config/project.yml (EPSG:6675 and others are offered "
-        "as output CRSs through the API's ?crs=)",
+        "Fix: set publish_crs: OGC:CRS84 in config/project.yml (the city's plane CRS, target_crs, "
+        "and others are offered as output CRSs through the API's ?crs=)",
     ),
     "leak_check_failed": (
         "公開ストアの自己検査に失敗しました ({path}): {detail}。公開は中止し、現在の公開版は変更していません",

@@ -86,8 +86,8 @@ try:
 except ImportError as _e:  # reported to the parent as a clear, fixable error (exit 3)
     IMPORT_ERROR = f"{type(_e).__name__}: {_e}"
 
-LAYER_KEY = "uozu_gis/layer"  # custom property: the spec's layer id
-BASEMAP_KEY = "uozu_gis/basemap"
+LAYER_KEY = "gis/layer"  # custom property: the spec's layer id
+BASEMAP_KEY = "gis/basemap"
 NORTH_ARROW = ":/images/north_arrows/layout_default_north_arrow.svg"
 PAPER_MM = {"A4": (297.0, 210.0), "A3": (420.0, 297.0)}  # landscape
 NETWORK_TIMEOUT_MS = 5000  # offline: basemap tiles fail fast instead of after 60 s
@@ -520,7 +520,7 @@ def report(project: Any) -> dict[str, Any]:
                      "language": md.language()},
         "variables": {k: QgsExpressionContextUtils.projectScope(project).variable(k)
                       for k in QgsExpressionContextUtils.projectScope(project).variableNames()
-                      if k.startswith("uozu_")},
+                      if k.startswith("gis_")},
         "tree": order, "layers": layers, "basemap": basemap,
         "themes": {n: [project.mapLayer(i).customProperty(LAYER_KEY) or "basemap"
                        for i in project.mapThemeCollection().mapThemeVisibleLayerIds(n)]

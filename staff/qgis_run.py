@@ -24,7 +24,7 @@ TIMEOUT_S = 900
 def run_qgis(args: list[str], *, env: dict[str, str] | None = None,
              python: str | None = None) -> dict[str, Any]:
     """``qgis_build.py <args> REPORT`` -> the report; errors are bilingual ``EtlError``."""
-    with tempfile.TemporaryDirectory(prefix="uozu-qgis-") as td:
+    with tempfile.TemporaryDirectory(prefix="gis-qgis-") as td:
         report = Path(td) / "report.json"
         if args[0] == "probe":  # probe PROJECT REPORT [options]
             cmd = [args[0], args[1], str(report), *args[2:]]
@@ -54,7 +54,7 @@ def run_qgis(args: list[str], *, env: dict[str, str] | None = None,
 def build_project(plan: dict[str, Any], out: Path, *,
                   env: dict[str, str] | None = None) -> dict[str, Any]:
     """Write ``out`` (.qgz) from ``plan``; the report is QGIS's own view of the re-read file."""
-    with tempfile.TemporaryDirectory(prefix="uozu-plan-") as td:
+    with tempfile.TemporaryDirectory(prefix="gis-plan-") as td:
         plan_file = Path(td) / "plan.json"
         plan_file.write_text(json.dumps(plan, ensure_ascii=False), encoding="utf-8")
         return run_qgis(["build", str(plan_file), str(out)], env=env)

@@ -87,7 +87,7 @@ def city(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.skip("Debian Chromium is not installed")
+        pytest.fail("Debian Chromium is not installed: scripts/setup.sh installs it")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

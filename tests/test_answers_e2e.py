@@ -21,6 +21,8 @@ import pandas as pd
 import pyogrio
 import pytest
 import requests
+import shapely
+import shapely.geometry
 from conftest import make_uozu_project
 from flask.testing import FlaskClient
 from test_example_city import copy_example, run
@@ -511,3 +513,101 @@ def test_landing_search_box_opens_the_map_at_the_hit(city: dict[str, Any], serve
             assert [float(at[0]), float(at[1])] == pytest.approx([hit.lat, hit.lon], abs=1e-6)
         finally:
             browser.close()
+
+
+def test_walk_route_description_example_is_a_point_of_the_city(city: dict[str, Any],
+                                                               client: FlaskClient) -> None:
+    desc = client.get("/api/processes/walk-route?f=json").get_json()
+    ex = desc["example"]["inputs"]
+    r = client.post("/api/processes/walk-route/execution", json={"inputs": ex})
+    assert r.status_code == 200 and r.get_json()["features"], ex
+    lon0, lat0, lon1, lat1 = _meta(city["b"])["layers"][city["road"]]["bbox"]
+    assert lon0 <= ex["lon"] <= lon1 and lat0 - 0.001 <= ex["lat"] <= lat1 + 0.001
+
+
+# ---------------------------------------------- risk-card facts and the pipe sheet's tables
+
+
+def test_shelters_inside_their_own_hazard_zone_are_found(city: dict[str, Any]) -> None:
+    """hazard_facts against an independent spatial join (geopandas)."""
+    import geopandas as gpd
+
+    from publish.pages import hazard_facts
+    b, project = city["b"], city["project"]
+    got = hazard_facts.shelters_in_zones(project, b.store)
+    want: dict[str, set[tuple[str, str]]] = {}
+    for sid, spec in project.specs.items():
+        if spec.map.shelter is None:
+            continue
+        sh = pyogrio.read_dataframe(b.store, layer=sid)
+        want[sid] = set()
+        for kind, flag in spec.map.shelter.flags.items():
+            for zid, zspec in project.specs.items():
+                if zspec.map.hazard is None or zspec.map.hazard.kind != kind:
+                    continue
+                zones = pyogrio.read_dataframe(b.store, layer=zid)
+                j = gpd.sjoin(sh[sh[flag].fillna(False).astype(bool)], zones[["geometry"]],
+                              predicate="intersects")
+                want[sid] |= {(str(f), kind) for f in j["fid"]}
+    assert {sid: {(f, e["kind"]) for f, es in v.items() for e in es} for sid, v in got.items()
+            } == want
+    n = {"uozu": 15, "takamatsu": None}[city["name"]]  # the Uozu sample: 15 of 56 sites
+    if n is not None:
+        assert len(got["shelter"]) == n
+
+
+def test_partial_studies_have_a_coverage_area(city: dict[str, Any]) -> None:
+    from publish.pages import hazard_facts
+    b, project = city["b"], city["project"]
+    cov = hazard_facts.coverage_areas(project, b.store)
+    partial = {lid for lid, s in project.specs.items()
+               if s.map.hazard and s.map.hazard.coverage == "zones"}
+    assert set(cov) == partial == ({"naisui_shinsui"} if city["name"] == "takamatsu" else set())
+    for lid, geom in cov.items():
+        zones = pyogrio.read_dataframe(b.store, layer=lid)
+        area = shapely.geometry.shape(geom)
+        assert shapely.contains(area, zones.geometry.values).all()
+        lon0, lat0, lon1, lat1 = _meta(b)["layers"][city["road"]]["bbox"]
+        assert not area.contains(shapely.box(lon0, lat0, lon1, lat1))  # part of the city
+
+
+def test_sheet_tables_list_the_frame_and_the_parcels_connections(city: dict[str, Any]) -> None:
+    from publish.pages import roles, sheet_table
+    b, project = city["b"], city["project"]
+    sr = roles.sheet_roles(project)
+    assert sr is not None
+    serves = [lid for lid, s in project.specs.items() if s.map.serves]
+    pr = sr.parcel.map.parcel
+    parcels = pyogrio.read_dataframe(b.store, layer=sr.parcel.id)
+    if serves:  # a parcel with connections (Uozu)
+        svc = pyogrio.read_dataframe(b.store, layer=serves[0])
+        o, c = svc["oaza"].iloc[0], svc["chiban"].iloc[0]
+    else:
+        o, c = parcels[pr.oaza_field].iloc[0], parcels[pr.chiban_field].iloc[0]
+    conn = sheet_table.connection_tables(project, b.store, o, c)
+    assert [t.title["ja"] for t in conn] == [
+        text("sheet_table_connections", layer=project.specs[lid].title.ja, n=len(t.rows))
+        .split(" / ")[0] for lid, t in zip(serves, conn, strict=True)]
+    for lid, t in zip(serves, conn, strict=True):
+        s = project.specs[lid].map.serves
+        ids = pyogrio.read_dataframe(b.store, layer=lid, read_geometry=False)
+        ids = ids[(ids[s.oaza_field] == o) & (ids[s.chiban_field] == c)]["fid"]
+        assert [r[0] for r in t.rows] == sorted(ids) and len(t.rows) >= 1, lid
+    lot = parcels[(parcels[pr.oaza_field] == o) & (parcels[pr.chiban_field] == c)]
+    crs = project.config.target_crs
+    x0, y0, x1, y1 = lot.to_crs(crs).total_bounds
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    extent = (cx - 100.0, cy - 140.0, cx + 100.0, cy + 140.0)
+    tables = sheet_table.pipe_tables(project, b.store, list(sr.pipes), extent, crs)
+    assert len(tables) == len(sr.pipes)
+    frame = shapely.box(*extent)
+    for spec, t in zip(sr.pipes, tables, strict=True):
+        gdf = pyogrio.read_dataframe(b.store, layer=spec.id).to_crs(crs)
+        inside = gdf[shapely.length(shapely.intersection(gdf.geometry.values, frame)) > 0]
+        assert sorted(r[0] for r in t.rows) == sorted(inside["fid"]), spec.id
+        role = spec.map.pipe
+        row = dict(zip([h["en"] for h in t.header], t.rows[0], strict=True)) if t.rows else {}
+        if t.rows and role.depth_field:
+            first = inside.set_index("fid").loc[t.rows[0][0]]
+            v = first[role.depth_field]
+            assert t.rows[0][4] == ("—" if v is None or v != v else f"{v:.2f}"), row

@@ -212,7 +212,7 @@ def base(town: tuple[Any, Any]) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.skip("Debian Chromium is not installed")
+        pytest.fail("Debian Chromium is not installed: scripts/setup.sh installs it")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

@@ -333,8 +333,6 @@ def test_every_spec_validates() -> None:
 
 
 def test_project_loads() -> None:
-    pytest.importorskip("etl.normalize")
-    pytest.importorskip("etl.readers")
     from config import load_project
 
     project = load_project(REPO)
@@ -345,7 +343,6 @@ def test_project_loads() -> None:
 def test_merge_quarantines_exactly_the_planted_records(raw: tuple[Path, dict[str, int]],
                                                        tmp_path: Path) -> None:
     """End to end on the sample: every quarantined record is a planted one, and vice versa."""
-    pytest.importorskip("etl.pipeline")
     from config import load_project
     from etl.pipeline import run_merge
 

@@ -224,12 +224,12 @@ def test_metadata_sources_and_data_date(uozu, store, probes) -> None:
     rep = probes["kensetsu"]
     dates = sorted({manifest["layers"][lid]["data_date"] for lid in rep["layers"]})
     v = rep["variables"]
-    assert v["uozu_data_date"] == (dates[0] if len(dates) == 1 else f"{dates[0]}〜{dates[-1]}")
-    assert v["uozu_run_id"] == manifest["run_id"] and v["uozu_department"] == "建設課"
+    assert v["gis_data_date"] == (dates[0] if len(dates) == 1 else f"{dates[0]}〜{dates[-1]}")
+    assert v["gis_run_id"] == manifest["run_id"] and v["gis_department"] == "建設課"
     for lid in rep["layers"]:
         assert uozu.specs[lid].attribution.ja in rep["metadata"]["abstract"]
-        assert uozu.specs[lid].attribution.ja in v["uozu_sources"]
-    assert "出典：国土地理院" in v["uozu_sources"]
+        assert uozu.specs[lid].attribution.ja in v["gis_sources"]
+    assert "出典：国土地理院" in v["gis_sources"]
     assert rep["metadata"]["author"] == "魚津市 建設課"
     assert rep["title"] == "魚津市 統合型GIS — 建設課"
 
@@ -257,7 +257,7 @@ def test_themes_render_and_layouts_print(uozu, probes) -> None:
             box = reader.pages[0].mediabox
             assert (round(float(box.width)), round(float(box.height))) == PAGE_PT[name]
             words = "".join(reader.pages[0].extract_text().split())  # text, not outlines
-            assert rep["variables"]["uozu_run_id"] in words
+            assert rep["variables"]["gis_run_id"] in words
             png = Path(pdf["pdf"]).with_suffix("")
             subprocess.run(["pdftoppm", "-r", "20", "-gray", "-singlefile", pdf["pdf"],
                             str(png)], check=True)

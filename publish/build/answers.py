@@ -57,7 +57,8 @@ class Answers:
         """Extra OGC API processes of the release (id -> pygeoapi ``resources`` entry)."""
         if self.graph_path is None:
             return {}
-        return {routing.PROCESS_ID: routing.process_resource(self.graph_path)}
+        example = routing.example_inputs(self.graph) if self.graph is not None else None
+        return {routing.PROCESS_ID: routing.process_resource(self.graph_path, example)}
 
 
 def check(project: Project) -> None:

@@ -8,7 +8,8 @@ written with GDAL (pyogrio) into ``<release>/opendata/``:
   spec, ``緯度``/``経度`` for points, ``WKT`` (CRS84) for lines and polygons;
 * where the city maps a layer to a 自治体標準オープンデータセット layout (``opendata:`` of the
   layer's spec; the layouts are data in ``opendata_standards.yml``), also the standard's
-  files, e.g. ``162043_evacuation_space.csv`` (指定緊急避難場所一覧) with its columns in its order;
+  files, e.g. ``<city_code>_evacuation_space.csv`` (指定緊急避難場所一覧), its columns in its
+  order;
 * ``README.txt`` (ja/en: every file, its 出典 and licence) and ``index.json`` (the same for
   programs and the landing page: title, counts, data date, bytes, sha256).
 

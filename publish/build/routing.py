@@ -907,9 +907,30 @@ def release_artifact(project: Project, store: Path, out_dir: Path
     return graph, save_graph(graph, out_dir / GRAPH_FILE), graph.summary()
 
 
-def process_resource(graph: Path) -> dict[str, Any]:
-    """The ``resources`` entry of the walk-route process for a release's pygeoapi config."""
-    return {"type": "process", "processor": {"name": PROCESSOR, "graph": str(graph)}}
+def process_resource(graph: Path, example: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``resources`` entry of the walk-route process for a release's pygeoapi config;
+    ``example``: inputs the process description shows (:func:`example_inputs`)."""
+    proc: dict[str, Any] = {"name": PROCESSOR, "graph": str(graph)}
+    if example:
+        proc["example"] = example
+    return {"type": "process", "processor": proc}
+
+
+def example_inputs(graph: WalkGraph) -> dict[str, Any] | None:
+    """A request that has an answer on this city's graph: 20 m off the road by the first
+    shelter on the largest part of the network, for the first hazard kind it is designated for
+    (the process description's example; no city facts in the engine)."""
+    sh = graph.shelters
+    for i in range(len(sh.fid)):
+        e = int(sh.edge[i])
+        kinds = [k for j, k in enumerate(sh.kinds) if sh.flags[i, j]]
+        if e < 0 or not kinds or graph.node_part[graph.edge_u[e]] != 0:
+            continue
+        c = graph.edge_coords(e)
+        x, y = c[len(c) // 2]
+        lon, lat = graph.to_lonlat.transform(float(x), float(y) + 20.0)
+        return {"lon": round(float(lon), 5), "lat": round(float(lat), 5), "kind": kinds[0]}
+    return None
 
 
 def pg_tables(graph: WalkGraph) -> tuple[dict[str, set[str]], dict[str, int]]:

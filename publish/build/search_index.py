@@ -14,7 +14,7 @@ driven by the tables in the index):
 * 大字 variants and readings from the project (``publish.search.oaza``): ``三ヶ``, ``さんが``;
 * 地番 in any ledger form (``123番4``, ``123の4``, ``123番地4``) -> ``123-4`` (``etl.normalize``'s
   ``chiban``); ``大町1丁目123`` also finds ``123-1``, ``123-2`` ... (番地 matched to parcels);
-* the city's address prefixes (``富山県魚津市``) are dropped.
+* the city's address prefixes (e.g. ``〇〇県〇〇市``, from the config) are dropped.
 
 Ranked: exact before prefix before substring; then 大字 and parcels before places; then parcels
 with their 大字 before those found by 地番 alone; then shorter labels.

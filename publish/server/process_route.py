@@ -7,11 +7,13 @@ Registered per release in the generated pygeoapi config (see :func:`process_reso
       processor:
         name: publish.server.process_route.WalkRouteProcessor
         graph: <release>/walk_graph.npz        # built at publish (publish.build.routing)
+        example: {lon: ..., lat: ..., kind: ...}
 
 Execution (pygeoapi 0.21 executes with POST)::
 
     POST /api/processes/walk-route/execution
-    {"inputs": {"lon": 137.40, "lat": 36.815, "kind": "flood"}}
+    {"inputs": {"lon": <lon>, "lat": <lat>, "kind": "flood"}}   (the description's example
+    is a point of the city, made at publish: routing.example_inputs)
     -> 200 application/json: a GeoJSON FeatureCollection, one LineString (CRS84) per shelter,
        nearest first, with distance_m, walk_min, steps (text directions, ja/en); "notes" say
        what the walker must know (separate network parts, unreachable nearer shelters, gaps)
@@ -22,6 +24,7 @@ The graph file is read once per worker and per release (a new release is a new p
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from pathlib import Path
@@ -85,7 +88,6 @@ PROCESS_METADATA: dict[str, Any] = {
             "schema": {"type": "object", "contentMediaType": "application/geo+json"},
         },
     },
-    "example": {"inputs": {"lon": 137.40, "lat": 36.815, "kind": "flood"}},
 }
 
 _GRAPHS: dict[str, WalkGraph] = {}
@@ -122,7 +124,10 @@ class WalkRouteProcessor(BaseProcessor):
     """OGC API - Processes wrapper of :func:`publish.build.routing.nearest_shelters`."""
 
     def __init__(self, processor_def: dict[str, Any]) -> None:
-        super().__init__(processor_def, PROCESS_METADATA)
+        meta = copy.deepcopy(PROCESS_METADATA)
+        if processor_def.get("example"):  # a point of this city (made at publish)
+            meta["example"] = {"inputs": dict(processor_def["example"])}
+        super().__init__(processor_def, meta)
         self.graph_path = str(processor_def["graph"])
 
     def execute(self, data: dict[str, Any], outputs: Any = None) -> tuple[str, dict[str, Any]]:
