@@ -1580,6 +1580,8 @@ REASON_HINTS: dict[str, tuple[str, str]] = {
 PYGEOAPI_UI_JA: dict[str, str] = {
     "text_direction": "ltr",  # pygeoapi puts this msgid in <html dir="...">
     "Home": "ホーム",
+    "Skip to content": "本文へ移動",  # publish/templates/pygeoapi/_base.html
+    "Processes": "処理",
     "Collections": "データ一覧",
     "Collection": "データ",
     "Conformance": "適合クラス",

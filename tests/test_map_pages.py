@@ -244,6 +244,7 @@ def close(page: Any) -> None:
 def click_at(page: Any, lat: float, lon: float, zoom: int) -> None:
     """Centre the map on (lat, lon) and click that pixel."""
     page.evaluate(f"void GisMap.app.map.setView([{lat}, {lon}], {zoom}, {{animate: false}})")
+    page.evaluate(DRAWN_ALL)  # what a tap lists comes from the tiles of the view
     page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     x, y = page.evaluate(f"""(() => {{
         const m = GisMap.app.map, p = m.latLngToContainerPoint([{lat}, {lon}]);

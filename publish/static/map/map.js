@@ -760,12 +760,21 @@
   };
 
   /** A tap (or Enter at the centre): list what is within reach, or show the one thing. */
-  App.prototype.tap = function (latlng, byKeyboard) {
+  App.prototype.tap = function (latlng, byKeyboard, again) {
     if (!this.consented) { return; }
-    this.stats.picks++;
-    this.emit('mapClick', {latlng: latlng});
-    var picks = this.featuresAt(latlng);
     var self = this;
+    if (!again) {
+      this.stats.picks++;
+      this.emit('mapClick', {latlng: latlng});
+    }
+    if (this.vt && this.vtLoading && !again) {  // the view's tiles are still coming: list then
+      var done = false;
+      var go = function () { if (!done) { done = true; self.tap(latlng, byKeyboard, true); } };
+      this.vt.once('load', go);
+      window.setTimeout(go, 4000);
+      return;
+    }
+    var picks = this.featuresAt(latlng);
     if (this.cfg.hazard && !picks.length) { return; }  // the risk card answers this tap
     this.picks = {latlng: latlng, list: picks};
     this.selected = null;
