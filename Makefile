@@ -16,7 +16,7 @@ demo: setup
 test: setup
 	.venv/bin/ruff check .
 	.venv/bin/lint-imports
-	.venv/bin/pytest -q -p no:cacheprovider
+	.venv/bin/pytest -q -p no:cacheprovider -n 2  # the configuration the suite is run and timed in
 
 lint: setup
 	.venv/bin/ruff check .
