@@ -19,6 +19,8 @@ rotates every repeat):
 
 ``--variant NAME=DIR`` runs the merge with ``PYTHONPATH=DIR`` as well (e.g. a copy of the
 original ``etl/`` package for before/after ratios measured side by side in the same run).
+``--batch-variant NAME=N`` runs this tree's merge with ``UOZU_GIS_BATCH=N`` (records per batch
+of a streamed layer; ``0`` reads every layer whole), e.g. ``whole=0`` beside the default.
 
 Every run is appended as one JSON line to ``--out`` (default ``bench/work/merge.jsonl``);
 ``--report`` prints the Markdown tables of ``bench/RESULTS.md`` from that file.
@@ -116,12 +118,17 @@ def timed(cmd: list[str], *, env: dict | None = None, shell: bool = False) -> di
             "cpu_s": user + sys_, "stdout": p.stdout}
 
 
-def run_merge(p: Path, pythonpath: str | None) -> dict:
+def run_merge(p: Path, pythonpath: str | None, batch: str | None = None) -> dict:
+    """One merge of project ``p`` (``pythonpath``: another ``etl/``; ``batch``: the
+    ``UOZU_GIS_BATCH`` records per batch of a streamed layer, "0" = every layer whole)."""
     shutil.rmtree(p / "data" / "merged", ignore_errors=True)
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
+    env.pop("UOZU_GIS_BATCH", None)
     if pythonpath:
         env["PYTHONPATH"] = str(Path(pythonpath).resolve())
+    if batch is not None:
+        env["UOZU_GIS_BATCH"] = batch
     r = timed([str(UOZU), "--project", str(p), "-q", "--json", "merge"], env=env)
     r.pop("stdout")
     m = json.loads((p / "data" / "merged" / "manifest.json").read_text(encoding="utf-8"))
@@ -275,11 +282,13 @@ def compare_runs(a: Path, b: Path) -> list[str]:
     return diffs
 
 
-def check_identical(p: Path, variants: dict[str, str | None], work: Path) -> dict:
+def check_identical(p: Path, variants: dict[str, str | None], work: Path,
+                    batches: dict[str, str] | None = None) -> dict:
     """Run the merge once per variant on project ``p`` and compare every output with the first."""
     dirs = {}
+    batches = batches or {}
     for name, pp in variants.items():
-        run_merge(p, pp)
+        run_merge(p, pp, batches.get(name))
         cur = (p / "data" / "merged" / "current").resolve()
         dst = work / f"identity_{p.name}_{name}"
         shutil.rmtree(dst, ignore_errors=True)
@@ -423,6 +432,9 @@ def main() -> None:
                     help="merge, ogr2ogr and/or variant names (see --variant)")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
                     help="also run the merge with PYTHONPATH=DIR under the method name NAME")
+    ap.add_argument("--batch-variant", action="append", default=[], metavar="NAME=N",
+                    help="also run this tree's merge with UOZU_GIS_BATCH=N (0 = layers read "
+                    "whole) under the method name NAME")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work")
     ap.add_argument("--out", type=Path, default=None, help="JSONL log (default WORK/merge.jsonl)")
     ap.add_argument("--tag", default=None, help="label stored with every run (filter for --report)")
@@ -441,7 +453,9 @@ def main() -> None:
         rows = [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
         print(report([r for r in rows if "method" in r], a.tag))
         return
-    variants = dict(v.split("=", 1) for v in a.variant)
+    variants: dict[str, str | None] = dict(v.split("=", 1) for v in a.variant)
+    batches = dict(v.split("=", 1) for v in a.batch_variant)
+    variants.update({k: None for k in batches})
     methods = list(a.methods) + [v for v in variants if v not in a.methods]
     a.work.mkdir(parents=True, exist_ok=True)
     data = {}
@@ -453,7 +467,7 @@ def main() -> None:
         return
     if a.check_identical:
         for s, (p, _) in data.items():
-            res = check_identical(p, {**variants, "current": None}, a.work)
+            res = check_identical(p, {**variants, "current": None}, a.work, batches)
             print(f"scale {s}: {json.dumps(res, ensure_ascii=False)}")
         return
     cmds = {s: ogr2ogr_commands(p, p / "ogr2ogr.gpkg") for s, (p, _) in data.items()}
@@ -467,7 +481,7 @@ def main() -> None:
                 k = rep % len(methods)
                 for m in methods[k:] + methods[:k]:
                     r = run_ogr2ogr(p, cmds[s]) if m == "ogr2ogr" else run_merge(
-                        p, variants.get(m))
+                        p, variants.get(m), batches.get(m))
                     r.update(method=m, scale=s, rep=rep, raw_records=sum(files.values()),
                              tag=a.tag, load1=round(os.getloadavg()[0], 2))
                     rows.append(r)

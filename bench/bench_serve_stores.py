@@ -29,9 +29,13 @@ What one run does (issues 6 and 7):
 Everything runs on loopback. Servers and the PostgreSQL cluster are stopped on exit, also on
 Ctrl-C, SIGTERM or an error. The default run takes about 8–9 minutes on the 2-core machine.
 
+``--vs-stock N`` instead measures our PostGIS provider (pages serialised in SQL) against stock
+pygeoapi's PostgreSQL provider on the same published table (see :func:`vs_stock`).
+
 Usage::
 
     .venv/bin/python bench/bench_serve_stores.py                 # the full run (RESULTS.md)
+    .venv/bin/python bench/bench_serve_stores.py --vs-stock 100000 --rounds 3 --seq-requests 60
     .venv/bin/python bench/bench_serve_stores.py --scale 0.3 --rounds 1 --seq-requests 30 \\
         --seconds 5                                              # smoke test, about 1 minute
     .venv/bin/python bench/bench_serve_stores.py --report bench/work/serve_stores/results-X.json
@@ -572,6 +576,171 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+# ------------------------------------------------------- our PostGIS provider vs stock pygeoapi
+
+def stock_pg_server(pg: Any, dbname: str, schema: str, table: str, port: int, workers: int,
+                    tmp: Path) -> Any:
+    """Stock pygeoapi 0.21 with its own ``PostgreSQL`` provider on our release table."""
+    import subprocess
+
+    import bench_api_pages
+    import yaml
+
+    ogr_cfg = tmp / "stock-ogr.yml"  # bench_api_pages' stock config, with a PostgreSQL provider
+    cfg = {
+        "server": {"bind": {"host": "127.0.0.1", "port": port},
+                   "url": f"http://127.0.0.1:{port}",
+                   "mimetype": "application/json; charset=UTF-8", "encoding": "utf-8",
+                   "language": "en-US", "cors": False, "pretty_print": False,
+                   "limits": {"default_items": 10, "max_items": 10000},
+                   "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                           "attribution": "x"}},
+        "logging": {"level": "ERROR"},
+        "metadata": {"identification": {"title": "stock", "description": "stock",
+                                        "keywords": ["x"], "keywords_type": "theme",
+                                        "terms_of_service": "x", "url": "http://127.0.0.1"},
+                     "license": {"name": "x", "url": "http://127.0.0.1"},
+                     "provider": {"name": "x", "url": "http://127.0.0.1"},
+                     "contact": {"name": "x", "position": "x", "address": "x", "city": "x",
+                                 "stateorprovince": "x", "postalcode": "x", "country": "x",
+                                 "phone": "x", "fax": "x", "email": "x", "url": "x",
+                                 "hours": "x", "instructions": "x",
+                                 "role": "pointOfContact"}},
+        "resources": {"pg": {
+            "type": "collection", "title": "PG", "description": "PG", "keywords": ["x"],
+            "links": [], "extents": {"spatial": {
+                "bbox": [-180, -90, 180, 90],
+                "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
+            "providers": [{"type": "feature", "name": "PostgreSQL", "id_field": "fid",
+                           "table": table, "geom_field": "geom",
+                           "data": {"host": "127.0.0.1", "port": pg.port, "dbname": dbname,
+                                    "user": "postgres", "search_path": [schema]}}]}},
+    }
+    ogr_cfg.write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, PYGEOAPI_CONFIG=str(ogr_cfg),
+               PYGEOAPI_OPENAPI=str(tmp / "stock-oas.yml"))
+    bindir = Path(sys.executable).parent
+    subprocess.run([str(bindir / "pygeoapi"), "openapi", "generate", str(ogr_cfg),
+                    "--output-file", env["PYGEOAPI_OPENAPI"]], env=env, check=True,
+                   capture_output=True)
+    logfile = tmp / "stock-pg.log"
+    proc = subprocess.Popen([str(bindir / "gunicorn"), "-w", str(workers), "-b",
+                             f"127.0.0.1:{port}", "--timeout", "300", "pygeoapi.flask_app:APP"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=logfile.open("w"))
+    bench_api_pages.wait_up(port, "/collections/pg/items?f=json&limit=1", proc, logfile)
+    return proc
+
+
+def vs_stock(args: argparse.Namespace) -> None:
+    """``--vs-stock N``: PublicPostgreSQLProvider (SQL serialisation) against stock pygeoapi's
+    PostgreSQL provider on the same release table, A/B alternated per round.
+
+    Data: the test fixture project (``tests/publish_fixtures.make_project``, N sewer pipes)
+    published into a fresh PostGIS database (no merge: the fixture writes its master).
+    Cells (c=1): ``page1000`` (limit 1000 at a random offset), ``page1000_first`` and
+    ``bbox500`` (a 500 m box around a random pipe, limit 500). Both servers answer
+    uncompressed JSON; the first answer of each cell is compared (ids and properties).
+    """
+    import random
+    import tempfile
+
+    import bench_api_pages as bap
+    from pgserver import pg_server
+    from publish_fixtures import isolated_site_builders, make_project
+
+    from publish.build import publish
+    from publish.build.pgpublic import public_schema
+    from publish.server.app import ServerProcess, free_port
+
+    layer = bap.LAYER
+    WORK.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="vs_stock-", dir=WORK))
+    stock = ours = None
+    with pg_server(dbname="uozu_bench") as pg:
+        try:
+            url = pg.url()
+            t0 = time.perf_counter()
+            with isolated_site_builders():
+                project = make_project(tmp / "proj", n_pipes=args.vs_stock,
+                                       n_shelters=max(9, args.vs_stock // 50), store=url)
+                res = publish(project)
+            schema = public_schema(project.config.postgis.schema_prefix, res.release_id)
+            total = res.counts[layer]
+            log(f"published {total} {layer} into PostGIS in {time.perf_counter() - t0:.1f} s")
+            rng = random.Random(args.seed_load)
+            bb = bap.boxes(res.store, args.seq_requests, args.seed_load)
+            offsets = [rng.randrange(0, max(1, total - 1000)) for _ in range(args.seq_requests)]
+            prefix = {"ours": f"/api/collections/{layer}/items", "stock": "/collections/pg/items"}
+            cells = {
+                "page1000": lambda s: [f"{prefix[s]}?f=json&limit=1000&offset={o}"
+                                       for o in offsets],
+                "page1000_first": lambda s: [f"{prefix[s]}?f=json&limit=1000"] * len(offsets),
+                "bbox500": lambda s: [f"{prefix[s]}?f=json&limit=500&bbox={b}" for b in bb],
+            }
+            ours = ServerProcess(tmp / "proj", workers=args.workers, log=tmp / "ours.log",
+                                 warm=2)
+            stock = stock_pg_server(pg, "uozu_bench", schema, layer, free_port(),
+                                    args.workers, tmp)
+            ports = {"ours": ours.port, "stock": int(stock.args[4].rsplit(":", 1)[1])}
+            same = {}
+            for c, mk in cells.items():  # the same features, property for property
+                docs = {}
+                for s in ports:
+                    path, query = mk(s)[0].split("?")
+                    st, doc = _get_json(f"http://127.0.0.1:{ports[s]}", path,
+                                        **dict(q.split("=") for q in query.split("&")))
+                    if st != 200:
+                        raise SystemExit(f"{s} {c}: HTTP {st} {str(doc)[:300]}")
+                    docs[s] = {f["id"]: {k: v for k, v in f["properties"].items()
+                                         if k != "geom"} for f in doc["features"]}
+                same[c] = docs["ours"] == docs["stock"]
+            log(f"same answers: {same}")
+            for s in ports:
+                for mk in cells.values():
+                    bap.load(ports[s], mk(s)[:6], 2)
+            rows = []
+            for rnd in range(args.rounds):
+                order = ["ours", "stock"] if rnd % 2 == 0 else ["stock", "ours"]
+                for cell, mk in cells.items():
+                    for s in order:
+                        r = bap.load(ports[s], mk(s), 1)
+                        r.update(server=s, cell=cell, round=rnd, load=os.getloadavg()[0])
+                        rows.append(r)
+                        log(f"round {rnd} {cell} {s}: p50 {r['p50_ms']:.1f} "
+                            f"p95 {r['p95_ms']:.1f} ms, {r['errors']} errors")
+        finally:
+            if ours is not None:
+                ours.stop()
+            if stock is not None:
+                stock.terminate()  # by PID
+                stock.wait(30)
+    out = {"features": total, "rounds": args.rounds, "n": args.seq_requests,
+           "same_answers": same, "rows": rows}
+    path = WORK / f"vs-stock-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(out, indent=1))
+    print(f"\n{total} {layer} features in PostGIS, {args.workers} workers, {args.rounds} "
+          f"rounds × {args.seq_requests} sequential requests per cell\n")
+    print("| request | server | p50 ms | p95 ms | req/s | KB/resp | errors/requests | "
+          "ours/stock p50 (per round) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for cell in cells:
+        for s in ("ours", "stock"):
+            rs = [r for r in rows if (r["server"], r["cell"]) == (s, cell)]
+            ratio = ""
+            if s == "ours":
+                per = [r["p50_ms"] / next(x["p50_ms"] for x in rows if (
+                    x["server"], x["cell"], x["round"]) == ("stock", cell, r["round"]))
+                    for r in rs]
+                ratio = f"{statistics.median(per):.2f} ({', '.join(f'{x:.2f}' for x in per)})"
+            print(f"| {cell} | {s} PostgreSQL | "
+                  f"{statistics.median(r['p50_ms'] for r in rs):.1f} | "
+                  f"{statistics.median(r['p95_ms'] for r in rs):.1f} | "
+                  f"{statistics.median(r['rps'] for r in rs):.1f} | "
+                  f"{statistics.median(r['kb'] for r in rs):.0f} | "
+                  f"{sum(r['errors'] for r in rs)}/{sum(r['n'] for r in rs)} | {ratio} |")
+    print(f"\nJSON: {path}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--scale", type=float, default=5.1,
@@ -596,7 +765,13 @@ def main(argv: list[str] | None = None) -> None:
                     help="JSON results (default bench/work/serve_stores/results-<time>.json)")
     ap.add_argument("--report", type=Path, default=None, metavar="JSON",
                     help="only print the Markdown tables of an earlier results file")
+    ap.add_argument("--vs-stock", type=int, default=0, metavar="N",
+                    help="only: our PostGIS provider vs stock pygeoapi's PostgreSQL provider "
+                         "on a published fixture layer of N pipes (see vs_stock)")
     args = ap.parse_args(argv)
+    if args.vs_stock:
+        vs_stock(args)
+        return
     if args.report:
         print(markdown(json.loads(args.report.read_text(encoding="utf-8"))))
         return

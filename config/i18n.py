@@ -267,7 +267,8 @@ def entry_langs(entry: Any, fallback: str = "") -> dict[str, str]:
     if not entry:
         return {lang: fallback for lang in LANGUAGES}
     ja_ = entry.get("ja") or fallback
-    return {"ja": ja_, "en": entry.get("en") or ja_, EASY: entry.get("easy") or ja_}
+    easy = entry.get(EASY) or entry.get("easy")  # pages write ja@easy; older releases easy
+    return {"ja": ja_, "en": entry.get("en") or ja_, EASY: easy or ja_}
 
 
 def main(argv: list[str] | None = None) -> int:

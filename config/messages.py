@@ -1048,8 +1048,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The pipe sheet could not be made: {error}",
     ),
     # --- what the pages say (ja, en; the page shows one language at a time)
-    "map_lang_switch": ("English", "日本語"),
-    "map_lang_switch_label": ("Switch to English", "日本語に切り替える"),
     "map_legend_button": ("凡例・出典", "Legend"),
     "map_legend_title": ("凡例", "Legend"),
     "map_close": ("閉じる", "Close"),
@@ -1145,6 +1143,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "map_pipes_none": ("{m} m 以内に管路はありません", "No pipe within {m} m"),
     "map_pipes_loading": ("管路を調べています…", "Looking for pipes…"),
     "map_pipes_error": ("管路を取得できませんでした", "The pipes could not be loaded"),
+    # the API behind the front is down (502/503/504 or no answer): the map itself keeps working
+    "map_api_unavailable": ("検索とPDFは一時的に利用できません。地図はこのまま見られます。"
+                            "しばらくしてから再度お試しください。",
+                            "Search and PDF sheets are unavailable for the moment; the map keeps "
+                            "working. Please try again later."),
     "map_pipes_kind": ("種別", "Kind"),
     "map_pipes_more": ("ほか {n} 件は地図で確かめてください", "{n} more: see the map"),
     "map_dialog_terms": ("利用条件", "Terms of use"),
@@ -1407,6 +1410,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "道路を離れ、約 {m} m で{name}に着く",
         "Leave the road and walk about {m} m to {name}",
     ),
+    # --- hazard map: honest card and routes (helper B)
+    "card_no_data_outside": ("{title}：データがありません（この地図の範囲の外です）", "{title}: no data (outside this map's area)"),
+    "card_partial_note": ("データのある災害の区域には入っていませんが、データのない災害については分かりません。", "This spot is in no zone of the hazards with data here; for the others there is no data."),
+    "card_in_zone_mark": ("⚠ {text}", "⚠ {text}"),
+    "card_route_button": ("道順を調べる（{kind}）", "Walking route ({kind})"),
+    "card_route_offline": ("道順の案内につながりませんでした。通信を確かめるか、上の避難場所と直線距離を目安にしてください", "The route service could not be reached: check the connection, or use the shelters and distances above"),
+    "card_route_status": ("道順を調べられませんでした（サーバーの応答 {status}）。上の避難場所と直線距離を目安にしてください", "The way could not be found (the server answered {status}): use the shelters and distances above"),
     # --- open data downloads (publish/build/opendata.py)
     "opendata_credit": (
         "出典: {source_ja}。ライセンス: {license} ({url})",

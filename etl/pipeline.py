@@ -8,8 +8,11 @@ predicts exactly what ``merge`` would write, then writes nothing.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime as dt
 import json
+import os
 import resource
 import time
 import uuid
@@ -22,6 +25,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 from pyproj import CRS
 
@@ -34,15 +38,27 @@ from etl import crs as crsmod
 from etl.checks import check_project
 from etl.normalize import apply_normalizer
 from etl.policy import Ledger, Problem
-from etl.readers import READERS, RawFrame, file_hash, load_lookup, source_path
-from etl.report import change_summary, write_reports
+from etl.readers import (
+    READERS,
+    STREAMS,
+    RawFrame,
+    SourceStream,
+    file_hash,
+    load_lookup,
+    source_path,
+)
+from etl.report import change_counts, change_summary, feature_hashes, write_reports
 from etl.results import LayerResult, SourceStats
 from etl.schema import CODES_TABLE, LAYER_META_TABLE, QUARANTINE_TABLE, output_columns
 from etl.stores import MasterStore, StagedRun, explain_error, open_store
 from etl.transform import apply_fields, missing_columns
-from etl.validate import check_geometries, reference_check, tokyo_offset_check
+from etl.validate import check_geometries, key_positions, reference_check, tokyo_offset_check
 
 Progress = Callable[[str, str, int, int], None]  # (stage, layer, done, total)
+_LIBC_NAME = ctypes.util.find_library("c")
+#: glibc, for ``malloc_trim`` (None elsewhere: memory is then returned as the allocator likes)
+_LIBC = (ctypes.CDLL(_LIBC_NAME) if _LIBC_NAME and hasattr(ctypes.CDLL(_LIBC_NAME),
+                                                             "malloc_trim") else None)
 STAGES = ("read", "normalize", "transform", "validate", "write")
 QUARANTINE_COLUMNS = ["layer", "source_name", "source_file", "record", "reason_code", "reason",
                       "detail", "raw_attrs", "geometry_wkt", "geometry_crs", "run_id"]
@@ -58,6 +74,14 @@ class RunContext:
     boundary: crsmod.Boundary | None = None
     previous: dict | None = None  # the current run's manifest (empty-source rule)
     warnings: list[str] = field(default_factory=list)
+
+    #: lookup tables on other layers' keys, built once per layer (not once per batch)
+    lookups: dict[tuple, Any] = field(default_factory=dict)
+
+    def lookup(self, key: tuple, build: Callable[[], Any]) -> Any:
+        if key not in self.lookups:
+            self.lookups[key] = build()
+        return self.lookups[key]
 
     def tick(self, stage: str, layer: str, done: int, total: int) -> None:
         if self.progress:
@@ -144,30 +168,47 @@ def _data_date(spec: LayerSpec, src: SourceSpec, raw: RawFrame, df: pd.DataFrame
     return str(dates.max()) if len(dates) else None
 
 
-def _dimensions(spec: LayerSpec, src: SourceSpec, geoms: np.ndarray, rel: str,
-                warnings: list[str]) -> np.ndarray:
-    """Z and M values are an error unless the spec drops them (counted); all-zero Z is noise."""
+def _measured_dimensions(geoms: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]] | None:
+    """(has Z, has M, ``{"z"|"m": records with a meaningful value}``), or None when no record
+    has Z or M. All-zero Z and shapefile "no data" measures (< -1e38) are not meaningful."""
     live = ~shapely.is_missing(geoms)
     if not live.any():
-        return geoms
+        return None
     has_z = np.zeros(len(geoms), dtype=bool)
     has_m = np.zeros(len(geoms), dtype=bool)
     has_z[live] = shapely.has_z(geoms[live])
     has_m[live] = shapely.has_m(geoms[live])
     if not (has_z.any() or has_m.any()):
-        return geoms
+        return None
     real: dict[str, np.ndarray] = {}
     for dim, mask, col in (("z", has_z, 2), ("m", has_m, 3)):
         if mask.any():
             c, idx = shapely.get_coordinates(geoms[mask], include_z=True, include_m=True,
                                              return_index=True)
             v = c[:, col]
-            # shapefile "no data" measures are < -1e38
             meaningful = np.isfinite(v) & (v != 0 if dim == "z" else v > -1e38)
             per = np.zeros(int(mask.sum()), dtype=bool)
             per[np.unique(idx[meaningful])] = True
             real[dim] = np.zeros(len(geoms), dtype=bool)
             real[dim][np.flatnonzero(mask)[per]] = True
+    return has_z, has_m, real
+
+
+def _flatten(geoms: np.ndarray, has_z: np.ndarray, has_m: np.ndarray) -> np.ndarray:
+    out = geoms.copy()
+    drop = has_z | has_m
+    out[drop] = shapely.force_2d(geoms[drop])
+    return out
+
+
+def _dimensions(spec: LayerSpec, src: SourceSpec, geoms: np.ndarray, rel: str,
+                warnings: list[str]) -> np.ndarray:
+    """Z and M values are an error unless the spec drops them (counted); all-zero Z is noise."""
+    found = _measured_dimensions(geoms)
+    if found is None:
+        return geoms
+    has_z, has_m, real = found
     bad = [d for d, m in real.items() if m.any() and d not in src.drop_dimensions]
     if bad:
         n = int(np.logical_or.reduce([real[d] for d in bad]).sum())
@@ -179,10 +220,7 @@ def _dimensions(spec: LayerSpec, src: SourceSpec, geoms: np.ndarray, rel: str,
     zero_z = has_z & ~real.get("z", np.zeros(len(geoms), dtype=bool))
     if zero_z.any():
         warnings.append(text("warn_zero_z", file=rel, n=int(zero_z.sum())))
-    out = geoms.copy()
-    drop = has_z | has_m
-    out[drop] = shapely.force_2d(geoms[drop])
-    return out
+    return _flatten(geoms, has_z, has_m)
 
 
 def _read_source(ctx: RunContext, spec: LayerSpec, si: int, src: SourceSpec,
@@ -280,10 +318,11 @@ def _read_source(ctx: RunContext, spec: LayerSpec, si: int, src: SourceSpec,
     return SourcePart(df, st, problems, raw.at_width, notes, warnings)
 
 
-def _record_labels(df: pd.DataFrame, src: SourceSpec) -> pd.Series:
-    """``#<row> <id>`` per record (the id from the source's id_field(s), joined by "/")."""
+def _record_labels(df: pd.DataFrame, src: SourceSpec, start: int = 0) -> pd.Series:
+    """``#<row> <id>`` per record (the id from the source's id_field(s), joined by "/");
+    ``start``: the records of the source before this batch."""
     n = len(df)
-    rownum = pd.Series(np.arange(1, n + 1), index=df.index).astype("string")
+    rownum = pd.Series(np.arange(start + 1, start + n + 1), index=df.index).astype("string")
     cols = [c for c in src.id_fields if c in df.columns]
     if not cols:
         return ("#" + rownum).astype("string")
@@ -399,10 +438,26 @@ def _extract(ctx: RunContext, spec: LayerSpec) -> Extracted:
 # --------------------------------------------------------------------------- layer
 
 
-def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
-    """Run one layer spec end to end (no writing)."""
+@dataclass
+class Part:
+    """The records of one layer (or of one batch of a streamed layer) after every rule."""
+
+    good: gpd.GeoDataFrame | pd.DataFrame  # merged features, lineage columns included
+    quarantine: pd.DataFrame
+    ledger: Ledger
+    unmapped: dict[str, Counter]
+    repaired: int
+    merged: Counter  # kept records per source index (before ``combine``)
+    flags: Counter
+    over: int  # features over the publication's vertex budget
+
+
+def _records(ctx: RunContext, spec: LayerSpec, ex: Extracted,
+             seen: SeenIds | None = None) -> Part:
+    """Every record-level rule on the records of ``ex`` (a whole layer, or one batch of a
+    streamed layer: ``seen`` then holds the ids of the batches before, see
+    :func:`_duplicates_streamed`)."""
     project = ctx.project
-    ex = _extract(ctx, spec)
     frame, stats = ex.frame, ex.stats
     n = len(frame)
     src_idx = frame["_src"].astype(int).to_numpy() if n else np.zeros(0, dtype=int)
@@ -418,7 +473,6 @@ def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
     ctx.tick("normalize", spec.id, 1, 1)
     repaired = 0
     out_geoms = frame.geometry.values
-    warnings = list(ex.warnings)
     with Timer(ctx, "validate"):
         if spec.geometry_type != "None" and spec.join is None:
             g = check_geometries(frame.geometry.values, spec)
@@ -429,8 +483,7 @@ def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
                             ("GEOMETRY_TYPE", g.wrong_type), ("INVALID_GEOMETRY", g.invalid),
                             ("TOO_SMALL", g.too_small)):
                 m = m & ~judged
-                if m.any():
-                    ledger.apply(Problem(m, code, "quarantine", gtype[m]))
+                ledger.apply(Problem(m, code, "quarantine", gtype[m]))
             repaired = int(g.repaired.sum())
             ledger.flags[g.repaired] = ledger.flags[g.repaired] + "repaired_geometry;"
         out = pd.concat([fr.columns, frame[["_record", "_src"]]], axis=1)
@@ -441,7 +494,10 @@ def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
         if spec.join is not None:
             _join(ctx, spec, out, ledger)
         if spec.fields[spec.id_field].unique:
-            _duplicates(spec, out, ledger, stats)
+            if seen is None:
+                _duplicates(spec, out, ledger, stats)
+            else:
+                _duplicates_streamed(spec, out, ledger, stats, seen)
     ctx.tick("validate", spec.id, 1, 1)
 
     keep = ledger.keep
@@ -449,17 +505,11 @@ def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
     out["_note"] = ex.notes
     quarantine = _quarantine_rows(ctx, spec, frame, stats, ledger.reason, ledger.detail)
     good = out[keep]  # a new frame already (copy-on-write): no second copy
+    del out
     if spec.combine is not None:
         good = _combine(spec, good)
     good = _lineage(ctx, spec, good, stats)
-    for si, st in enumerate(stats):
-        st.merged = int((src_idx[keep] == si).sum())
-        q = quarantine[quarantine["source_name"] == st.name]
-        st.quarantined = len(q)
-        st.by_reason = Counter(q["reason_code"].tolist())
-        if st.read != st.merged + st.quarantined:
-            raise EtlError("conservation", layer=spec.id, read=st.read, merged=st.merged,
-                           quarantined=st.quarantined)
+    merged = Counter({si: int((src_idx[keep] == si).sum()) for si in range(len(stats))})
     # quality flags as they stand on the merged features (sentinels, repairs, warnings)
     parts = good["quality_flags"].dropna().astype(str).str.split(";").explode()
     flag_counts = Counter({k: int(v) for k, v in parts[parts != ""].value_counts().items()})
@@ -471,22 +521,519 @@ def process_layer(ctx: RunContext, spec: LayerSpec) -> LayerResult:
                               detail_ja=str(e)[:200], detail_en=str(e)[:200],
                               fix_ja="pandas の query 式を直す",
                               fix_en="fix the pandas query expression") from e
-    over = _over_vertex_budget(spec, good)
-    if over:
+    return Part(good, quarantine, ledger, fr.unmapped, repaired, merged, flag_counts,
+                _over_vertex_budget(spec, good))
+
+
+def _layer_result(ctx: RunContext, spec: LayerSpec, stats: list[SourceStats], part: Part,
+                  quarantine: pd.DataFrame, warnings: list[str]) -> LayerResult:
+    """Counts per source (conservation checked), warnings, and the layer's result."""
+    project = ctx.project
+    for si, st in enumerate(stats):
+        st.merged = part.merged.get(si, 0)
+        q = quarantine[quarantine["source_name"] == st.name]
+        st.quarantined = len(q)
+        st.by_reason = Counter(q["reason_code"].tolist())
+        if st.read != st.merged + st.quarantined:
+            raise EtlError("conservation", layer=spec.id, read=st.read, merged=st.merged,
+                           quarantined=st.quarantined)
+    warnings = list(warnings)
+    if part.over:
         rule = spec.publish_geometry
-        warnings.append(text("warn_vertex_budget", n=over, max=rule.max_vertices,
+        warnings.append(text("warn_vertex_budget", n=part.over, max=rule.max_vertices,
                              tol=rule.tolerance_m))
     epochs = sorted({(s.transform or {}).get("epoch_en") or project.config.epoch.en
                      for s in stats})
     if len(epochs) > 1:
         warnings.append(text("warn_mixed_epochs", epochs=", ".join(epochs)))
     data_date = max((getattr(s, "data_date", None) or "") for s in stats) or None
-    res = LayerResult(spec, good, quarantine, stats, repaired, warnings, flag_counts,
-                      {k: dict(v) for k, v in fr.unmapped.items()}, data_date)
-    res.problems = ledger.report_rows()
+    res = LayerResult(spec, part.good, quarantine, stats, part.repaired, warnings, part.flags,
+                      {k: dict(v) for k, v in part.unmapped.items()}, data_date)
+    res.problems = part.ledger.report_rows()
     res.epoch = ", ".join(epochs)
-    res.over_vertex_budget = over
+    res.over_vertex_budget = part.over
     return res
+
+
+class LayerSink:
+    """Where a streamed layer's batches go: the staged store (appended batch by batch) and
+    the change hashes (kept compact: one id and one 64-bit hash per feature)."""
+
+    def __init__(self, staged: StagedRun, lid: str, geometry_type: str | None) -> None:
+        self.staged, self.lid, self.geometry_type = staged, lid, geometry_type
+        self.ids: list[pa.Array] = []
+        self.hashes: list[np.ndarray] = []
+        self.n = 0
+
+    def add(self, spec: LayerSpec, good: pd.DataFrame) -> None:
+        self.staged.write_layer(self.lid, good, geometry_type=self.geometry_type,
+                                append=self.n > 0)
+        h = feature_hashes(LayerResult(spec, good, pd.DataFrame(), []))
+        self.ids.append(pa.array(good[spec.id_field].astype("string").to_numpy(
+            dtype=object, na_value=None), type=pa.string()))
+        self.hashes.append(h["hash"].to_numpy())
+        self.n += len(good)
+
+    def frame_hashes(self) -> pd.DataFrame:
+        ids = (pa.chunked_array(self.ids, type=pa.string()).to_numpy(zero_copy_only=False)
+               if self.ids else np.empty(0, dtype=object))
+        ids[pd.isna(ids)] = pd.NA  # as ``astype("string").to_numpy()`` gives a missing id
+        hs = np.concatenate(self.hashes) if self.hashes else np.empty(0, dtype=np.uint64)
+        return pd.DataFrame({"id": ids, "hash": hs.astype("uint64")})
+
+
+def process_layer(ctx: RunContext, spec: LayerSpec, *, batch_size: int | None = None,
+                  sink: LayerSink | None = None, keep: set[str] | None = None) -> LayerResult:
+    """Run one layer spec end to end. A layer read whole is not written here; a streamed one
+    (``batch_size``, see :func:`_stream`) is written batch by batch to ``sink`` and comes
+    back already released to the ``keep`` columns later layers read."""
+    stream = _stream(ctx, spec, batch_size)
+    if stream is None:
+        ex = _extract(ctx, spec)
+        part = _records(ctx, spec, ex)
+        return _layer_result(ctx, spec, ex.stats, part, part.quarantine, ex.warnings)
+    return _process_streamed(ctx, spec, stream, sink, keep or set())
+
+
+# --------------------------------------------------------------------------- streamed layers
+
+#: Records per batch of a streamed layer (``UOZU_GIS_BATCH`` overrides; 0 reads layers whole).
+DEFAULT_BATCH = 65_536
+
+
+def batch_size_default() -> int | None:
+    """The batch size of a run: ``UOZU_GIS_BATCH`` (0 = whole layers) or DEFAULT_BATCH."""
+    v = os.environ.get("UOZU_GIS_BATCH", "").strip()
+    n = int(v) if v else DEFAULT_BATCH
+    return n if n > 0 else None
+
+
+def _stream(ctx: RunContext, spec: LayerSpec, batch_size: int | None) -> SourceStream | None:
+    """The layer's source as a stream of batches, or None to read the layer whole.
+
+    Streamed: one source read by a reader that can stream it, no ``combine:`` and no
+    reference to the layer itself (those rules look at all records at once). Everything
+    else that spans the layer (unique ids, the source's axis and datum verdicts, the text
+    check) is carried from batch to batch on compact keys and counts.
+    """
+    if (not batch_size or len(spec.sources) != 1 or spec.combine is not None
+            or any(r.layer == spec.id for r in spec.references)):
+        return None
+    src = spec.sources[0]
+    opener = STREAMS.get(src.reader)
+    if opener is None:
+        return None
+    project = ctx.project
+    raw_dir = project.raw_dir
+    with Timer(ctx, "read"):
+        try:
+            source_path(raw_dir, src.path, spec.id, missing_key="source_missing_sample"
+                        if project.config.sample else "source_missing")
+            return opener(spec, src, raw_dir, batch_size)
+        except SourceError as e:
+            if e.key in ("source_missing", "source_missing_sample", "source_outside_raw"):
+                e.params["raw"] = _rel_to(raw_dir, project.root)
+                raise type(e)(e.key, **e.params) from None
+            raise
+
+
+@dataclass
+class _SourceTally:
+    """What one source's batches add up to for the verdicts made on the whole source."""
+
+    n: int = 0
+    dims: Counter = field(default_factory=Counter)  # real z / m / all-zero z records
+    axes_n: int = 0
+    axes_in: int = 0
+    axes_sw: int = 0
+    axes_where: tuple[str, str] = ("", "")
+    coverage: dict[str, dict] = field(default_factory=dict)
+    datum_pts: list[np.ndarray] = field(default_factory=list)
+    data_date: str | None = None
+    src_crs: CRS | None = None
+    op: Any = None
+    info: Any = None
+
+
+def _dims_batch(src: SourceSpec, geoms: np.ndarray, tally: _SourceTally) -> np.ndarray:
+    """``_dimensions`` for one batch: counted here, judged once the source is read."""
+    found = _measured_dimensions(geoms)
+    if found is None:
+        return geoms
+    has_z, has_m, real = found
+    bad = [d for d, m in real.items() if m.any() and d not in src.drop_dimensions]
+    if bad:
+        tally.dims["bad"] += int(np.logical_or.reduce([real[d] for d in bad]).sum())
+        for d in bad:
+            tally.dims["bad_" + d] += 1
+    for d, m in real.items():
+        tally.dims[d] += int(m.sum())
+    tally.dims["zero_z"] += int((has_z & ~real.get("z", np.zeros(len(geoms), bool))).sum())
+    return _flatten(geoms, has_z, has_m)
+
+
+def _source_batch(ctx: RunContext, spec: LayerSpec, src: SourceSpec, head: RawFrame,
+                  batch: gpd.GeoDataFrame, start: int, st: SourceStats, tally: _SourceTally,
+                  tables: dict[str, dict[str, str]]) -> Extracted:
+    """One batch of a streamed source through ``_read_source``'s steps (per record), with
+    the verdicts that need the whole source counted in ``tally``."""
+    project = ctx.project
+    target = CRS.from_user_input(project.config.target_crs)
+    spatial = spec.geometry_type != "None" and spec.join is None
+    rel = src.path
+    df = batch.rename(columns=src.rename)
+    for k, v in src.constants.items():
+        df[k] = v
+    n = len(df)
+    if start == 0:
+        miss = missing_columns(spec, list(df.columns))
+        if miss and (n > 0 or head.columns_known):
+            raise SourceError("source_missing_field", layer=spec.id, file=rel,
+                              fields=", ".join(miss), have=", ".join(map(str, batch.columns)))
+        for c in miss:
+            df[c] = pd.Series([], dtype=object)
+    df["_record"] = _record_labels(df, src, start)
+    df["_src"] = 0
+    raw = RawFrame(batch, head.file_crs, head.files, header_date=head.header_date)
+    dd = _data_date(spec, src, raw, df, rel)
+    if dd is not None and (tally.data_date is None or dd > tally.data_date):
+        tally.data_date = dd
+    problems: list[Problem] = []
+    notes = np.full(n, "", dtype=object)
+    raw_geom = np.full(n, None, dtype=object)
+    if spatial:
+        if not head.has_geometry and n:
+            raise SourceError("source_geom_missing", layer=spec.id, file=rel)
+        with Timer(ctx, "transform"):
+            geoms = _dims_batch(src, np.asarray(df.geometry.array, dtype=object), tally)
+            if tally.info is None:
+                tally.src_crs = (crsmod.source_crs(head.file_crs, src.crs, src.crs_override,
+                                                   layer=spec.id, file=rel)
+                                 if n or src.crs or head.file_crs else target)
+                tally.op, tally.info = crsmod.plan_transform(
+                    project, tally.src_crs, target,
+                    corrections=crsmod.corrections_for(project, src.corrections),
+                    swap_xy=src.axis_order == "yx")
+                # lineage names the transform on every batch; coverage is added at the end
+                st.crs, st.transform = crsmod.crs_label(tally.src_crs), tally.info.as_dict()
+            src_crs, op, info = tally.src_crs, tally.op, tally.info
+            ev = crsmod.axis_evidence(src_crs, geoms,
+                                      ctx.boundary if spec.check_boundary else None,
+                                      swap_xy=src.axis_order == "yx")
+            if ev.n:
+                tally.axes_n += ev.n
+                tally.axes_in += int(ev.as_is.sum())
+                tally.axes_sw += int(ev.swapped.sum())
+                tally.axes_where = (ev.where_ja, ev.where_en)
+                m = ev.swapped_records
+                if m.any():
+                    raw_geom[m] = geoms[m]
+                    problems.append(Problem(
+                        m, "SWAPPED_AXES", "quarantine",
+                        f"outside {ev.where_en} as recorded, inside once X/Y are swapped",
+                        site=(0, 0)))
+            if op is None:
+                out_geoms, failed, unchanged = geoms, np.zeros(n, dtype=bool), {}
+                off_grid = failed
+            else:
+                ap = op.apply(geoms)
+                out_geoms, failed, unchanged = ap.geoms, ap.failed, ap.unchanged
+                for g, c in ap.coverage.items():
+                    t = tally.coverage.setdefault(g, dict(c, points=0, covered=0))
+                    t["points"] += c["points"]
+                    t["covered"] += c["covered"]
+                off_grid = _off_grid(op, geoms, failed)
+            out_geoms = out_geoms.copy()
+            out_geoms[failed] = None
+            raw_geom[failed] = geoms[failed]
+            for j, (code, m) in enumerate((("OUTSIDE_DATUM_GRID", failed & off_grid),
+                                           ("TRANSFORM_FAILED", failed & ~off_grid))):
+                if m.any():
+                    problems.append(Problem(m, code, "quarantine", _first_point_text(
+                        geoms[m], src_crs, info.grids), None, site=(0, 1 + j)))
+            for gi, (grid, m) in enumerate(unchanged.items()):
+                m = m & ~failed
+                if m.any():
+                    note = text("grid_outside_unchanged", grid=grid)
+                    notes[m] = np.where(notes[m] == "", note, notes[m] + "; " + note)
+                    problems.append(Problem(m, "OUTSIDE_GRID", "warn", en(
+                        "grid_outside_unchanged", grid=grid), grid, site=(0, 3 + gi)))
+            df = gpd.GeoDataFrame(df.drop(columns="geometry"), geometry=out_geoms, crs=target)
+            problems += _sanity_batch(ctx, spec, src_crs, df,
+                                      failed | (raw_geom != None), tally)  # noqa: E711
+    else:
+        df = gpd.GeoDataFrame(df.drop(columns="geometry"),
+                              geometry=gpd.GeoSeries([None] * n, index=df.index))
+    df["_raw_geom"] = raw_geom
+    frame = gpd.GeoDataFrame(df.reset_index(drop=True), geometry="geometry",
+                             crs=target if spatial else None)
+    truncated = {src.rename.get(c, c): m[start:start + n] for c, m in head.at_width.items()}
+    st.read += n
+    return Extracted(frame, [st], problems, tables, truncated, notes, [])
+
+
+def _sanity_batch(ctx: RunContext, spec: LayerSpec, src_crs: CRS, df: gpd.GeoDataFrame,
+                  judged: np.ndarray, tally: _SourceTally) -> list[Problem]:
+    """``_sanity`` for one batch: the boundary per record; the datum check's sample points
+    are collected and judged once the source is read (:func:`_source_verdicts`)."""
+    problems: list[Problem] = []
+    geoms = df.geometry.values
+    live = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms) & ~judged
+    if ctx.boundary is not None and spec.check_boundary and live.any():
+        out = live & ~crsmod.inside(ctx.boundary, geoms)
+        if out.any():
+            problems.append(Problem(out, "OUTSIDE_BOUNDARY", "quarantine", "outside boundary",
+                                    site=(0, 10_000)))
+    dc = spec.datum_check
+    if dc and dc.reference in ctx.outputs and live.any() and "Tokyo" not in (
+            src_crs.geodetic_crs.datum.name if src_crs.geodetic_crs else ""):
+        tally.datum_pts.append(shapely.get_coordinates(shapely.point_on_surface(geoms[live])))
+    return problems
+
+
+def _source_verdicts(ctx: RunContext, spec: LayerSpec, src: SourceSpec, st: SourceStats,
+                     tally: _SourceTally, warnings: list[str]) -> None:
+    """The whole-source verdicts of ``_read_source``, in its order: Z/M values, swapped
+    axes, a Tokyo-datum suspicion; then the source's CRS and transform in its stats."""
+    rel = src.path
+    d = tally.dims
+    if d["bad"]:
+        dims = [x for x in ("z", "m") if d["bad_" + x]]
+        raise SourceError("source_dimensions", layer=spec.id, file=rel, n=d["bad"],
+                          dims=", ".join(x.upper() for x in dims), keys=", ".join(dims))
+    for x in ("z", "m"):
+        if d[x]:
+            warnings.append(text("warn_dims_dropped", file=rel, n=d[x], dims=x.upper()))
+    if d["zero_z"]:
+        warnings.append(text("warn_zero_z", file=rel, n=d["zero_z"]))
+    if tally.axes_n and tally.axes_in < tally.axes_n / 2:
+        key = "crs_swapped" if tally.axes_sw >= tally.axes_n / 2 else "crs_outside"
+        raise SourceError(key, layer=spec.id, file=rel, n=tally.axes_n,
+                          outside=tally.axes_n - tally.axes_in, inside=tally.axes_sw,
+                          where_ja=tally.axes_where[0], where_en=tally.axes_where[1],
+                          crs=crsmod.crs_label(tally.src_crs))
+    dc = spec.datum_check
+    if tally.datum_pts:
+        xy = np.concatenate(tally.datum_pts)
+        pts = shapely.points(xy)[:: max(1, len(xy) // dc.sample)]
+        shifted = crsmod.tokyo_shift_probe(ctx.project, pts)
+        as_is, fixed = tokyo_offset_check(pts, shifted, ctx.outputs[dc.reference].frame)
+        if as_is > 30 and fixed < as_is / 3:
+            tgt = CRS.from_user_input(ctx.project.config.target_crs)
+            tokyo = crsmod.tokyo_equivalent(tgt)
+            raise SourceError("crs_tokyo_suspect", layer=spec.id, file=rel,
+                              crs=crsmod.crs_label(tally.src_crs), reference=dc.reference,
+                              as_is=as_is, fixed=fixed,
+                              tokyo=crsmod.crs_label(tokyo) if tokyo else "Tokyo datum")
+    if tally.info is not None:
+        if tally.op is not None:
+            tally.info.grid_coverage = tally.coverage
+        st.crs, st.transform = crsmod.crs_label(tally.src_crs), tally.info.as_dict()
+
+
+def _process_streamed(ctx: RunContext, spec: LayerSpec, stream: SourceStream,
+                      sink: LayerSink | None, keep: set[str]) -> LayerResult:
+    """A one-source layer batch by batch: each batch goes through every rule, is written
+    (``sink``) and let go. Across batches only counts, the ids seen (unique ids), the
+    quarantine rows and the columns later layers read are kept."""
+    project = ctx.project
+    src = spec.sources[0]
+    head = stream.head
+    tables: dict[str, dict[str, str]] = {}
+    with Timer(ctx, "read"):
+        for name, lk in src.lookups.items():
+            tables[name] = load_lookup(project.raw_dir, spec, lk.path, lk.key, lk.value,
+                                       lk.encoding)
+    st = SourceStats(src.name, src.path, file_hash(head.files), None, None, read=0)
+    tally = _SourceTally()
+    seen = SeenIds()
+    ledger = Ledger(0)
+    quarantine: list[pd.DataFrame] = []
+    kept: list[pd.DataFrame] = []
+    unmapped: dict[str, Counter] = {}
+    flags: Counter = Counter()
+    merged: Counter = Counter()
+    repaired = over = written = 0
+    start = 0
+    batches = stream.batches()
+    while True:
+        with Timer(ctx, "read"):
+            batch = next(batches, None)
+        if batch is None:
+            break
+        ex = _source_batch(ctx, spec, src, head, batch, start, st, tally, tables)
+        del batch
+        start += len(ex.frame)
+        part = _records(ctx, spec, ex, seen)
+        ledger.merge_rows(part.ledger)
+        if not part.quarantine.empty:
+            quarantine.append(part.quarantine)
+        for k, c in part.unmapped.items():
+            unmapped.setdefault(k, Counter()).update(c)
+        flags.update(part.flags)
+        merged.update(part.merged)
+        repaired += part.repaired
+        over += part.over
+        written += len(part.good)
+        if sink is not None:
+            with Timer(ctx, "write"):
+                sink.add(spec, part.good)
+        if keep:
+            kept.append(_compact(part.good, keep))
+        del ex, part
+        _trim()
+    ctx.tick("read", spec.id, 1, 1)
+    with Timer(ctx, "read"):
+        stream.finish()
+    if st.read == 0:
+        what = "header only" if head.columns_known else "no features"
+        prev = ctx.previous_read(spec.id, src.name)
+        if prev and not src.allow_empty:
+            raise SourceError("source_empty", layer=spec.id, file=src.path, what=what,
+                              previous=prev, run=(ctx.previous or {}).get("run_id", "-"))
+    warnings = [text("warn_reader", file=src.path, detail=w) for w in head.warnings]
+    warnings += [text("warn_text_width", file=src.path, column=c, n=k, width=w)
+                 for c, (k, w) in head.filled.items()]
+    if st.read == 0:
+        warnings.append(text("warn_source_empty", file=src.path, what="header only"
+                             if head.columns_known else "no features"))
+    st.data_date = _data_date_fixed(spec, src, head, tally)
+    if st.data_date is None and st.read:
+        warnings.append(text("warn_data_date_unknown", file=src.path))
+    _source_verdicts(ctx, spec, src, st, tally, warnings)
+    q = (pd.concat(quarantine, ignore_index=True) if quarantine
+         else pd.DataFrame(columns=QUARANTINE_COLUMNS))
+    order = list(spec.fields)
+    unmapped = {k: unmapped[k] for k in sorted(unmapped, key=order.index)}
+    part = Part(_concat_kept(kept), q, ledger, unmapped, repaired, merged,
+                Counter(dict(sorted(flags.items(), key=lambda kv: -kv[1]))), over)
+    res = _layer_result(ctx, spec, [st], part, q, warnings)
+    res.written = written
+    res.streamed = True
+    return res
+
+
+def _data_date_fixed(spec: LayerSpec, src: SourceSpec, head: RawFrame,
+                     tally: _SourceTally) -> str | None:
+    """The source's data date: from a field, the latest over the batches; else as declared."""
+    dd = src.data_date
+    if dd is None or isinstance(dd, dt.date) or dd in ("mtime", "dbf_header"):
+        return _data_date(spec, src, head, pd.DataFrame(), src.path)
+    return tally.data_date
+
+
+def _trim() -> None:
+    """Hand freed memory back to the system (Arrow's pool, then glibc's heap).
+
+    Batches are freed as they are written, but both allocators keep the pages for reuse, so
+    without this the resident size of a run grows to its largest batch plus everything freed
+    around it, and stays there for the layers after it.
+    """
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _compact(good: pd.DataFrame, keep: set[str]) -> pd.DataFrame:
+    """The columns of a batch later layers read (see :func:`_kept_columns`)."""
+    cols = [c for c in good.columns if c in keep and c != "geometry"]
+    if "geometry" in keep and isinstance(good, gpd.GeoDataFrame):
+        return gpd.GeoDataFrame(good[cols].reset_index(drop=True).copy(),
+                                geometry=good.geometry.values.copy(), crs=good.crs)
+    return pd.DataFrame(good[cols]).reset_index(drop=True).copy()
+
+
+def _concat_kept(kept: list[pd.DataFrame]) -> pd.DataFrame:
+    if not kept:
+        return pd.DataFrame()
+    out = pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0]
+    if isinstance(kept[0], gpd.GeoDataFrame):
+        out = gpd.GeoDataFrame(out, geometry="geometry", crs=kept[0].crs)
+    return out
+
+
+class SeenIds:
+    """The ids kept so far in a streamed layer, compact: a sorted array of 64-bit hashes
+    pointing into Arrow arrays of the ids and of their records' labels (~50 bytes per id, not
+    a Python dict's ~250). A hash hit is confirmed on the id text, so a collision can never
+    make a duplicate."""
+
+    def __init__(self) -> None:
+        self.h = np.empty(0, dtype=np.uint64)
+        self.pos = np.empty(0, dtype=np.int64)
+        self.ids: list[pa.Array] = []
+        self.labels: list[pa.Array] = []
+        self.src: list[np.ndarray] = []
+        self.starts: list[int] = []
+        self.n = 0
+
+    def _at(self, p: int) -> tuple[str, int, str]:
+        c = int(np.searchsorted(self.starts, p, side="right")) - 1
+        i = p - self.starts[c]
+        return self.ids[c][i].as_py(), int(self.src[c][i]), self.labels[c][i].as_py()
+
+    def find(self, h: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Per id: the position of the same id seen before, or -1."""
+        out = np.full(len(h), -1, dtype=np.int64)
+        lo = np.searchsorted(self.h, h, side="left")
+        hi = np.searchsorted(self.h, h, side="right")
+        for j in np.flatnonzero(hi > lo):
+            for k in range(lo[j], hi[j]):
+                if self._at(int(self.pos[k]))[0] == ids[j]:
+                    out[j] = self.pos[k]
+                    break
+        return out
+
+    def winner(self, p: int) -> tuple[int, str]:
+        _, src, label = self._at(p)
+        return src, label
+
+    def add(self, h: np.ndarray, ids: np.ndarray, src: np.ndarray, labels: np.ndarray) -> None:
+        if not len(h):
+            return
+        self.starts.append(self.n)
+        self.ids.append(pa.array(ids, type=pa.string()))
+        self.labels.append(pa.array(labels, type=pa.string()))
+        self.src.append(np.asarray(src, dtype=np.int32))
+        order = np.argsort(h, kind="stable")
+        at = np.searchsorted(self.h, h[order], side="right")
+        self.h = np.insert(self.h, at, h[order])
+        self.pos = np.insert(self.pos, at, self.n + order)
+        self.n += len(h)
+
+
+def _duplicates_streamed(spec: LayerSpec, out: gpd.GeoDataFrame, ledger: Ledger,
+                         stats: list[SourceStats], seen: SeenIds) -> None:
+    """``_duplicates`` (no ``combine``) for one batch: ``seen`` holds every id kept in the
+    batches before, so a record is a duplicate exactly when the whole layer's check would
+    call it one (the first feature with an id wins, and is named in the detail)."""
+    keep = ledger.keep
+    idx = np.flatnonzero(keep)
+    idf = spec.id_field
+    ids = out[idf].astype("string").to_numpy(dtype=object, na_value=None)[idx]
+    live = np.array([v is not None for v in ids], dtype=bool)
+    idx, ids = idx[live], ids[live]
+    src = out["_src"].to_numpy()[idx]
+    rec = out["_record"].astype(str).to_numpy()[idx]
+    h = pd.util.hash_array(ids.astype(object)) if len(ids) else np.empty(0, np.uint64)
+    before = seen.find(h, ids)
+    first = ~pd.Series(ids, dtype=object).duplicated(keep="first").to_numpy()
+    here = {}
+    for j in np.flatnonzero(first & (before < 0)):
+        here[ids[j]] = j
+    m = np.zeros(len(out), dtype=bool)
+    det: list[str] = []
+    for j in np.flatnonzero(~first | (before >= 0)):
+        if before[j] >= 0:
+            w_src, w_rec = seen.winner(int(before[j]))
+        else:
+            w = here[ids[j]]
+            w_src, w_rec = int(src[w]), rec[w]
+        m[idx[j]] = True
+        det.append(f"{idf}={ids[j]} also in {stats[w_src].file} {w_rec}")
+    new = first & (before < 0)
+    seen.add(h[new], ids[new], src[new], rec[new])
+    ledger.apply(Problem(m, "DUPLICATE_ID", "quarantine", np.array(det, dtype=object), idf))
 
 
 def _over_vertex_budget(spec: LayerSpec, good: gpd.GeoDataFrame) -> int:
@@ -502,7 +1049,11 @@ def _reference(ctx: RunContext, spec: LayerSpec, ref: Any, out: gpd.GeoDataFrame
     keep = ledger.keep
     target = out[keep] if ref.layer == spec.id else ctx.outputs[ref.layer].frame
     sub = out[keep]
-    missing, far, dist = reference_check(sub, ref, target)
+    lut = None
+    if ref.layer != spec.id:  # the other layer's lookup, built once for all the batches
+        lut = ctx.lookup(("ref", ref.layer, ref.key),
+                         lambda: key_positions(target, ref.key))
+    missing, far, dist = reference_check(sub, ref, target, lut)
     idx = np.flatnonzero(keep)
     vals = sub[ref.field].astype(str).to_numpy()
     m = np.zeros(len(out), dtype=bool)
@@ -525,18 +1076,22 @@ def _join(ctx: RunContext, spec: LayerSpec, out: gpd.GeoDataFrame, ledger: Ledge
     j = spec.join
     assert j is not None
     other = ctx.outputs[j.layer].frame
-    key = pd.MultiIndex.from_frame(other[j.keys].astype("string"))
-    pos = pd.Series(np.arange(len(other)), index=key)
-    pos = pos[~pos.index.duplicated()]
+
+    def positions() -> pd.Series:
+        key = pd.MultiIndex.from_frame(other[j.keys].astype("string"))
+        pos = pd.Series(np.arange(len(other)), index=key)
+        return pos[~pos.index.duplicated()]
+
+    pos = ctx.lookup(("join", j.layer, tuple(j.keys)), positions)
     mine = pd.MultiIndex.from_frame(out[j.keys].astype("string"))
     hit = pos.reindex(mine).to_numpy()
     matched = ~np.isnan(hit)
     un = ledger.keep & ~matched
-    if un.any():
-        # the key text only for the unmatched rows (a row-wise join over all rows cost ~5 s/1M)
-        txt = out.loc[un, j.keys].astype(str).agg(" ".join, axis=1).to_numpy()
-        ledger.apply(Problem(un, "JOIN_UNMATCHED", j.on_missing, txt + f" not in {j.layer}",
-                             "+".join(j.keys)))
+    # the key text only for the unmatched rows (a row-wise join over all rows cost ~5 s/1M);
+    # applied even when none is unmatched (the same ledger calls in every batch)
+    txt = (out.loc[un, j.keys].astype(str).agg(" ".join, axis=1).to_numpy() + f" not in {j.layer}"
+           if un.any() else "")
+    ledger.apply(Problem(un, "JOIN_UNMATCHED", j.on_missing, txt, "+".join(j.keys)))
     if j.take_geometry:
         geoms = np.full(len(out), None, dtype=object)
         geoms[matched] = other.geometry.values[hit[matched].astype(int)]
@@ -727,12 +1282,17 @@ class RunResult:
 
 def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool = False,
               progress: Progress | None = None, store: MasterStore | None = None,
-              argv: list[str] | None = None) -> RunResult:
+              argv: list[str] | None = None, batch_size: int | str | None = "default"
+              ) -> RunResult:
     """Merge the layers (``only`` plus their dependencies; default all) into a new master.
 
     With ``dry_run`` (``validate``) every record goes through the same steps and the result
     (counts, quarantine, budgets) is what a merge would write, but nothing is written.
+    ``batch_size``: records per batch of a streamed layer (None reads every layer whole;
+    the default is :func:`batch_size_default`). The output is the same for any batch size.
     """
+    batch = batch_size_default() if batch_size == "default" else batch_size
+    assert batch is None or isinstance(batch, int)
     check_project(project)
     t0 = time.perf_counter()
     started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -750,7 +1310,7 @@ def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool 
     wanted = order if not only else [lid for lid in order if lid in set(only) | set(order)]
     keep = _kept_columns(project, order)
     if dry_run:
-        errors = _process_layers(ctx, order, keep)
+        errors = _process_layers(ctx, order, keep, batch=batch)
         if errors:
             raise RunErrors(errors, dry_run=True, manifest=_manifest(
                 ctx, started, [lid for lid in wanted if lid in ctx.outputs], only, argv,
@@ -766,19 +1326,35 @@ def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool 
                 written = set(wanted)
                 steps = [0]
 
-                def write(lid: str, res: LayerResult) -> None:
+                def sink(lid: str) -> LayerSink | None:
+                    """Where a streamed layer's batches are written (None: not written)."""
+                    if lid not in written or not staged.appends:
+                        return None
+                    spec = project.specs[lid]
+                    gt = spec.geometry_type if spec.join is None else "MultiPolygon"
+                    return LayerSink(staged, lid, gt)
+
+                def write(lid: str, res: LayerResult, out: LayerSink | None) -> None:
                     """Write a finished layer to the staged store at once, hash it and let it
-                    go: only what later layers read of it stays in memory (bounded RSS)."""
+                    go: only what later layers read of it stays in memory (bounded RSS). A
+                    streamed layer is written already: only its change summary is left."""
                     if lid not in written:
                         return
                     with Timer(ctx, "write"):
-                        gt = res.spec.geometry_type if res.spec.join is None else "MultiPolygon"
-                        staged.write_layer(lid, res.frame, geometry_type=gt)
-                        res.change = change_summary(store, prev, staged, lid, res)
+                        if res.streamed:
+                            assert out is not None
+                            res.change = change_counts(store, prev, staged, lid,
+                                                       out.frame_hashes())
+                        else:
+                            gt = (res.spec.geometry_type if res.spec.join is None
+                                  else "MultiPolygon")
+                            staged.write_layer(lid, res.frame, geometry_type=gt)
+                            res.change = change_summary(store, prev, staged, lid, res)
                     steps[0] += 1
                     ctx.tick("write", lid, steps[0], len(wanted))
 
-                errors = _process_layers(ctx, order, keep, write=write)
+                errors = _process_layers(ctx, order, keep, write=write, sink=sink,
+                                         batch=batch if staged.appends else None)
                 if errors:
                     raise RunErrors(errors, manifest=_manifest(
                         ctx, started, [lid for lid in wanted if lid in ctx.outputs], only,
@@ -841,7 +1417,9 @@ def _release(res: LayerResult, keep: set[str]) -> None:
 
 
 def _process_layers(ctx: RunContext, order: list[str], keep: dict[str, set[str]], *,
-                    write: Callable[[str, LayerResult], None] | None = None) -> list[EtlError]:
+                    write: Callable[[str, LayerResult, LayerSink | None], None] | None = None,
+                    sink: Callable[[str], LayerSink | None] | None = None,
+                    batch: int | None = None) -> list[EtlError]:
     """Every layer in dependency order, each written (``write``) as soon as it passed and then
     released; every layer's error is collected (nothing is written after the first one)."""
     errors: list[EtlError] = []
@@ -849,6 +1427,7 @@ def _process_layers(ctx: RunContext, order: list[str], keep: dict[str, set[str]]
     last = {dep: i for i, lid in enumerate(order)
             for dep in ctx.project.specs[lid].dependencies()}  # a layer's last reader
     for i, lid in enumerate(order):
+        ctx.lookups.clear()  # built on the layers this one reads (some are released below)
         for dep in [d for d, j in last.items() if j == i - 1 and d in ctx.outputs]:
             _release(ctx.outputs[dep], set())  # its last reader is done: let it go entirely
         blocked = sorted(ctx.project.specs[lid].dependencies() & failed)
@@ -856,8 +1435,10 @@ def _process_layers(ctx: RunContext, order: list[str], keep: dict[str, set[str]]
             errors.append(EtlError("join_layer_failed", layer=lid, other=blocked[0]))
             failed.add(lid)
             continue
+        out = sink(lid) if sink is not None and not errors else None
         try:
-            res = process_layer(ctx, ctx.project.specs[lid])
+            res = process_layer(ctx, ctx.project.specs[lid], batch_size=batch, sink=out,
+                                keep=keep.get(lid, set()))
             ctx.outputs[lid] = res
             check_budget(res)
         except EtlError as e:
@@ -867,8 +1448,10 @@ def _process_layers(ctx: RunContext, order: list[str], keep: dict[str, set[str]]
                 _release(ctx.outputs[lid], set())
             continue
         if write is not None and not errors:
-            write(lid, res)
-        _release(res, keep.get(lid, set()))
+            write(lid, res, out)
+        if not res.streamed:
+            _release(res, keep.get(lid, set()))
+        _trim()
     return errors
 
 

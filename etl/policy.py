@@ -58,6 +58,9 @@ class Problem:
     action: str
     detail: np.ndarray | str
     field: str | None = None
+    #: where the rule sits in the layer's order of rules, when the caller knows it better than
+    #: the ledger's call count (a source's coordinate problems); see :meth:`Ledger.apply`
+    site: tuple | None = None
 
 
 class Ledger:
@@ -70,6 +73,11 @@ class Ledger:
         self.flags = np.full(n, "", dtype=object)
         self.records = records if records is not None else np.full(n, "", dtype=object)
         self.rows: dict[tuple[str, str, str], dict] = {}
+        #: per report row, the rule that first hit it: ``Problem.site`` or ``(1, call number)``.
+        #: Every batch of a streamed layer makes the same calls in the same order, so merging
+        #: the batches' rows by site gives the order one ledger over the whole layer gives.
+        self.sites: dict[tuple[str, str, str], tuple] = {}
+        self.calls = 0
 
     @property
     def keep(self) -> np.ndarray:
@@ -79,13 +87,14 @@ class Ledger:
         """Act on ``p``; returns ``values`` with the problem's records nulled for ``null``."""
         if p.action not in ACTIONS:
             raise ValueError(f"unknown action {p.action!r}")
+        self.calls += 1
         m = np.asarray(p.mask, dtype=bool)
         k = int(m.sum())
         if k == 0:
             return values
         det = (np.full(k, p.detail, dtype=object) if isinstance(p.detail, str)
                else np.asarray(p.detail, dtype=object))
-        self._report(p, m, det)
+        self._report(p, m, det, p.site if p.site is not None else (1, self.calls))
         if p.action == "quarantine":
             cur = self.reason[m]
             rank_new = _RANK.get(p.reason, len(_RANK))
@@ -104,10 +113,11 @@ class Ledger:
             return values.mask(pd.Series(m, index=values.index))
         return values
 
-    def _report(self, p: Problem, m: np.ndarray, det: np.ndarray) -> None:
+    def _report(self, p: Problem, m: np.ndarray, det: np.ndarray, site: tuple) -> None:
         key = (p.reason, p.field or "", p.action)
         row = self.rows.get(key)
         if row is None:
+            self.sites[key] = site
             first = int(np.flatnonzero(m)[0])
             row = self.rows[key] = {"reason": p.reason, "field": p.field, "action": p.action,
                                     "count": 0, "example": f"{self.records[first]} {det[0]}"
@@ -117,6 +127,23 @@ class Ledger:
     def report_rows(self) -> list[dict]:
         """The layer's problems, most frequent first (for the manifest and the QA report)."""
         return sorted(self.rows.values(), key=lambda r: (-r["count"], r["reason"]))
+
+    def merge_rows(self, other: Ledger) -> None:
+        """Add the report rows of a later batch of the same layer: counts add up; a row's
+        example comes from the earliest rule (then the earliest batch) that hit it, and rows are
+        kept in rule order, as one ledger over all the batches would have them."""
+        for key, row in other.rows.items():
+            site = other.sites[key]
+            mine = self.rows.get(key)
+            if mine is None:
+                self.rows[key] = dict(row)
+                self.sites[key] = site
+            else:
+                mine["count"] += row["count"]
+                if site < self.sites[key]:
+                    mine["example"], self.sites[key] = row["example"], site
+        order = sorted(self.rows, key=lambda k: self.sites[k])
+        self.rows = {k: self.rows[k] for k in order}
 
     def flag_series(self, index: pd.Index) -> pd.Series:
         return pd.Series(self.flags, index=index, dtype="string")

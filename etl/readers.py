@@ -12,18 +12,21 @@ count, and the text really is in the declared encoding (the real one is named wh
 from __future__ import annotations
 
 import codecs
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
@@ -34,6 +37,8 @@ from config.models import LayerSpec, SourceSpec
 SHP_PARTS = (".shx", ".dbf")
 #: DBF records sampled for the encoding check (evenly spaced over the file)
 ENCODING_SAMPLE = 5000
+#: DBF records looked at at once for cut text (bounded memory for any file size)
+DBF_ROWS = 1 << 16
 
 
 @dataclass
@@ -286,47 +291,52 @@ def dbf_text_limits(dbf: Path, h: DbfHeader, enc: str) -> tuple[dict[bytes, np.n
 
     A value that fills its width may have been cut by the export or may just be the longest
     one, so those are counted and warned about; a split character is proof, so those records
-    go through the field's ``on_truncated`` policy. Read with a memory map, per distinct value.
+    go through the field's ``on_truncated`` policy. Decoded per distinct value.
     """
     cut: dict[bytes, np.ndarray] = {}
     full: dict[bytes, tuple[int, int]] = {}
     if h.records == 0 or not any(t == "C" for _, t, _, _ in h.fields):
         return cut, full
-    mm = np.memmap(dbf, dtype=np.uint8, mode="r", offset=h.header_len,
-                   shape=(h.records, h.record_len))
-    try:
-        for name, t, width, off in h.fields:
-            if t != "C" or width == 0:
-                continue
-            col = np.ascontiguousarray(mm[:, off:off + width])
-            last = col[:, -1]
-            filled = (last != 0x20) & (last != 0)
-            nonblank = ((col != 0x20) & (col != 0)).any(axis=1)
-            k = int(filled.sum())
-            if k and k < int(nonblank.sum()):  # not a fixed-length code filling every value
-                full[name] = (k, width)
-            high = (col >= 0x80).any(axis=1)
-            if not high.any():
-                continue
-            rows = col[high]
-            uniq, inv = np.unique(rows.view(f"V{width}").ravel(), return_inverse=True)
-            bad = np.zeros(len(uniq), dtype=bool)
-            for i, u in enumerate(uniq):
-                b = bytes(u).rstrip(b" \x00")
-                try:
-                    b.decode(enc)
-                except UnicodeDecodeError as e:
-                    bad[i] = e.start >= len(b) - 3 and e.reason in (
-                        "unexpected end of data", "incomplete multibyte sequence",
-                        "illegal multibyte sequence") and e.end >= len(b)
-                except LookupError:
-                    return cut, full
-            if bad.any():
-                m = np.zeros(h.records, dtype=bool)
-                m[np.flatnonzero(high)[bad[inv.ravel()]]] = True
-                cut[name] = m
-    finally:
-        del mm
+    text = [(name, width, off) for name, t, width, off in h.fields if t == "C" and width]
+    k = dict.fromkeys([n for n, _, _ in text], 0)
+    blank = dict.fromkeys(k, 0)
+    masks: dict[bytes, np.ndarray] = {}
+    # read a slice of records at a time (plain reads, not a memory map: mapped pages of a
+    # large DBF would count in the resident size), so memory stays bounded for any file
+    with open(dbf, "rb") as f:
+        for a in range(0, h.records, DBF_ROWS):
+            rows = min(DBF_ROWS, h.records - a)
+            f.seek(h.header_len + a * h.record_len)
+            buf = np.frombuffer(f.read(rows * h.record_len), dtype=np.uint8)
+            buf = buf[: rows * h.record_len].reshape(-1, h.record_len)
+            for name, width, off in text:
+                col = np.ascontiguousarray(buf[:, off:off + width])
+                last = col[:, -1]
+                k[name] += int(((last != 0x20) & (last != 0)).sum())
+                blank[name] += int((~((col != 0x20) & (col != 0)).any(axis=1)).sum())
+                high = (col >= 0x80).any(axis=1)
+                if not high.any():
+                    continue
+                uniq, inv = np.unique(col[high].view(f"V{width}").ravel(), return_inverse=True)
+                bad = np.zeros(len(uniq), dtype=bool)
+                for i, u in enumerate(uniq):
+                    b = bytes(u).rstrip(b" \x00")
+                    try:
+                        b.decode(enc)
+                    except UnicodeDecodeError as e:
+                        bad[i] = e.start >= len(b) - 3 and e.reason in (
+                            "unexpected end of data", "incomplete multibyte sequence",
+                            "illegal multibyte sequence") and e.end >= len(b)
+                    except LookupError:
+                        return cut, full
+                if bad.any():
+                    m = masks.setdefault(name, np.zeros(h.records, dtype=bool))
+                    m[a + np.flatnonzero(high)[bad[inv.ravel()]]] = True
+    for name, width, _ in text:
+        if k[name] and k[name] < h.records - blank[name]:  # not a fixed-length code in all
+            full[name] = (k[name], width)
+        if name in masks:
+            cut[name] = masks[name]
     return cut, full
 
 
@@ -352,8 +362,20 @@ def _short(msg: str, *paths: Path) -> str:
     return msg.splitlines()[0][:300] if msg else msg
 
 
-def read_ogr(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
-    """Any GDAL vector format through pyogrio + Arrow (8x faster than fiona at 100k features)."""
+@dataclass
+class _OgrSource:
+    """An ogr source checked and ready to read: path, parts, DBF header, encoding, options."""
+
+    path: Path
+    rel: str
+    files: list[Path]
+    encoding: str | None
+    dbf: DbfHeader | None
+    kw: dict
+
+
+def _open_ogr(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> _OgrSource:
+    """Every check made before an ogr source is read (parts, record counts, encoding)."""
     path = source_path(raw_dir, src.path, spec.id)
     rel = _rel(path, raw_dir)
     files = [path]
@@ -392,45 +414,82 @@ def read_ogr(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
     # the driver's open options (CSV HEADERS=NO, EMPTY_STRING_AS_NULL=YES): pyogrio takes them
     # as extra keywords; upper case (as GDAL names them) never collides with its own arguments
     kw.update({str(k).upper(): _open_option(v) for k, v in src.options.items()})
-    caught: list[warnings.WarningMessage] = []
+    return _OgrSource(path, rel, files, encoding, dbf, kw)
+
+
+@contextlib.contextmanager
+def _gdal_errors(spec: LayerSpec, o: _OgrSource, raw_dir: Path,
+                 caught: list[warnings.WarningMessage]) -> Iterator[None]:
+    """GDAL's errors while opening or reading as the source's own errors; warnings kept."""
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as got:
             warnings.simplefilter("always")
-            info = pyogrio.read_info(path, **kw)
-            df = pyogrio.read_dataframe(path, use_arrow=True, **kw)
+            yield
+        caught += got
     except (DataSourceError, DataLayerError, UnicodeDecodeError, OSError, ValueError) as e:
-        detail = _short(str(e), path, raw_dir) if str(e) else type(e).__name__
+        detail = _short(str(e), o.path, raw_dir) if str(e) else type(e).__name__
         if isinstance(e, UnicodeDecodeError) or "not encoded in UTF-8" in detail:
-            raise SourceError("source_encoding", layer=spec.id, file=rel,
-                              encoding=encoding or "auto", detail=detail) from e
-        raise SourceError("source_unreadable", layer=spec.id, file=rel, detail=detail) from e
+            raise SourceError("source_encoding", layer=spec.id, file=o.rel,
+                              encoding=o.encoding or "auto", detail=detail) from e
+        raise SourceError("source_unreadable", layer=spec.id, file=o.rel, detail=detail) from e
     except Exception as e:  # GDAL raises bare exceptions for some corrupt files
-        raise SourceError("source_unreadable", layer=spec.id, file=rel,
-                          detail=f"{type(e).__name__}: {_short(str(e), path, raw_dir)[:200]}"
+        raise SourceError("source_unreadable", layer=spec.id, file=o.rel,
+                          detail=f"{type(e).__name__}: {_short(str(e), o.path, raw_dir)[:200]}"
                           ) from e
+
+
+def _ogr_frame(df: pd.DataFrame, src: SourceSpec, spec: LayerSpec, rel: str,
+               info: dict) -> gpd.GeoDataFrame:
+    """Nested values as JSON text, a "lat,lon" column as points, always a GeoDataFrame."""
     _flatten_nested(df)
     if src.point_field:
         df = gpd.GeoDataFrame(pd.DataFrame(df.drop(columns="geometry", errors="ignore")),
                               geometry=_points_from_text(df, src, spec.id, rel))
-        info = {**info, "geometry_type": "Point"}
-    notes = list(dict.fromkeys(_short(str(w.message), path, raw_dir) for w in caught
-                               if "Measured (M) geometry" not in str(w.message)))
-    _check_mojibake(df, spec.id, rel, encoding)
-    has_geom = isinstance(df, gpd.GeoDataFrame) and info.get("geometry_type") is not None
     if not isinstance(df, gpd.GeoDataFrame):
         df = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([None] * len(df), index=df.index))
+    return df
+
+
+def _notes(o: _OgrSource, caught: list[warnings.WarningMessage], raw_dir: Path) -> list[str]:
+    """What GDAL said while reading, once per message, without absolute paths."""
+    return list(dict.fromkeys(_short(str(w.message), o.path, raw_dir) for w in caught
+                              if "Measured (M) geometry" not in str(w.message)))
+
+
+def _ogr_raw(o: _OgrSource, df: gpd.GeoDataFrame, info: dict, src: SourceSpec,
+             caught: list[warnings.WarningMessage], raw_dir: Path, n: int) -> RawFrame:
+    """The RawFrame of an ogr source: DBF cut/filled text, header date, reader warnings."""
+    if src.point_field:
+        info = {**info, "geometry_type": "Point"}
+    notes = _notes(o, caught, raw_dir)
+    has_geom = info.get("geometry_type") is not None
     at_width: dict[str, np.ndarray] = {}
     filled: dict[str, tuple[int, int]] = {}
-    if dbf is not None:
-        enc = encoding or "ascii"
-        cut, full = dbf_text_limits(files[2] if len(files) > 2 else path, dbf, enc)
+    if o.dbf is not None:
+        enc = o.encoding or "ascii"
+        cut, full = dbf_text_limits(o.files[2] if len(o.files) > 2 else o.path, o.dbf, enc)
         at_width = {k.decode(enc, errors="replace"): v for k, v in cut.items()}
         filled = {k.decode(enc, errors="replace"): v for k, v in full.items()}
-    return RawFrame(df, info.get("crs"), files, has_geometry=has_geom, at_width=at_width,
+    return RawFrame(df, info.get("crs"), o.files, has_geometry=has_geom, at_width=at_width,
                     filled=filled,
-                    header_date=dbf.date if dbf is not None else None, warnings=notes,
-                    columns_known=len(df) > 0 or len(info.get("fields", [])) > 0
-                    or dbf is not None)
+                    header_date=o.dbf.date if o.dbf is not None else None, warnings=notes,
+                    columns_known=n > 0 or len(info.get("fields", [])) > 0
+                    or o.dbf is not None)
+
+
+def read_ogr(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
+    """Any GDAL vector format through pyogrio + Arrow (8x faster than fiona at 100k features)."""
+    o = _open_ogr(spec, src, raw_dir)
+    caught: list[warnings.WarningMessage] = []
+    with _gdal_errors(spec, o, raw_dir, caught):
+        info = pyogrio.read_info(o.path, **o.kw)
+        df = pyogrio.read_dataframe(o.path, use_arrow=True, **o.kw)
+    has_geom = isinstance(df, gpd.GeoDataFrame)
+    df = _ogr_frame(df, src, spec, o.rel, info)
+    _check_mojibake(df, spec.id, o.rel, o.encoding)
+    raw = _ogr_raw(o, df, info, src, caught, raw_dir, len(df))
+    raw.has_geometry = raw.has_geometry and (has_geom or bool(src.point_field))
+    return raw
 
 
 def _open_option(value: object) -> str:
@@ -487,8 +546,14 @@ def read_csv(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
                           ) from e
     df.columns = [str(c) for c in df.columns]
     _check_mojibake(df, spec.id, rel, enc)
+    has_geom = bool((src.x_field and src.y_field) or src.point_field)
+    return RawFrame(_csv_frame(df, spec, src, rel), None, [path], has_geometry=has_geom)
+
+
+def _csv_frame(df: pd.DataFrame, spec: LayerSpec, src: SourceSpec, rel: str
+               ) -> gpd.GeoDataFrame:
+    """CSV rows with their points (``x_field``/``y_field`` or ``point_field``), if any."""
     geom = gpd.GeoSeries([None] * len(df), index=df.index)
-    has_geom = False
     if src.x_field and src.y_field:
         missing = [c for c in (src.x_field, src.y_field) if c not in df.columns]
         if missing:
@@ -499,11 +564,9 @@ def read_csv(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
         pts = shapely.points(x, y)
         pts[~(np.isfinite(x) & np.isfinite(y))] = None
         geom = gpd.GeoSeries(pts, index=df.index)
-        has_geom = True
     elif src.point_field:
         geom = _points_from_text(df, src, spec.id, rel)
-        has_geom = True
-    return RawFrame(gpd.GeoDataFrame(df, geometry=geom), None, [path], has_geometry=has_geom)
+    return gpd.GeoDataFrame(df, geometry=geom)
 
 
 def read_mojxml(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
@@ -541,6 +604,211 @@ READERS: dict[str, Callable[[LayerSpec, SourceSpec, Path], RawFrame]] = {
     "ogr": read_ogr,
     "csv": read_csv,
     "mojxml": read_mojxml,
+}
+
+
+# ------------------------------------------------------------------ streamed reading
+
+#: Characters that betray Japanese text decoded as Latin-1 (see ``_check_mojibake``).
+_LATIN_RE = "[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff\u0080-\u009f]"
+_SUSPECT_RE = "[\ufffd\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff\u0080-\u009f]"
+
+
+class MojibakeTally:
+    """``_check_mojibake`` over a source read in batches, with the very same verdict.
+
+    The whole-frame check samples every k-th non-null text value (k from the column's
+    non-null count) and counts replacement and Latin-1 characters in the sample. Per column
+    this keeps each non-null value's length (4 bytes) and the few values that hold such
+    characters, so the same sample is judged at the end without keeping the text.
+    """
+
+    def __init__(self) -> None:
+        self.lengths: dict[str, list[np.ndarray]] = {}
+        self.marked: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        self.first: dict[str, str] = {}
+        self.seen: dict[str, int] = {}
+        self.text: dict[str, bool] = {}
+
+    def add(self, df: pd.DataFrame) -> None:
+        for col in df.columns:
+            if col == "geometry":
+                continue
+            if col not in self.text:
+                self.text[col] = (df[col].dtype.kind in "OU"
+                                  or str(df[col].dtype) == "string")
+            if not self.text[col]:
+                continue
+            s = df[col].dropna().astype(str)
+            if s.empty:
+                continue
+            base = self.seen.get(col, 0)
+            self.seen[col] = base + len(s)
+            self.first.setdefault(col, s.iloc[0])
+            arr = pa.array(s.to_numpy(dtype=object), type=pa.string())
+            self.lengths.setdefault(col, []).append(
+                pc.utf8_length(arr).to_numpy(zero_copy_only=False).astype(np.int32))
+            # one pass finds the (rare) values holding such characters; only those are counted
+            hit = np.flatnonzero(pc.match_substring_regex(arr, _SUSPECT_RE).to_numpy(
+                zero_copy_only=False))
+            if len(hit):
+                sub = arr.take(pa.array(hit))
+                bad = pc.count_substring(sub, "\ufffd").to_numpy(zero_copy_only=False)
+                latin = pc.count_substring_regex(sub, _LATIN_RE).to_numpy(zero_copy_only=False)
+                self.marked.setdefault(col, []).append((hit + base, bad.astype(np.int64),
+                                                        latin.astype(np.int64)))
+
+    def check(self, layer: str, file: str, encoding: str | None) -> None:
+        for col, parts in self.lengths.items():
+            lengths = np.concatenate(parts)
+            step = max(1, len(lengths) // 2000)
+            total = int(lengths[::step].sum())
+            if not total:
+                continue
+            bad = latin = 0
+            for pos, b, la in self.marked.get(col, []):
+                on = pos % step == 0
+                bad += int(b[on].sum())
+                latin += int(la[on].sum())
+            if bad or latin > max(3, total // 50):
+                raise SourceError("source_encoding", layer=layer, file=file,
+                                  encoding=encoding or "auto",
+                                  detail=f"column {col}: {self.first[col][:20]!r}")
+
+
+@dataclass
+class SourceStream:
+    """A source read in batches: ``head`` is its RawFrame without records (files, CRS, DBF
+    limits, header date), ``batches`` yields the records as ``read_*`` would give them, and
+    ``finish`` makes the whole-source checks and adds the reader's warnings to ``head``."""
+
+    head: RawFrame
+    batches: Callable[[], Iterator[gpd.GeoDataFrame]]
+    finish: Callable[[], None]
+
+
+def _int_nulls(o: _OgrSource, info: dict, spec: LayerSpec, raw_dir: Path,
+               caught: list[warnings.WarningMessage]) -> set[str]:
+    """Integer and boolean fields with a null anywhere in the source: the whole read gives
+    them float64 (object for booleans), so every batch must, whatever its own values."""
+    cols = [f for f, d in zip(info["fields"], info["dtypes"], strict=True)
+            if str(d).startswith(("int", "uint", "bool"))]
+    if not cols:
+        return set()
+    with _gdal_errors(spec, o, raw_dir, caught):
+        _, table = pyogrio.read_arrow(o.path, columns=cols, read_geometry=False, **o.kw)
+    return {c for c in cols if c in table.column_names and table[c].null_count > 0}
+
+
+def _arrow_frame(table: pa.Table, meta: dict, nulls: set[str]) -> pd.DataFrame:
+    """One Arrow batch as ``pyogrio.read_dataframe(use_arrow=True)`` converts a whole layer."""
+    df = table.to_pandas(self_destruct=True)
+    del table
+    for c in nulls:
+        if c in df.columns:
+            df[c] = df[c].astype(object if df[c].dtype.kind == "b" else "float64")
+    gname = meta["geometry_name"] or "wkb_geometry"
+    if gname not in df.columns:
+        return df
+    wkb = df.pop(gname)
+    if wkb.dtype != object:
+        wkb = wkb.to_numpy(na_value=None)
+    df["geometry"] = shapely.from_wkb(wkb, on_invalid="raise")
+    return gpd.GeoDataFrame(df, geometry="geometry", crs=meta["crs"])
+
+
+def stream_ogr(spec: LayerSpec, src: SourceSpec, raw_dir: Path,
+               batch_size: int) -> SourceStream | None:
+    """An ogr source as a stream of Arrow batches (None when it is read whole: it fits in one
+    batch, or has date-time or JSON fields, which pyogrio converts per whole column)."""
+    o = _open_ogr(spec, src, raw_dir)
+    caught: list[warnings.WarningMessage] = []
+    with _gdal_errors(spec, o, raw_dir, caught):
+        info = pyogrio.read_info(o.path, **o.kw)
+    if (0 <= int(info["features"]) <= batch_size
+            or any(str(d).startswith("datetime") and str(d) != "datetime64[D]"
+                   for d in info["dtypes"]) or "OFSTJSON" in list(info.get("ogr_subtypes", []))):
+        return None  # one batch, or fields pyogrio converts looking at the whole column
+    nulls = _int_nulls(o, info, spec, raw_dir, caught)
+    tally = MojibakeTally()
+    head = _ogr_raw(o, gpd.GeoDataFrame(), info, src, [], raw_dir, int(info["features"]))
+
+    def batches() -> Iterator[gpd.GeoDataFrame]:
+        n = 0
+        with _gdal_errors(spec, o, raw_dir, caught):
+            ctx = pyogrio.open_arrow(o.path, batch_size=batch_size, use_pyarrow=True,
+                                     datetime_as_string=True, **o.kw)
+            meta, reader = ctx.__enter__()
+        try:
+            while True:
+                with _gdal_errors(spec, o, raw_dir, caught):
+                    batch = next(reader, None)
+                    if batch is None:
+                        break
+                    df = _arrow_frame(pa.Table.from_batches([batch]), meta, nulls)
+                df = _ogr_frame(df, src, spec, o.rel, info)
+                tally.add(df)
+                n += len(df)
+                yield df
+        finally:
+            ctx.__exit__(None, None, None)
+        if n == 0:  # no records: the whole read's frame (its columns, no rows)
+            yield read_ogr(spec, src, raw_dir).frame
+
+    def finish() -> None:
+        tally.check(spec.id, o.rel, o.encoding)
+        head.warnings = _notes(o, caught, raw_dir)
+
+    return SourceStream(head, batches, finish)
+
+
+def stream_csv(spec: LayerSpec, src: SourceSpec, raw_dir: Path,
+               batch_size: int) -> SourceStream | None:
+    """A CSV table read ``batch_size`` rows at a time (all text, so every batch has the
+    dtypes of the whole read)."""
+    path = source_path(raw_dir, src.path, spec.id)
+    rel = _rel(path, raw_dir)
+    data = path.read_bytes()
+    chunks = data.splitlines()
+    enc = check_encoding(src.encoding or "utf-8", sniff_encoding(data[:4096], chunks), chunks,
+                         layer=spec.id, file=rel) or src.encoding or "utf-8"
+    if len(chunks) <= batch_size + 1:
+        return None  # one batch (lines, an upper bound of the records): read it whole
+    del data, chunks
+    tally = MojibakeTally()
+    has_geom = bool((src.x_field and src.y_field) or src.point_field)
+    head = RawFrame(gpd.GeoDataFrame(), None, [path], has_geometry=has_geom)
+
+    def batches() -> Iterator[gpd.GeoDataFrame]:
+        try:
+            reader = pd.read_csv(path, dtype=str, encoding=enc, keep_default_na=False,
+                                 na_values=[""], chunksize=batch_size, **src.options)
+            n = 0
+            for df in reader:
+                df = df.reset_index(drop=True)
+                df.columns = [str(c) for c in df.columns]
+                tally.add(df)
+                n += len(df)
+                yield _csv_frame(df, spec, src, rel)
+        except UnicodeDecodeError as e:
+            raise SourceError("source_encoding", layer=spec.id, file=rel, encoding=enc,
+                              detail=f"byte {e.start}: {e.reason}") from e
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, TypeError) as e:
+            raise SourceError("source_unreadable", layer=spec.id, file=rel,
+                              detail=str(e).splitlines()[0][:200] if str(e)
+                              else type(e).__name__) from e
+        if n == 0:
+            yield read_csv(spec, src, raw_dir).frame
+
+    def finish() -> None:
+        tally.check(spec.id, rel, enc)
+
+    return SourceStream(head, batches, finish)
+
+
+STREAMS: dict[str, Callable[[LayerSpec, SourceSpec, Path, int], SourceStream | None]] = {
+    "ogr": stream_ogr,
+    "csv": stream_csv,
 }
 
 

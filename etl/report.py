@@ -67,7 +67,12 @@ def feature_hashes(res: LayerResult) -> pd.DataFrame:
 def change_summary(store: MasterStore, prev: dict | None, staged: StagedRun, lid: str,
                    res: LayerResult) -> dict[str, int]:
     """Added / changed / deleted against the previous run's hashes (stored with each run)."""
-    cur = feature_hashes(res)
+    return change_counts(store, prev, staged, lid, feature_hashes(res))
+
+
+def change_counts(store: MasterStore, prev: dict | None, staged: StagedRun, lid: str,
+                  cur: pd.DataFrame) -> dict[str, int]:
+    """``change_summary`` from the layer's (id, hash) rows (a streamed layer's batches)."""
     staged.write_hashes(lid, cur)
     old = store.read_hashes(prev["run_id"], lid) if prev else None
     if old is None:

@@ -43,6 +43,8 @@ class LayerResult:
     over_vertex_budget: int = 0  # features the publication will simplify
     #: features written, once ``frame`` was released after writing (None while it is held)
     written: int | None = None
+    #: read, checked and written batch by batch (``frame`` holds only what later layers read)
+    streamed: bool = False
 
     @property
     def features(self) -> int:

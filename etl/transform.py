@@ -38,6 +38,8 @@ class FieldResult:
 
 def _detail(field_name: str, values: pd.Series, mask: np.ndarray) -> np.ndarray:
     """``field=value`` texts of the masked records (the raw value, cut at 60 characters)."""
+    if isinstance(mask, np.ndarray) and not mask.any():
+        return np.empty(0, dtype=object)
     sub = values[mask] if isinstance(mask, np.ndarray) else values
     txt = sub.astype("string").fillna("<null>").str.slice(0, 60)
     return (field_name + "=" + txt).to_numpy(dtype=object)
@@ -168,7 +170,9 @@ def apply_fields(spec: LayerSpec, raw: pd.DataFrame, *, tables: dict[str, dict[s
             continue
         values = _source_values(fs, raw)
         original = values
-        if fs.from_ in truncated and truncated[fs.from_].any():
+        # every rule is applied even when it hits nothing: each batch of a streamed layer
+        # then makes the same ledger calls (see Ledger.merge_rows)
+        if fs.from_ in truncated:
             m = truncated[fs.from_]
             values = ledger.apply(Problem(m, "TRUNCATED_TEXT", fs.on_truncated,
                                           _detail(name, original, m), name), values)
@@ -184,15 +188,14 @@ def apply_fields(spec: LayerSpec, raw: pd.DataFrame, *, tables: dict[str, dict[s
         if "_raw" in outputs:  # the raw value as exported, whatever the chain did before
             outputs["_raw"] = original.astype("string")
         sent = _apply_sentinels(values, fs.sentinels)
+        values = ledger.apply(Problem(sent, "SENTINEL", "null", _detail(name, original, sent),
+                                      name), values)
         if sent.any():
-            values = ledger.apply(Problem(sent, "SENTINEL", "null", _detail(name, original, sent),
-                                          name), values)
             sentinel_counts[name] += int(sent.sum())
         values, cast_bad = _cast(values, fs.type)
         bad |= cast_bad
-        if bad.any():
-            values = ledger.apply(Problem(bad, "BAD_VALUE", fs.on_bad_value,
-                                          _detail(name, original, bad), name), values)
+        values = ledger.apply(Problem(bad, "BAD_VALUE", fs.on_bad_value,
+                                      _detail(name, original, bad), name), values)
         if fs.codelist:
             mapped, unknown = map_codes(values, codelists[fs.codelist])
             if unknown.any():
@@ -200,21 +203,19 @@ def apply_fields(spec: LayerSpec, raw: pd.DataFrame, *, tables: dict[str, dict[s
                 if fs.on_unknown_code in ("warn", "keep"):  # the value as recorded stays
                     mapped = mapped.mask(pd.Series(unknown, index=mapped.index),
                                          values.astype("string"))
-                mapped = ledger.apply(Problem(unknown, "UNKNOWN_CODE", fs.on_unknown_code,
-                                              _detail(name, original, unknown), name), mapped)
+            mapped = ledger.apply(Problem(unknown, "UNKNOWN_CODE", fs.on_unknown_code,
+                                          _detail(name, original, unknown), name), mapped)
             values = mapped
         if fs.range is not None and fs.type in ("int", "float"):
             lo, hi = fs.range
             arr = values.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
             oor = np.isfinite(arr) & ((arr < lo) | (arr > hi))
-            if oor.any():
-                values = ledger.apply(Problem(oor, "OUT_OF_RANGE", fs.on_out_of_range,
-                                              _detail(name, original, oor), name), values)
+            values = ledger.apply(Problem(oor, "OUT_OF_RANGE", fs.on_out_of_range,
+                                          _detail(name, original, oor), name), values)
         if fs.required:
             miss = values.isna().to_numpy(dtype=bool) & ~(bad & (fs.on_bad_value == "quarantine"))
-            if miss.any():
-                ledger.apply(Problem(miss, "MISSING_REQUIRED", "quarantine",
-                                     _detail(name, original, miss), name))
+            ledger.apply(Problem(miss, "MISSING_REQUIRED", "quarantine",
+                                 _detail(name, original, miss), name))
         cols[name] = values.astype(PANDAS_TYPES[fs.type]) if fs.type != "bool" else values
         order[name] = [name]
         for suffix, s in outputs.items():
@@ -255,7 +256,7 @@ def _derived(name: str, fs: FieldSpec, cols: dict[str, pd.Series], raw: pd.DataF
                           dtype=object)[inv]
         joined = pd.Series(names + "-" + hashed, index=raw.index, dtype="string")
     out = joined.mask(pd.Series(missing, index=raw.index)).astype("string")
-    if fs.required and missing.any():
+    if fs.required:
         det = (name + " from " + "+".join(fs.derived_from) + ": a part is empty")
         ledger.apply(Problem(missing, "MISSING_REQUIRED", "quarantine", det, name))
     return out

@@ -118,13 +118,21 @@ def duplicate_mask(ids: pd.Series) -> np.ndarray:
     return (s.notna() & s.duplicated(keep="first")).to_numpy(dtype=bool)
 
 
-def reference_check(frame: gpd.GeoDataFrame, ref: Reference,
-                    target: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray, pd.Series]:
-    """Missing references, and (for ``endpoint``) pipe ends farther than the tolerance."""
-    keys = frame[ref.field].astype("string")
-    tkeys = target[ref.key].astype("string")
+def key_positions(target: pd.DataFrame, key: str) -> pd.Series:
+    """Key text -> position of its first row in ``target`` (a reference's lookup table)."""
+    tkeys = target[key].astype("string")
     lut = pd.Series(np.arange(len(target)), index=tkeys.to_numpy())
-    lut = lut[~lut.index.duplicated()]
+    return lut[~lut.index.duplicated()]
+
+
+def reference_check(frame: gpd.GeoDataFrame, ref: Reference, target: gpd.GeoDataFrame,
+                    lut: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    """Missing references, and (for ``endpoint``) pipe ends farther than the tolerance.
+
+    ``lut``: ``key_positions(target, ref.key)`` when the caller keeps it (batches)."""
+    keys = frame[ref.field].astype("string")
+    if lut is None:
+        lut = key_positions(target, ref.key)
     pos = keys.map(lut)
     missing = (keys.notna() & pos.isna()).to_numpy(dtype=bool)
     far = np.zeros(len(frame), dtype=bool)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import mini
+from headless import launched
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
@@ -112,3 +115,10 @@ def uozu_merged(tmp_path_factory: pytest.TempPathFactory):
 
     root = make_uozu_project(tmp_path_factory.mktemp("uozu"), scale=UOZU_SCALE)
     return root, run_merge(load_project(root))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium, once per test module (tests/headless.py)."""
+    with launched() as b:
+        yield b

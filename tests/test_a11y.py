@@ -28,9 +28,6 @@ from publish.pages.common import STATIC_DIR
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/lib/chromium/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
 AXE = STATIC_DIR / "vendor" / "axe-core" / "axe.min.js"
 BASEMAP_HOSTS = ("cyberjapandata.gsi.go.jp",)
 RUN_AXE = """() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations
@@ -84,18 +81,6 @@ def city(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian Chromium is not installed: scripts/setup.sh installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _urls(project: Project, base: str) -> list[str]:

@@ -25,6 +25,7 @@ import shapely
 import shapely.geometry
 from conftest import make_uozu_project
 from flask.testing import FlaskClient
+from headless import CHROMIUM, CHROMIUM_ARGS
 from test_example_city import copy_example, run
 
 from config import Project, load_project
@@ -379,9 +380,6 @@ def test_answers_hold_only_public_columns(city: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------ search: page = reference
 
-CHROMIUM = Path("/usr/lib/chromium/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 SEARCH_JS = Path(__file__).resolve().parent.parent / "publish/static/map/search.js"
 FW = str.maketrans("0123456789-", "０１２３４５６７８９－")
 KANJI = "〇一二三四五六七八九"

@@ -32,9 +32,6 @@ from publish.pages.page import build_page
 from publish.server.app import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/lib/chromium/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
 TERMS = "3"
 PAGE = "pipe"  # publish.pages of config/project.yml: the page with the parcel and pipe roles
 PAGE_NAME = f"{PAGE}.html"
@@ -120,18 +117,6 @@ def _expected_fy(raw: Any, fy: Any, qual: Any) -> str:
     return f"{r} ({y})" if r else y
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian Chromium is not installed: scripts/setup.sh installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _route_offline(context: Any, env: dict[str, Any], blocked: list[str]) -> None:
@@ -527,4 +512,34 @@ def test_keyboard_only(env: dict[str, Any], browser: Any, artifacts: Path) -> No
     assert not page.locator("#gm-legend").is_visible()
     assert page.evaluate("document.activeElement.id") == "gm-legend-btn"
     assert errors == []
+    context.close()
+
+
+@browser_only
+@pytest.mark.parametrize("down", ["503", "no answer"])
+def test_api_down_is_said_and_the_map_keeps_working(env: dict[str, Any], browser: Any,
+                                                    down: str) -> None:
+    """The API behind the front is down (nginx answers docs/nginx/api-down.json with 503, or
+    nothing answers): 地番 search and the PDF say so in words; the map stays drawn."""
+    from config import i18n
+
+    parcel = env["parcel"]
+    context, page, _, errors = _open(browser, env, {"width": 390, "height": 844}, env["url"])
+    body = (REPO / "docs" / "nginx" / "api-down.json").read_text(encoding="utf-8")
+
+    def api(route: Any) -> None:
+        if down == "503":
+            route.fulfill(status=503, content_type="application/json", body=body)
+        else:
+            route.abort("connectionrefused")
+
+    page.route("**/api/**", api)
+    if page.get_attribute("#gm-sheet-toggle", "aria-expanded") == "false":
+        page.click("#gm-sheet-toggle")  # on a phone the sheet opens folded
+    page.select_option("#pp-oaza", parcel["oaza"])
+    page.fill("#pp-chiban", parcel["chiban"])
+    page.click("#pp-search-go")
+    page.wait_for_selector("#pp-search-msg .gm-error")
+    assert page.inner_text("#pp-search-msg").strip() == i18n.tr("map_api_unavailable", "ja")
+    assert page.evaluate("GisMap.ready") is True and errors == []
     context.close()

@@ -37,6 +37,7 @@ from publish.pages.pipesheet import (
     parse_paper,
     render_pipe_sheet,
 )
+from publish.pages.roles import sheet_roles
 
 REPO = Path(__file__).resolve().parent.parent
 CANARY = "CANARY-"
@@ -202,19 +203,43 @@ def pdf_text(path: Path) -> str:
     ("A4", (595.28, 841.89)), ("A3", (841.89, 1190.55)),
     ("A4-landscape", (841.89, 595.28)), ("A3-landscape", (1190.55, 841.89)),
 ])
-def test_one_page_of_the_requested_paper(published: tuple[Project, Any],
-                                         parcel: dict[str, Any], tmp_path: Path, paper: str,
-                                         size: tuple[float, float]) -> None:
+def test_map_page_then_tables_on_the_requested_paper(published: tuple[Project, Any],
+                                                      parcel: dict[str, Any], tmp_path: Path,
+                                                      paper: str,
+                                                      size: tuple[float, float]) -> None:
     project, res = published
-    out = make_pipe_sheet(project, res.store, oaza=parcel["oaza"], chiban=parcel["chiban"],
+    r = render_pipe_sheet(project, res.store, oaza=parcel["oaza"], chiban=parcel["chiban"],
                           paper=paper, out=tmp_path / "s.pdf", map_url=MAP_URL)
-    reader = PdfReader(out)
-    assert len(reader.pages) == 1
-    box = reader.pages[0].mediabox
-    w, h = float(box.width), float(box.height)
-    assert (w, h) == pytest.approx(size, abs=0.05)
+    reader = PdfReader(r.path)
+    assert len(reader.pages) == r.pages >= 2  # the map, then the tables
+    for page in reader.pages:
+        box = page.mediabox
+        w, h = float(box.width), float(box.height)
+        assert (w, h) == pytest.approx(size, abs=0.05)
     base, landscape = parse_paper(paper)
     assert (w > h) == landscape and base in paper
+    assert "φ" in reader.pages[0].extract_text()  # the map page comes first
+
+
+def test_tables_print_every_pipe_of_the_frame_with_its_columns(
+        sheet: Any, published: tuple[Project, Any]) -> None:
+    """The PDF's tables hold what sheet_table computed (checked against the store in
+    test_answers_e2e): each table's heading, column headings and every row's id and values."""
+    reader = PdfReader(sheet.path)
+    text = re.sub(r"\s+", " ", "\n".join(p.extract_text() for p in reader.pages[1:]))
+    assert text.startswith(f"管路一覧 {sheet.oaza} {sheet.chiban}")
+    pipes = [t for t in sheet.tables if t.header[-1]["ja"] == "図内の延長 (m)"]
+    sr = sheet_roles(published[0])
+    assert sr is not None
+    assert len(pipes) == len(sr.pipes) and sum(len(t.rows) for t in pipes) > 0
+    for t in sheet.tables:
+        assert t.title["ja"] in text
+        for h in t.header:
+            assert h["ja"] in text
+        for row in t.rows:
+            assert " ".join(row) in text, row
+    assert "管径" in text and "布設年度" in text and "土被り" in text
+    assert "試掘" in text  # the note: cover depths are as recorded
 
 
 @pytest.mark.parametrize(("scale", "bar_m"), [(500, 10.0), (1000, 20.0)])

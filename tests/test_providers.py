@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import shapely
 from osgeo import gdal, ogr, osr
 
 from publish.server.providers import PublicOGRProvider
@@ -203,3 +204,127 @@ def test_number_matched_on_every_kind_of_page(provider: PublicOGRProvider) -> No
     assert (f["numberMatched"], f["numberReturned"]) == (60, 5)
     f = provider.query(offset=0, limit=100, properties=[("small", "1")])
     assert (f["numberMatched"], f["numberReturned"]) == (60, 60)
+
+
+# ------------------------------------------------------ PostGIS: the same answer, serialised in SQL
+
+def _pg_release(new_pg_db: Any, root: Path) -> tuple[Path, dict[str, Any], str]:
+    """A fixture-project release published into PostGIS (its public.gpkg is written from the
+    very same tables): (public.gpkg, pygeoapi config, database URL)."""
+    import yaml
+    from publish_fixtures import isolated_site_builders, make_project
+
+    from publish.build import publish
+
+    url = new_pg_db()
+    with isolated_site_builders():
+        res = publish(make_project(root, n_pipes=150, n_shelters=12, store=url))
+    return res.store, yaml.safe_load(res.config.read_text(encoding="utf-8")), url
+
+
+@pytest.fixture(scope="module")
+def pg_release(new_pg_db: Any, tmp_path_factory: pytest.TempPathFactory
+               ) -> tuple[Path, dict[str, Any], str]:
+    return _pg_release(new_pg_db, tmp_path_factory.mktemp("pgrel"))
+
+
+def _pair(release: tuple[Path, dict[str, Any], str], lid: str) -> tuple[Any, Any]:
+    """(GeoPackage provider, PostGIS provider) of one collection of the release."""
+    from publish.server.providers_pg import PublicPostgreSQLProvider
+
+    gpkg, cfg, _ = release
+    pdef = cfg["resources"][lid]["providers"][0]
+    assert pdef["name"].endswith("PublicPostgreSQLProvider")
+    ogr_def = {"name": "publish.server.providers.PublicOGRProvider", "type": "feature",
+               "data": {"source_type": "GPKG", "source": str(gpkg), "source_options": {}},
+               "layer": lid, "id_field": pdef["id_field"], "queryables": pdef["queryables"],
+               "field_titles": pdef.get("field_titles", {})}
+    return PublicOGRProvider(ogr_def), PublicPostgreSQLProvider(pdef)
+
+
+@pytest.mark.parametrize("lid", ["sewer_pipes", "shelters"])
+def test_postgis_pages_equal_geopackage_on_a_full_walk(pg_release: Any, lid: str) -> None:
+    """Every page of a walk, and the JSON text a client gets, is the GeoPackage provider's."""
+    gp, pg = _pair(pg_release, lid)
+    total = gp.query(resulttype="hits")["numberMatched"]
+    assert total > 0 and pg.query(resulttype="hits")["numberMatched"] == total
+    seen = []
+    for offset in range(0, total + 7, 7):
+        a, b = gp.query(offset=offset, limit=7), pg.query(offset=offset, limit=7)
+        assert json.dumps(b, ensure_ascii=False) == json.dumps(a, ensure_ascii=False), offset
+        seen += [f["id"] for f in b["features"]]
+    assert len(seen) == total == len(set(seen))
+    full, ref = pg.query(limit=total)["features"], gp.query(limit=total)["features"]
+    kinds = [(k, type(v).__name__) for f in full for k, v in f["properties"].items()]
+    assert kinds == [(k, type(v).__name__) for f in ref for k, v in f["properties"].items()]
+    assert {"str", "int", "float"} <= {t for _, t in kinds} or lid == "shelters"
+    for f in gp.query(limit=3)["features"]:
+        assert pg.get(f["id"]) == f == gp.get(f["id"])
+
+
+def test_postgis_bbox_sort_filter_select_equal_geopackage(pg_release: Any) -> None:
+    gp, pg = _pair(pg_release, "sewer_pipes")
+    allf = gp.query(limit=10_000)["features"]
+    x0, y0, x1, y1 = shapely.total_bounds(
+        [shapely.from_geojson(json.dumps(f["geometry"])) for f in allf])
+    bb = [x0 + (x1 - x0) / 4, y0 + (y1 - y0) / 4, x0 + (x1 - x0) / 2, y0 + (y1 - y0) / 2]
+    queries: list[dict[str, Any]] = [
+        {"bbox": bb, "limit": 1000},
+        {"bbox": bb, "limit": 4, "offset": 3},
+        {"limit": 1000, "sortby": [{"property": "diameter_mm", "order": "-"}]},
+        {"limit": 9, "offset": 20, "sortby": [{"property": "material", "order": "+"},
+                                             {"property": "diameter_mm", "order": "-"}]},
+        {"limit": 1000, "properties": [("material", "VU")]},
+        {"limit": 5, "select_properties": ["district", "material"], "skip_geometry": True},
+        {"resulttype": "hits", "bbox": bb},
+    ]
+    for q in queries:
+        a, b = gp.query(**q), pg.query(**q)
+        assert b == a, q
+    inside = gp.query(bbox=bb, limit=1000)
+    assert 0 < inside["numberMatched"] < len(allf)
+
+
+def test_postgis_all_value_types_equal_geopackage(store: str, provider: PublicOGRProvider,
+                                                   new_pg_db: Any) -> None:
+    """The typed fixture table (int64, boolean, date, quotes, newlines, nulls, null,
+    multi-part and holed geometries, unrounded coordinates) copied value for value into
+    PostGIS serialises exactly as the GeoPackage provider serialises the file."""
+    import sqlalchemy as sa
+
+    from etl.stores.url import sqlalchemy_url
+    from publish.server.providers_pg import PublicPostgreSQLProvider
+
+    url = sqlalchemy_url(new_pg_db())
+    rows = []
+    ds = ogr.Open(store)  # kept referenced: the layer dies with its dataset
+    for f in ds.GetLayer("things"):
+        g = f.GetGeometryRef()
+        rows.append({"fid": f.GetField("fid"), "name": f.GetField("name"),
+                     "big": f.GetField("big"), "small": f.GetField("small"),
+                     "ok": None if not f.IsFieldSetAndNotNull("ok") else bool(f.GetField("ok")),
+                     "diam": f.GetField("diam"),
+                     "day": f.GetFieldAsString("day").replace("/", "-") or None,
+                     "wkb": None if g is None else bytes(g.ExportToIsoWkb())})
+    with sa.create_engine(url).begin() as c:
+        c.execute(sa.text("CREATE TABLE things (fid text PRIMARY KEY, name text, big bigint, "
+                          "small integer, ok boolean, diam double precision, day text, "
+                          "geom geometry(Geometry, 4326))"))
+        c.execute(sa.text("INSERT INTO things VALUES (:fid, :name, :big, :small, :ok, :diam, "
+                          ":day, ST_SetSRID(ST_GeomFromWKB(:wkb), 4326))"), rows)
+        c.execute(sa.text("CREATE INDEX ON things USING gist (geom)"))
+    u = sa.engine.make_url(url)
+    pg = PublicPostgreSQLProvider({
+        "name": "publish.server.providers_pg.PublicPostgreSQLProvider", "type": "feature",
+        "data": {"host": u.host, "port": u.port, "dbname": u.database, "user": u.username,
+                 "search_path": ["public"]},
+        "table": "things", "id_field": "fid", "geom_field": "geom",
+        "queryables": ["name", "small", "ok"], "field_titles": {}})
+    bb = [137.3905, 36.8105, 137.4213, 36.8277]
+    for q in ({"limit": N}, {"limit": N, "bbox": bb}, {"limit": 3, "offset": 2, "bbox": bb},
+              {"limit": 40, "offset": 33, "properties": [("name", "O'Brien"), ("ok", "true")]},
+              {"limit": N, "sortby": [{"property": "diam", "order": "-"}]}):
+        want = provider.query(**q)
+        assert json.dumps(pg.query(**q)) == json.dumps(want), q
+    assert pg.get("T-0034") == provider.get("T-0034") and pg.get("T-0034")["geometry"] is None
+    assert pg.get("T-0002") == reference(store)["T-0002"]

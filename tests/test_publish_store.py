@@ -213,3 +213,90 @@ def test_only_crs84_can_be_the_publish_crs(tmp_path: Path) -> None:
     cfg = project.config.model_copy(update={"publish_crs": "EPSG:6675"})
     with pytest.raises(PublishError, match="publish_crs 'EPSG:6675'"):
         publish(Project(project.root, cfg, project.specs, project.codelists))
+
+
+# ---------------------------------------------------------------- streamed publication (issue 17)
+
+def _gpkg_content(path: Path) -> dict[str, object]:
+    """Everything a reader of the file can see, row for row (the write time stamp aside)."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        out: dict[str, object] = {}
+        for t in ("gpkg_spatial_ref_sys", "gpkg_geometry_columns", "gpkg_ogr_contents",
+                  "gpkg_extensions"):
+            out[t] = sorted(con.execute(f"SELECT * FROM {t}").fetchall())
+        out["gpkg_contents"] = sorted(con.execute(
+            "SELECT table_name, data_type, identifier, description, min_x, min_y, max_x, "
+            "max_y, srs_id FROM gpkg_contents").fetchall())
+        for (t,) in con.execute("SELECT table_name FROM gpkg_contents").fetchall():
+            out[f"{t}:schema"] = con.execute(f'PRAGMA table_info("{t}")').fetchall()
+            out[f"{t}:rows"] = con.execute(f'SELECT * FROM "{t}" ORDER BY rid').fetchall()
+            out[f"{t}:rtree"] = sorted(con.execute(f'SELECT * FROM "rtree_{t}_geom"').fetchall())
+        return out
+    finally:
+        con.close()
+
+
+def _takamatsu_merged(root: Path) -> Project:
+    import shutil
+
+    import yaml
+
+    from config import load_project
+    from etl.pipeline import run_merge
+    from examples.takamatsu.samples import generate as gen
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "takamatsu"
+    shutil.copytree(example, root, ignore=shutil.ignore_patterns("raw", "merged", "public",
+                                                                 "__pycache__"))
+    path = root / "config" / "project.yml"
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cfg["grids_dir"] = str((example / cfg["grids_dir"]).resolve())
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    project = load_project(root)
+    gen.generate(project.raw_dir, scale=0.05)
+    run_merge(project)
+    return project
+
+
+@pytest.mark.parametrize("city", ["fixture", "uozu", "takamatsu"])
+def test_streamed_store_equals_whole_layer_store(city: str, tmp_path: Path,
+                                                 request: pytest.FixtureRequest,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of 7 master rows give the very rows, columns, types, geometry blobs, R-tree,
+    extents and layer stats of the whole-layer path, in both read orders (already sorted by
+    public id, and ORDER BY in SQLite)."""
+    from config import load_project
+
+    if city == "fixture":
+        project = make_project(tmp_path / "p", n_pipes=60)
+    elif city == "uozu":
+        project = load_project(request.getfixturevalue("uozu_merged")[0])
+    else:
+        project = _takamatsu_merged(tmp_path / "tk")
+    plans = store.plan_store(project)
+    source = store.locate_master(project)
+    streamed: dict[str, str] = {}
+    real_plan = store._stream_plan
+
+    def spy(path: Path, plan: store.LayerPlan) -> object:
+        sp = real_plan(path, plan)
+        streamed[plan.id] = "none" if sp is None else ("sql" if sp.sql else "scan")
+        return sp
+
+    monkeypatch.setattr(store, "_stream_plan", spy)
+    whole = store.write_public_store(project, source, tmp_path / "whole.gpkg", plans,
+                                     batch_rows=None)
+    assert streamed == {}
+    batched = store.write_public_store(project, source, tmp_path / "batched.gpkg", plans,
+                                       batch_rows=7)
+    assert set(streamed) == set(plans)
+    nonempty = {lid for lid, lay in whole.items() if lay.features}
+    assert {lid for lid, how in streamed.items() if how != "none"} == nonempty
+    if city == "uozu":  # its master holds road segments out of id order: the SQL path
+        assert streamed["road_segment"] == "sql" and streamed["parcel"] == "scan"
+    for lid in plans:
+        a, b = whole[lid], batched[lid]
+        assert (a.features, a.withheld, a.bbox, a.columns) == (
+            b.features, b.withheld, b.bbox, b.columns), lid
+    assert _gpkg_content(tmp_path / "batched.gpkg") == _gpkg_content(tmp_path / "whole.gpkg")

@@ -28,8 +28,12 @@ CITIES = {"uozu": REPO, "takamatsu": REPO / "examples" / "takamatsu"}
 SCALE = 0.05
 
 
-def city_project(base: Path, root: Path, store: str = "gpkg") -> Project:
-    """The city's config and specs over a fresh sample in ``root`` (shared paths absolute)."""
+def city_project(base: Path, root: Path, store: str = "gpkg", prefix: str | None = None) -> Project:
+    """The city's config and specs over a fresh sample in ``root`` (shared paths absolute).
+
+    ``prefix`` renames its PostGIS schemas and roles: roles belong to the whole cluster, and
+    the test cluster also holds other tests' databases of the same city.
+    """
     data = yaml.safe_load((base / "config" / "project.yml").read_text(encoding="utf-8"))
     for key, default in (("layers_dir", "layers"), ("grids_dir", "data/grids")):
         data[key] = str((base / data.get(key, default)).resolve())
@@ -39,6 +43,8 @@ def city_project(base: Path, root: Path, store: str = "gpkg") -> Project:
     for key in ("raw_dir", "merged_dir", "public_dir"):
         data.pop(key, None)
     data["store"] = store
+    if prefix:
+        data["postgis"] = {"schema_prefix": prefix, "reader_role": f"{prefix}_public_reader"}
     (root / "config").mkdir(parents=True)
     (root / "config" / "project.yml").write_text(
         yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
@@ -100,7 +106,7 @@ def test_postgis_allow_and_deny(city: tuple[str, Project], pg, new_pg_db,
                                 tmp_path: Path) -> None:
     url = new_pg_db()
     db = url.rsplit("/", 1)[1]
-    project = city_project(CITIES[city[0]], tmp_path / "p", store=url)
+    project = city_project(CITIES[city[0]], tmp_path / "p", store=url, prefix=f"{city[0]}_{db}")
     run_merge(project)
     apply_grants(project)
     prefix = project.config.postgis.schema_prefix

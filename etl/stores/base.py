@@ -78,8 +78,11 @@ class StagedRun:
 
     run_id: str
     artifacts: Path
+    #: whether ``write_layer(append=True)`` adds a batch to a table (streamed layers)
+    appends: bool = False
 
-    def write_layer(self, layer: str, frame: pd.DataFrame, *, geometry_type: str | None) -> None:
+    def write_layer(self, layer: str, frame: pd.DataFrame, *, geometry_type: str | None,
+                    append: bool = False) -> None:
         raise NotImplementedError
 
     def read_current(self, table: str) -> pd.DataFrame | None:

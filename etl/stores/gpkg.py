@@ -32,8 +32,13 @@ class GpkgRun(StagedRun):
         if partial and cur.exists():  # begin with a copy; the current master is never modified
             shutil.copyfile(cur, self.path)
 
-    def write_layer(self, layer: str, frame: pd.DataFrame, *, geometry_type: str | None) -> None:
-        kw: dict[str, Any] = {"layer": layer, "driver": "GPKG", "use_arrow": True}
+    appends = True
+
+    def write_layer(self, layer: str, frame: pd.DataFrame, *, geometry_type: str | None,
+                    append: bool = False) -> None:
+        """Write (or with ``append`` add a batch to) one table of the staged master."""
+        kw: dict[str, Any] = {"layer": layer, "driver": "GPKG", "use_arrow": True,
+                              "append": append}
         if isinstance(frame, gpd.GeoDataFrame) and geometry_type and geometry_type != "None":
             kw["geometry_type"] = geometry_type
             kw["layer_options"] = {"SPATIAL_INDEX": "YES"}

@@ -220,7 +220,9 @@ class PgRun(StagedRun):
             self.db.close()
             raise
 
-    def write_layer(self, layer: str, frame: pd.DataFrame, *, geometry_type: str | None) -> None:
+    def write_layer(self, layer: str, frame: pd.DataFrame, *, geometry_type: str | None,
+                    append: bool = False) -> None:
+        assert not append, "PostGIS runs are written whole (appends = False)"
         try:
             write_frame(self.conn, self.schema, layer, frame, geometry_type=geometry_type)
         except DBAPIError as e:

@@ -114,6 +114,10 @@ class PgPublicWriter:
         try:
             write_frame(self.conn, self.schema, spec.id, frame, geometry_type=gt,
                         primary_key=ID_COLUMN)
+            # byte order, as SQLite sorts the GeoPackage: the API's default order (by id) then
+            # comes straight from the primary key index (publish.server.providers_pg._order)
+            self.conn.execute(text(f"ALTER TABLE {qi(self.schema)}.{qi(spec.id)} ALTER COLUMN "
+                                   f'{qi(ID_COLUMN)} TYPE text COLLATE "C"'))
         except DBAPIError as e:
             raise PublishError("pg_publish_failed", layer=spec.id, detail=db_error(e)) from e
 

@@ -15,17 +15,24 @@ and never a lineage column. Columns are selected when *reading* the master, so i
 are not even loaded on the public path (except internal columns a ``public_filter`` needs, which
 are dropped right after the filter). After writing, :func:`check_public_store` re-opens the file
 with both GDAL and plain SQLite and fails unless tables and columns are exactly the allow-list.
+
+From a GeoPackage master the layers are streamed in batches of :data:`BATCH_ROWS` master rows
+(:func:`write_public_store`), so memory stays flat whatever the layer's size (issue 17); the rows
+written are exactly those of the whole-layer path (``tests/test_publish_store.py``).
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import keyword
+import queue
 import re
 import sqlite3
+import threading
 import time
 import tokenize
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,14 +40,18 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
+from pyogrio.raw import write_arrow
 
 from config import Project
 from config import messages as msg
 from config.models import CodeList, I18nText, LayerSpec
 from etl.schema import GEOMETRY_COLUMN, LINEAGE_COLUMNS, output_columns, public_columns
 from etl.stores import MasterStore, open_store
+from etl.stores.base import MASTER
 from etl.validate import simplify_for_publication
 from publish.errors import LeakCheckError, PublishError
 from publish.model import (
@@ -66,6 +77,16 @@ GPKG_SYSTEM_TABLES = {"gpkg_contents", "gpkg_spatial_ref_sys", "gpkg_geometry_co
 DTYPES = {"str": "string", "int": "Int64", "float": "Float64", "bool": "boolean", "date": "string"}
 # Names a public_filter may use besides columns (pandas query syntax).
 FILTER_WORDS = {"and", "or", "not", "in", "is", "True", "False", "None", "nan", "NaN"}
+#: master rows per batch of the streamed publish: memory follows this, not the layer's size
+BATCH_ROWS = 10_000
+#: layer options of every public table (R-tree index, the integer key named rid)
+LAYER_OPTIONS = {"FID": ROWID_COLUMN, "GEOMETRY_NAME": GEOM_COLUMN, "SPATIAL_INDEX": "YES"}
+DATASET_OPTIONS = {"VERSION": "1.3"}  # GeoPackage 1.3 for GDAL 3.6 readers
+# gpkg_geometry_columns.geometry_type_name for pyogrio's geometry type names
+GPKG_TYPE_NAMES = {"Unknown": "GEOMETRY", "Point": "POINT", "LineString": "LINESTRING",
+                   "Polygon": "POLYGON", "MultiPoint": "MULTIPOINT",
+                   "MultiLineString": "MULTILINESTRING", "MultiPolygon": "MULTIPOLYGON",
+                   "GeometryCollection": "GEOMETRYCOLLECTION"}
 
 
 @dataclass(frozen=True)
@@ -247,9 +268,8 @@ def _round(geoms: gpd.GeoSeries) -> np.ndarray:
     return shapely.transform(arr, lambda xy: np.round(xy, DECIMALS))
 
 
-def build_table(df: gpd.GeoDataFrame, plan: LayerPlan,
-                codelists: dict[str, CodeList]) -> gpd.GeoDataFrame:
-    """Filtered master rows -> the public table (allow-listed columns, CRS84, labels, fid)."""
+def _public_ids(df: pd.DataFrame, plan: LayerPlan) -> pd.Series:
+    """The public ids (``fid``) of filtered master rows; missing or duplicate ids fail."""
     spec = plan.spec
     ids = df[spec.id_field]
     missing = ids.isna() | (ids.astype("string").str.strip() == "")
@@ -261,6 +281,13 @@ def build_table(df: gpd.GeoDataFrame, plan: LayerPlan,
     if len(dup):
         raise PublishError("public_id_duplicate", layer=spec.id, field=spec.id_field,
                            examples=", ".join(sorted(set(dup.astype(str)))[:5]))
+    return fid
+
+
+def _table_rows(df: gpd.GeoDataFrame, fid: pd.Series, plan: LayerPlan,
+                codelists: dict[str, CodeList]) -> gpd.GeoDataFrame:
+    """Public columns, labels and geometry of filtered master rows, row by row (no order)."""
+    spec = plan.spec
     data: dict[str, Any] = {}
     for col in plan.columns:
         if col.name == ID_COLUMN:
@@ -282,6 +309,13 @@ def build_table(df: gpd.GeoDataFrame, plan: LayerPlan,
     out = gpd.GeoDataFrame(data, geometry=_round(geo), crs=STORE_CRS)
     for col in plan.columns:  # to_numpy() loses nullable dtypes; restore them for GDAL types
         out[col.name] = out[col.name].astype(DTYPES[col.type])
+    return out
+
+
+def build_table(df: gpd.GeoDataFrame, plan: LayerPlan,
+                codelists: dict[str, CodeList]) -> gpd.GeoDataFrame:
+    """Filtered master rows -> the public table (allow-listed columns, CRS84, labels, fid)."""
+    out = _table_rows(df, _public_ids(df, plan), plan, codelists)
     return out.sort_values(ID_COLUMN, kind="stable").reset_index(drop=True)
 
 
@@ -290,26 +324,253 @@ def write_layer(path: Path, table: gpd.GeoDataFrame, spec: LayerSpec) -> None:
     pyogrio.write_dataframe(
         table, path, layer=spec.id, driver="GPKG", use_arrow=True,
         promote_to_multi=spec.geometry_type.startswith("Multi"),
-        layer_options={"FID": ROWID_COLUMN, "GEOMETRY_NAME": GEOM_COLUMN, "SPATIAL_INDEX": "YES"},
-        dataset_options={"VERSION": "1.3"},
+        layer_options=LAYER_OPTIONS, dataset_options=DATASET_OPTIONS,
     )
+
+
+# ---- streamed publication: bounded memory, the same rows as build_table + write_layer
+
+@dataclass
+class _Plan:
+    """How one layer is streamed, decided from its ids alone (pass 1)."""
+
+    sql: str | None  # None: the master's own (fid) order is already the public id order
+    fids: pa.Array  # the public ids in output order (for checking every batch)
+    n_master: int
+
+
+def _master_path(source: MasterSource) -> Path | None:
+    """The run's master GeoPackage; None for a PostGIS master (read whole, as before)."""
+    if source.store.kind != "gpkg":
+        return None
+    path = source.store.run_dir(source.run_id) / MASTER
+    return path if path.exists() else None
+
+
+def _stream_plan(path: Path, plan: LayerPlan) -> _Plan | None:
+    """Pass 1 over ids and filter columns only: the whole-layer checks (missing and duplicate
+    ids, after the filter, exactly as :func:`build_table`) and the read order.
+
+    Output rows are sorted by public id. When the master is not already in that order the
+    rows are read ``ORDER BY trim(CAST(id AS TEXT))`` (SQLite sorts in bounded memory); that
+    is used only if its order provably equals the public id order (else None: read whole).
+    """
+    idf = plan.spec.id_field
+    cols = list(dict.fromkeys([idf, *plan.filter_columns]))
+    df = pyogrio.read_dataframe(path, layer=plan.id, columns=cols, read_geometry=False,
+                                use_arrow=True)
+    n_master = len(df)
+    df = _apply_filter(df, plan)
+    if not len(df):
+        return None  # nothing public: the whole-layer path writes the empty table
+    fid = _public_ids(df, plan)
+    arr = pa.array(fid.to_numpy(dtype=object), type=pa.string())
+    order = pc.sort_indices(arr)
+    fids = pc.take(arr, order)
+    if pc.all(pc.equal(order, pa.array(np.arange(len(arr)), type=order.type))).as_py():
+        return _Plan(None, fids, n_master)
+    raw = df[idf]
+    if not (pd.api.types.is_string_dtype(raw) or pd.api.types.is_integer_dtype(raw)):
+        return None
+    key = pa.array(raw.astype("string").str.strip(" ").to_numpy(dtype=object), type=pa.string())
+    if not pc.all(pc.equal(pc.take(arr, pc.sort_indices(key)), fids)).as_py():
+        return None
+    names = ", ".join(_qi(c) for c in dict.fromkeys([*plan.read_columns]))
+    geom = pyogrio.read_info(path, layer=plan.id)["geometry_name"] or "geom"
+    sql = (f"SELECT {names}, {_qi(geom)} FROM {_qi(plan.id)} "
+           f"ORDER BY trim(CAST({_qi(idf)} AS TEXT), ' ')")
+    return _Plan(sql, fids, n_master)
+
+
+def _qi(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _read_batches(path: Path, plan: LayerPlan, sp: _Plan,
+                  batch_rows: int) -> Iterator[gpd.GeoDataFrame]:
+    """Master rows in public id order, ``batch_rows`` at a time (GDAL's Arrow stream)."""
+    kw: dict[str, Any] = ({"sql": sp.sql} if sp.sql else
+                          {"layer": plan.id, "columns": list(plan.read_columns)})
+    with pyogrio.open_arrow(path, batch_size=batch_rows, use_pyarrow=True,
+                            datetime_as_string=True, **kw) as (meta, reader):
+        gname = meta["geometry_name"] or "wkb_geometry"
+        for batch in reader:
+            df = pa.Table.from_batches([batch]).to_pandas()
+            wkb = df.pop(gname)
+            yield gpd.GeoDataFrame(df, geometry=shapely.from_wkb(wkb.to_numpy()),
+                                   crs=meta["crs"])
+
+
+def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """``items`` computed one step ahead in a thread: reading and transforming the next batch
+    (GDAL, GEOS and PROJ release the GIL) overlaps with GDAL writing the current one.
+
+    Memory: at most ``depth`` finished batches wait. An error in the thread is raised here; if
+    the consumer stops early, the thread stops at its next batch.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for x in items:
+                if not put(("item", x)):
+                    return
+            put(("end", None))
+        except BaseException as e:  # handed to the consumer, raised there
+            put(("error", e))
+
+    t = threading.Thread(target=work, name="publish-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, x = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise x
+            yield x
+    finally:
+        stop.set()
+        t.join()
+
+
+def _geometry_type(types: set[str], promote: bool) -> str:
+    """The layer type pyogrio's ``write_dataframe`` infers from all of a layer's rows."""
+    if len(types) == 1:
+        t = next(iter(types))
+        return f"Multi{t}" if promote and t in ("Point", "LineString", "Polygon") else t
+    if len(types) == 2 and promote:
+        for single in ("Polygon", "LineString", "Point"):
+            if types == {single, f"Multi{single}"}:
+                return f"Multi{single}"
+    return "Unknown"
+
+
+def _arrow_rows(table: gpd.GeoDataFrame, promote: bool) -> pa.Table:
+    """One batch as the Arrow table ``write_dataframe(use_arrow=True)`` would hand GDAL."""
+    geo = table.geometry.values.copy()
+    if promote:
+        kinds = shapely.get_type_id(np.asarray(geo))
+        for tid, make in ((0, shapely.multipoints), (1, shapely.multilinestrings),
+                          (3, shapely.multipolygons)):
+            m = kinds == tid
+            if m.any():
+                geo[m] = make(np.atleast_2d(np.asarray(geo[m])), axis=0)
+    df = pd.DataFrame(table.drop(columns=table.geometry.name), copy=False)
+    df[GEOM_COLUMN] = shapely.to_wkb(np.asarray(geo))
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def _stream_layer(path: Path, master: Path, plan: LayerPlan, sp: _Plan,
+                  codelists: dict[str, CodeList], batch_rows: int
+                  ) -> tuple[int, tuple[float, ...] | None]:
+    """Write one public layer batch by batch; returns (features, bbox)."""
+    spec = plan.spec
+    promote = spec.geometry_type.startswith("Multi")
+    types: set[str] = set()
+    bounds: list[np.ndarray] = []
+    done = 0
+
+    def tables() -> Iterator[tuple[pa.RecordBatch, set[str]]]:
+        nonlocal done
+        for df in _read_batches(master, plan, sp, batch_rows):
+            df = _apply_filter(df, plan)
+            if not len(df):
+                continue
+            fid = df[spec.id_field].astype("string").str.strip()
+            want = sp.fids.slice(done, len(fid))
+            if len(want) != len(fid) or want.to_pylist() != fid.tolist():
+                raise RuntimeError(f"{spec.id}: streamed rows out of public id order")
+            table = _table_rows(df, fid, plan, codelists).reset_index(drop=True)
+            done += len(table)
+            geo = table.geometry.values
+            ok = ~(shapely.is_missing(np.asarray(geo)) | shapely.is_empty(np.asarray(geo)))
+            if ok.any():
+                bounds.append(shapely.total_bounds(np.asarray(geo)[ok]))
+            kinds = {str(t) for t in pd.unique(table.geom_type.dropna())}
+            for rb in _arrow_rows(table, promote).to_batches():
+                yield rb, kinds
+
+    gen = _prefetch(tables())
+    first, first_types = next(gen)
+    types.update(first_types)
+
+    def rest() -> Iterator[pa.RecordBatch]:
+        for rb, kinds in gen:
+            types.update(kinds)
+            yield rb.cast(first.schema)  # one stream, one schema (an all-null batch too)
+
+    reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], rest()))
+    write_arrow(reader, path, layer=spec.id, driver="GPKG", geometry_name=GEOM_COLUMN,
+                geometry_type=_geometry_type(first_types, promote), crs=STORE_CRS,
+                append=path.exists(), layer_options=LAYER_OPTIONS,
+                dataset_options=DATASET_OPTIONS)
+    if done != len(sp.fids):
+        raise RuntimeError(f"{spec.id}: {done} streamed rows != {len(sp.fids)} public ids")
+    final = _geometry_type(types, promote)
+    if final != _geometry_type(first_types, promote):  # a later batch widened the type
+        con = sqlite3.connect(path)
+        try:
+            con.execute("UPDATE gpkg_geometry_columns SET geometry_type_name = ? "
+                        "WHERE table_name = ?", (GPKG_TYPE_NAMES[final], spec.id))
+            con.commit()
+        finally:
+            con.close()
+    if not bounds:
+        return done, None
+    b = np.vstack(bounds)
+    box = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+    return done, tuple(round(float(v), DECIMALS) for v in box)
 
 
 def write_public_store(project: Project, source: MasterSource, path: Path,
                        plans: dict[str, LayerPlan], *, tick: Any = None,
                        also: Callable[[LayerSpec, gpd.GeoDataFrame], None] | None = None,
-                       ) -> dict[str, StoreLayer]:
+                       batch_rows: int | None = BATCH_ROWS) -> dict[str, StoreLayer]:
     """Write every public layer of ``source`` into the new GeoPackage ``path``.
 
+    From a GeoPackage master each layer is streamed (:func:`_stream_plan`, then batches of
+    ``batch_rows`` master rows: filter, allow-list, simplify, append), so memory does not grow
+    with the layer; the rows written are those of the whole-layer path (``batch_rows=None``,
+    also used for PostGIS masters, for ``also`` and when the id order cannot be streamed).
     ``also`` receives each finished public table too (the PostGIS public store).
     """
     if path.exists():
         path.unlink()
     out: dict[str, StoreLayer] = {}
+    master = _master_path(source) if batch_rows and also is None else None
     for i, (lid, plan) in enumerate(plans.items()):
         t0 = time.perf_counter()
         if tick:
             tick("read", lid, i, len(plans))
+        if master is not None and batch_rows:
+            if plan.id not in source.store.layers(source.run_id):
+                raise PublishError("master_layer_missing", layer=plan.id,
+                                   path=source.store.describe())
+            have = source.columns(plan.id) or []
+            missing = [c for c in plan.read_columns if c not in have]
+            if missing:
+                raise PublishError("master_columns_missing", layer=plan.id,
+                                   columns=", ".join(missing))
+            sp = _stream_plan(master, plan)
+            if sp is not None:
+                if tick:
+                    tick("store", lid, i, len(plans))
+                n, bbox = _stream_layer(path, master, plan, sp, project.codelists, batch_rows)
+                out[lid] = StoreLayer(lid, n, sp.n_master, bbox,  # type: ignore[arg-type]
+                                      source.data_date(lid), time.perf_counter() - t0,
+                                      plan.names)
+                continue
         df = _read_layer(source, plan)
         n_master = len(df)
         df = _apply_filter(df, plan)

@@ -8,12 +8,16 @@
   outside it the card says "no data here", never "outside the zones". :func:`coverage_areas`.
 * **What to do** (``hazard.guidance`` / ``guidance_by_rank``): :func:`guidance` in every page
   language.
+* **What the hazard page gets** (:func:`page_facts`): the coverage outlines go into the page's
+  data file (next to the zones), the walking-route settings into its config (only when the
+  release has a walking network, so a page never offers a route nobody can answer).
 
 Read from the public store only (CRS84); distances and hulls in the city's plane CRS.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +30,11 @@ from config import Project
 from config.i18n import labels
 from config.models import HazardRole, LayerSpec
 from publish.model import ID_COLUMN
+from publish.pages.common import STATIC_DIR
 
 DECIMALS = 6  # coverage outlines: ~0.1 m
+ROUTE_SCRIPT = "map/route.js"  # under /static/: the walking-route panel (GisRoute)
+SIMPLIFY_M = 10.0  # coverage outlines are simplified by up to this (never more than margin / 4)
 
 
 def hazard_layers(project: Project, store: Path) -> list[LayerSpec]:
@@ -108,8 +115,12 @@ def coverage_areas(project: Project, store: Path) -> dict[str, dict[str, Any]]:
             continue
         plane = gdf.to_crs(crs).geometry.values
         hull = shapely.convex_hull(shapely.union_all(plane)).buffer(hz.coverage_margin_m)
+        # a few dozen vertices are enough: the simplified outline stays outside every zone
+        hull = hull.simplify(min(SIMPLIFY_M, hz.coverage_margin_m / 4))
         ll = shapely.transform(hull, to_lonlat)
-        out[spec.id] = shapely.geometry.mapping(shapely.set_precision(ll, 10 ** -DECIMALS))
+        # rounded like the page's other outlines (6 decimals written as 6 decimals in JSON)
+        out[spec.id] = shapely.geometry.mapping(
+            shapely.transform(ll, lambda xy: np.round(xy, DECIMALS)))
     return out
 
 
@@ -119,3 +130,29 @@ def guidance(hz: HazardRole) -> dict[str, Any] | None:
         return None
     return {"all": labels(hz.guidance) if hz.guidance else None,
             "byRank": {code: labels(t) for code, t in hz.guidance_by_rank.items()}}
+
+
+def route_conf(project: Project, store: Path, api_base: str) -> dict[str, Any] | None:
+    """``{"api", "speed", "script"}`` for the hazard page's route buttons (walking speed in
+    m/s, as ``walk-route`` counts), or None when no walking network is in the release."""
+    have = {str(n) for n in pyogrio.list_layers(store)[:, 0]}
+    net = [lid for lid, s in project.specs.items() if s.map.network == "walk"
+           and s.visibility == "public" and lid in have]
+    if not net:
+        return None
+    script = STATIC_DIR / ROUTE_SCRIPT
+    digest = hashlib.sha256(script.read_bytes()).hexdigest()[:10]
+    return {"api": api_base.rstrip("/"),
+            "speed": project.config.publish.routing.walk_speed_mps,
+            # loaded with the card's libraries, after the map is drawn (fingerprinted)
+            "script": f"/static/{ROUTE_SCRIPT}?v={digest}"}
+
+
+def page_facts(project: Project, store: Path, api_base: str,
+               data: dict[str, Any]) -> dict[str, Any]:
+    """The hazard page's extras: adds ``coverage`` (partial studies' outlines) to the page's
+    data file ``data`` and returns what its config's ``hazard`` block adds (``route``)."""
+    cov = coverage_areas(project, store)
+    if cov:
+        data["coverage"] = cov
+    return {"route": route_conf(project, store, api_base)}

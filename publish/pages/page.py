@@ -5,7 +5,8 @@ embedded, ``maps/<id>.json`` next to it. What a page does follows from the roles
 (``map.role`` of its layers, see :mod:`publish.pages.roles`):
 
 * every page: layers (colours from code lists, widths, labels, popups with the specs' titles,
-  zoom ranges), legend, sources and dates, ja/en, my location, terms when the page asks;
+  zoom ranges), legend, sources and dates, ja / en / やさしい日本語 (config.i18n), my location,
+  the release's search box (``search.json``), terms when the page asks;
 * ``parcel`` (+ ``pipe``): 地番 search and the pipe-sheet buttons (``/static/map/parcel.js``);
 * ``hazard`` / ``shelter``: the point risk card and the nearest suitable shelters
   (``/static/map/hazard.js``).
@@ -30,6 +31,7 @@ import json
 import math
 import sqlite3
 import statistics
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,13 +44,13 @@ import pyogrio
 import shapely
 from markupsafe import Markup, escape
 
-from config import Project
+from config import Project, i18n
 from config.messages import MESSAGES
 from config.models import KNOWN_HAZARD_KINDS, LayerSpec, PageConfig
 from etl.schema import Column, public_columns
 from publish.errors import PublishError
 from publish.model import API_PATH, ID_COLUMN, LABEL_LANGS, SiteContext
-from publish.pages import roles
+from publish.pages import hazard_facts, roles
 from publish.pages.common import STATIC_DIR, VENDOR_URL, write_page
 
 MAP_STATIC = "map"  # /static/map/: the page scripts and style
@@ -439,6 +441,8 @@ class PageLayer:
             "card": roles.i18n(hz.card) if hz.card else None,
             "cardName": roles.i18n(hz.card_name) if hz.card_name else None,
             "cardNone": roles.i18n(hz.card_none) if hz.card_none else None,
+            # what to do there (the spec's text only: nothing is invented when it has none)
+            "guidance": hazard_facts.guidance(hz),
         }
 
     def shelter_conf(self) -> dict[str, Any]:
@@ -521,13 +525,18 @@ class PageLayer:
         cols = [c for c in (sh.name_field, sh.address_field, *flags, *types) if c]
         gdf = self.read(store, cols)
         gdf = gdf.set_geometry(gdf.geometry.representative_point())
+        # designated for a hazard but inside a zone of it: flagged on the page (k, l, r, lb)
+        inside = hazard_facts.shelters_in_zones(self.project, store).get(self.id, {})
         props = []
         for _, row in gdf.iterrows():
+            iz = [{"k": e["kind"], "l": e["layer"], "r": e["rank"], "lb": e["label"]}
+                  for e in inside.get(str(_json_value(row.get(ID_COLUMN))), [])]
             props.append({
                 "n": _json_value(row[sh.name_field]) or "",
                 "ad": _json_value(row[sh.address_field]) if sh.address_field else None,
                 "hz": [f for f in flags if _json_value(row[f]) is True],
                 "ty": [f for f in types if _json_value(row[f]) is True],
+                "iz": iz or None,
             })
         out = self._pack(gdf, props)
         # north first: southern markers are drawn over northern ones (stacking order)
@@ -603,8 +612,12 @@ def _view(project: Project, page: PageConfig, store: Path, layers: list[PageLaye
 
 def page_config(project: Project, page_id: str, store: Path, *, api_base: str = API_PATH,
                 data_dates: dict[str, str] | None = None, sheet_url: str | None = "default",
-                tiles: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                tiles: dict[str, Any] | None = None, search_url: str | None = None
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config for the page script, data file content) of page ``page_id``.
+
+    ``search_url`` is the release's search index relative to the page (:data:`SEARCH_FILE`):
+    the page gets the search box when it is given.
 
     ``tiles`` is the page's tile manifest (:func:`read_tile_manifest`): the archive's URL and
     every tiled layer's zoom bands; layers drawn from tiles are absent from a page without one.
@@ -664,9 +677,11 @@ def page_config(project: Project, page_id: str, store: Path, *, api_base: str = 
         pl = parcels[0]
         pr = pl.map.parcel
         assert pr is not None
+        oaza = _oaza_list(store, pl)
         parcel = {"layer": pl.id, "oazaField": pl.need(pr.oaza_field),
                   "chibanField": pl.need(pr.chiban_field),
-                  "oaza": _oaza_list(store, pl), "reachM": PARCEL_REACH_M,
+                  "oaza": oaza, "oazaNames": _oaza_names(pl, oaza),
+                  "reachM": PARCEL_REACH_M,
                   "pipes": [lay.id for lay in layers if lay.map.role == "pipe"]}
     terms = None
     if page.terms and pc.terms is not None:
@@ -676,10 +691,13 @@ def page_config(project: Project, page_id: str, store: Path, *, api_base: str = 
                  "url": pc.terms.full_url or "/terms"}
     config: dict[str, Any] = {
         "v": 2,
-        "page": {"id": page.id, "title": roles.i18n(page.title),
-                 "shortTitle": roles.i18n(page.short_title or page.title),
-                 "description": roles.i18n(page.description) if page.description else None},
-        "city": roles.i18n(project.config.city), "lang": LANG_DEFAULT,
+        "page": {"id": page.id, "title": _names(page.title),
+                 "shortTitle": _names(page.short_title or page.title),
+                 "description": _names(page.description) if page.description else None},
+        "city": _names(project.config.city), "lang": LANG_DEFAULT,
+        "langs": [{"code": c, "name": i18n.LANGUAGE_NAMES[c], "html": _html_lang(c)}
+                  for c in i18n.LANGUAGES],
+        "search": {"url": search_url} if search_url else None,
         "api": api_base.rstrip("/"), "basemap": page.basemap,
         "view": _view(project, page, store, layers, area),
         "maxItems": pc.max_items,
@@ -690,14 +708,31 @@ def page_config(project: Project, page_id: str, store: Path, *, api_base: str = 
         "parcel": parcel,
         "sheet": {"url": sheet_url, "scales": list(SHEET_SCALES), "papers": list(SHEET_PAPERS)}
         if sheet_url and parcel else None,
-        "hazard": {"kinds": _kinds(layers)} if hazards else None,
-        "text": {k: dict(zip(("ja", "en"), MESSAGES[k], strict=True)) for k in PAGE_TEXT},
+        "hazard": {"kinds": _kinds(layers), **hazard_facts.page_facts(
+            project, store, api_base, data)} if hazards else None,
+        "text": _page_text(bool(hazards)),
     }
     return config, data
 
 
+def _oaza_key(name: str) -> str:
+    """How a 大字 of the layer meets the config's spelling (width, spaces)."""
+    return unicodedata.normalize("NFKC", name).replace(" ", "").replace("\u3000", "")
+
+
+def _oaza_readings(project: Project) -> dict[str, Any]:
+    """The config's 大字 (``publish.search.oaza``) by name and variant: the entry."""
+    out: dict[str, Any] = {}
+    for o in project.config.publish.search.oaza:
+        for n in (o.name, *o.variants):
+            out.setdefault(_oaza_key(n), o)
+    return out
+
+
 def _oaza_list(store: Path, lay: PageLayer) -> list[str]:
-    """The 大字 of the parcel layer, in 大字コード order when the role names that field."""
+    """The 大字 of the parcel layer as the 大字 list shows them: by the reading the config gives
+    (``publish.search.oaza``; kana order, 2丁目 before 10丁目), then those without a reading in
+    大字コード order when the role names that field, else by name."""
     pr = lay.map.parcel
     assert pr is not None
     field, code = lay.need(pr.oaza_field), lay.need(pr.oaza_code_field)
@@ -708,7 +743,23 @@ def _oaza_list(store: Path, lay: PageLayer) -> list[str]:
                            f'GROUP BY "{field}" ORDER BY {order}').fetchall()
     finally:
         con.close()
-    return [str(r[0]) for r in rows]
+    names = [str(r[0]) for r in rows]
+    known = _oaza_readings(lay.project)
+    read = sorted((n for n in names if _oaza_key(n) in known),
+                  key=lambda n: (i18n.reading_key(known[_oaza_key(n)].reading), n))
+    return read + [n for n in names if _oaza_key(n) not in known]
+
+
+def _oaza_names(lay: PageLayer, names: list[str]) -> dict[str, dict[str, str]]:
+    """Reading and romanised name of each 大字 the config knows (the list's labels in English
+    and やさしい日本語)."""
+    known = _oaza_readings(lay.project)
+    out = {}
+    for n in names:
+        o = known.get(_oaza_key(n))
+        if o is not None:
+            out[n] = {"r": o.reading, **({"en": o.en} if o.en else {})}
+    return out
 
 
 def _vendor(rel: str) -> str:
@@ -730,12 +781,72 @@ def _scripts(config: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
         later += [_vendor("turf/turf.min.js"),
                   _vendor("geographiclib/geographiclib-geodesic.min.js")]
     js.append(_asset(f"{MAP_STATIC}/map.js"))
+    if config.get("search"):  # the box's script; its index loads on the first focus
+        js.append(_asset(f"{MAP_STATIC}/search.js"))
     if config["parcel"]:
         js.append(_asset(f"{MAP_STATIC}/parcel.js"))
     if config["hazard"]:
         js.append(_asset(f"{MAP_STATIC}/hazard.js"))
     css.append(_asset(f"{MAP_STATIC}/map.css"))
     return js, css, later
+
+
+#: the release's search index, next to the pages (written by publish.build.search_index
+#: before the pages; the landing page's box reads the same file, so one download serves both)
+SEARCH_FILE = "search.json"
+#: keys of the catalogue every page script gets beyond :data:`PAGE_TEXT` (the search box and
+#: the language switch), and those of the hazard page (walking routes, the risk card)
+_TEXT_PREFIXES = ("search_", "lang_")
+_HAZARD_TEXT_PREFIXES = ("route_", "card_")
+#: texts only the risk card shows (hazard.js): left out of other pages (a lean page)
+_HAZARD_ONLY = ("map_hz_", "map_kind_", "map_glyph_")
+
+
+def _html_lang(code: str) -> str:
+    """The BCP 47 tag of a page language (やさしい日本語 has none: it is Japanese)."""
+    return "en" if code == "en" else "ja"
+
+
+def _trim(entry: dict[str, str]) -> dict[str, str]:
+    """``{ja, en[, ja@easy]}``: the やさしい日本語 only where it differs from the Japanese (the
+    page falls back to the Japanese, as :func:`config.i18n.tr` does)."""
+    out = {"ja": entry["ja"], "en": entry["en"]}
+    if entry.get(i18n.EASY) and entry[i18n.EASY] != entry["ja"]:
+        out[i18n.EASY] = entry[i18n.EASY]
+    return out
+
+
+def _names(named: Any) -> dict[str, str]:
+    """A name from the city's files (page title, city) in every page language."""
+    return _trim(i18n.labels(named))
+
+
+def _page_text(hazard: bool) -> dict[str, dict[str, str]]:
+    """Every catalogue text the page's scripts may show, unformatted, in every page language."""
+    public = set(i18n.public_keys())
+    prefixes = _TEXT_PREFIXES + (_HAZARD_TEXT_PREFIXES if hazard else ())
+    keys = [*(k for k in PAGE_TEXT if hazard or not k.startswith(_HAZARD_ONLY)),
+            *(k for k in MESSAGES if k.startswith(prefixes) and k in public)]
+    return {k: _trim(i18n.templates(k)) for k in dict.fromkeys(keys)}
+
+
+def _spans(entry: dict[str, str]) -> Markup:
+    """A text in every page language; CSS shows the one ``<html data-lang>`` names (the
+    Japanese without JavaScript), so switching needs no re-render."""
+    ja, en = entry["ja"], entry["en"]
+    easy = entry.get(i18n.EASY) or entry.get("easy") or ja
+    return Markup(f'<span class="gm-ja" lang="ja">{escape(ja)}</span>'
+                  f'<span class="gm-en" lang="en">{escape(en)}</span>'
+                  f'<span class="gm-easy" lang="ja">{escape(easy)}</span>')
+
+
+@functools.lru_cache(maxsize=1)
+def _lang_script(mtime: float) -> Markup:
+    """``static/lang.js``, inlined: the page is in its language from the first paint, chosen
+    exactly as on the server pages (``?lang=``, the remembered choice, the browser's)."""
+    src = (STATIC_DIR / "lang.js").read_text(encoding="utf-8")
+    assert "</" not in src, "lang.js must not close the inline <script>"
+    return Markup(src)
 
 
 def render_page(config: dict[str, Any], data_url: str | None) -> str:
@@ -745,8 +856,9 @@ def render_page(config: dict[str, Any], data_url: str | None) -> str:
     js, css, later = _scripts(config)
     config = {**config, "dataUrl": data_url, "later": later}
     return env.get_template("map_page.html").render(
-        cfg=config, config_json=Markup(_json(config)), js=js, css=css, bi=bilingual,
-        t=lambda key, **kw: bilingual(text(key, **kw)))
+        cfg=config, config_json=Markup(_json(config)), js=js, css=css, bi=_spans,
+        t=lambda key, **kw: _spans(i18n.langs(key, **kw)),
+        lang_js=_lang_script((STATIC_DIR / "lang.js").stat().st_mtime))
 
 
 def build_page(project: Project, page_id: str, store: Path, out_dir: Path, *,
@@ -761,7 +873,9 @@ def build_page(project: Project, page_id: str, store: Path, out_dir: Path, *,
     out_dir = Path(out_dir)
     config, data = page_config(project, page_id, Path(store), api_base=api_base,
                                data_dates=data_dates, sheet_url=sheet_url,
-                               tiles=read_tile_manifest(out_dir, page_id))
+                               tiles=read_tile_manifest(out_dir, page_id),
+                               search_url=SEARCH_FILE if (out_dir / SEARCH_FILE).is_file()
+                               else None)
     data_url = None
     if data["layers"]:
         blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"),

@@ -45,7 +45,7 @@ from config.models import LayerSpec
 from etl.normalize import apply_normalizer
 from etl.normalize import nfkc as nfkc_series
 from etl.schema import public_columns
-from publish.pages import roles
+from publish.pages import roles, sheet_table
 
 STORE_CRS = "EPSG:4326"
 MM = 72.0 / 25.4  # PDF points per millimetre
@@ -133,6 +133,9 @@ class SheetResult:
     url: str
     data_dates: dict[str, str]
     counts: dict[str, int] = field(default_factory=dict)
+    #: the tables printed after the map (pipes in the frame, the parcel's connections)
+    tables: list[sheet_table.Table] = field(default_factory=list)
+    pages: int = 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -812,10 +815,19 @@ def render_pipe_sheet(project: Project, public_gpkg: Path, *, oaza: str, chiban:
     counts = {lid: len(g) for lid, g in data.items()}
     _panel(s, layout, layers, data, examples, dates, url, project, plane, today, qrcode)
     c.showPage()
+    # ---- then what the clerk copies: the pipes in the frame and the parcel's connections
+    tables = [*sheet_table.pipe_tables(project, public_gpkg, list(found.pipes), layout.extent,
+                                       plane.code),
+              *sheet_table.connection_tables(project, public_gpkg, oz, cb)]
+    pages = 1 + sheet_table.draw(
+        c, (layout.page_w, layout.page_h), font,
+        {"ja": ja("sheet_table_heading", oaza=oz, chiban=cb),
+         "en": en("sheet_table_heading", oaza=oz, chiban=cb)},
+        tables, {"ja": ja("sheet_table_note"), "en": en("sheet_table_note")})
     c.save()
     tmp.replace(out)
     return SheetResult(out, layout, oz, cb, [str(v) for v in parcels.get("fid", [])], url,
-                       dates, counts)
+                       dates, counts, tables, pages)
 
 
 def make_pipe_sheet(project: Project, public_gpkg: Path, *, oaza: str, chiban: str,

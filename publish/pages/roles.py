@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import Project
+from config.i18n import EASY
 from config.models import TEMPLATE_KEY, I18nText, LayerSpec, MapRole, PageConfig
 
 #: Colours for codes whose code list gives none (distinct on a pale basemap).
@@ -93,7 +94,14 @@ def code_styles(project: Project, codelist: str | None) -> dict[str, dict[str, A
 
 
 def i18n(text: I18nText | None, fallback: str = "") -> dict[str, str]:
-    return {"ja": text.ja, "en": text.en} if text else {"ja": fallback, "en": fallback}
+    """``{ja, en}`` of a name from the specs, plus ``ja@easy`` where the spec gives one (the
+    pages show the Japanese in やさしい日本語 otherwise)."""
+    if not text:
+        return {"ja": fallback, "en": fallback}
+    out = {"ja": text.ja, "en": text.en}
+    if text.easy and text.easy != text.ja:
+        out[EASY] = text.easy
+    return out
 
 
 def field_title(spec: LayerSpec, name: str) -> dict[str, str]:

@@ -1,8 +1,10 @@
 /*
- * The page language of the server pages (landing, terms): ?lang=, else the choice remembered
- * on this device (shared with the map pages), else the browser's languages (Japanese for ja-*,
- * English otherwise). やさしい にほんご is offered by the switch. Runs in <head> so the page
- * paints in its language at once; the buttons are wired when the document is ready.
+ * The page language of every page: ?lang=, else the choice remembered on this device (one key
+ * for the server pages and the map pages), else the browser's languages (Japanese for ja-*,
+ * English otherwise). やさしい にほんご is offered by the switch. Runs in <head> (the map pages
+ * inline this file) so the page paints in its language at once: <html data-lang> names it
+ * (ja | en | ja@easy), <html lang> is its BCP 47 tag (ja for やさしい日本語); the server
+ * pages' buttons are wired when the document is ready, the map pages switch with GisLang.set.
  */
 (function () {
   'use strict';

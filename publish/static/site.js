@@ -1,7 +1,7 @@
 /*
  * The search box of the server pages: the release's search index (maps/search.json), the same
  * matching as the map pages (map/search.js); a hit opens the map page its layer is on, centred
- * on it (?at=lat,lon&z=zoom&label=...).
+ * on it with its feature selected (?at=lat,lon&z=zoom&layer=..&fid=..&label=...).
  */
 (function () {
   'use strict';
@@ -30,7 +30,10 @@
           var page = (idx.pages || {})[hit.layer];
           if (!page) { return; }
           var z = hit.kind === 'oaza' ? 16 : 18;
+          // the map page selects the feature (layer + fid) and shows the label
           window.location.href = maps + page + '?at=' + hit.lat + ',' + hit.lon + '&z=' + z +
+            '&layer=' + encodeURIComponent(hit.layer) +
+            (hit.fid !== null && hit.fid !== undefined ? '&fid=' + encodeURIComponent(hit.fid) : '') +
             '&label=' + encodeURIComponent(hit.label);
         });
       }

@@ -5,6 +5,14 @@
  * and the nearest shelters designated for the hazards found (or for the default kinds when the
  * spot is in no zone). Shelters are pins with one badge per hazard kind (text, not colour alone).
  *
+ * The card is honest: where a hazard was not assessed (outside the map's area, or outside the
+ * area a partial study covers: ``coverage`` of the data file) it says "no data", never "outside
+ * the zones", and the all-clear line only shows when every hazard has data there; a shelter
+ * lying inside a zone of the hazard it is designated for is flagged in words (list, details,
+ * marker label); under each hazard found, the spec's "what to do" for the worst rank. Each list
+ * of shelters offers a walking route (route.js, the release's ``walk-route`` process), drawn on
+ * the map and told as text in the card; with the API unreachable it says so, never hangs.
+ *
  * Geometry comes from libraries only: Turf (point in polygon) and GeographicLib (ellipsoidal
  * distance; Turf's is spherical and 0.2 % off), loaded after the map is first drawn (only the
  * card needs them). Everything the card reads is in the page's data file: no API, no tiles
@@ -40,6 +48,12 @@
     this.markers = [];
     this.probe = null;
     this.last = null;
+    this.coverage = {};
+    this.routeConf = app.cfg.hazard.route || null;
+    this.panel = null;      // GisRoute.Panel, made when the first route is asked for
+    this.routeKind = null;  // the list whose route is shown (kept across language switches)
+    this.routeBox = el('div', {'class': 'rt-panel', id: 'hz-route', 'aria-live': 'polite',
+      'aria-atomic': 'false', hidden: 'hidden'});
     var map = app.map, box = map.getContainer();
     var detail = function () {
       box.classList.toggle('hz-detail', map.getZoom() >= DETAIL_ZOOM);
@@ -57,7 +71,8 @@
 
   /** Turf and GeographicLib, once: after the first drawing of the map (or at once if none). */
   Hazard.prototype.loadLibs = function () {
-    var urls = this.app.cfg.later || [];
+    var urls = (this.app.cfg.later || []).concat(
+      this.routeConf && this.routeConf.script ? [this.routeConf.script] : []);
     if (this.libs) { return this.libs; }
     this.libs = urls.reduce(function (p, url) {
       return p.then(function () {
@@ -76,7 +91,7 @@
   Hazard.prototype.t = function (key, vars) { return this.app.t(key, vars); };
   Hazard.prototype.lab = function (e) { return e ? this.app.lab(e) : this.t('map_unknown'); };
   Hazard.prototype.num = function (v, digits) {
-    return Number(v).toLocaleString(this.app.lang === 'ja' ? 'ja-JP' : 'en-GB',
+    return Number(v).toLocaleString(this.app.lang === 'en' ? 'en-GB' : 'ja-JP',  // ja, ja@easy
       {minimumFractionDigits: digits, maximumFractionDigits: digits});
   };
 
@@ -84,6 +99,11 @@
     var self = this, app = this.app;
     var area = app.data && app.data.area;
     this.area = area ? {type: 'Feature', properties: {}, geometry: area} : null;
+    var cov = (app.data && app.data.coverage) || {};
+    this.coverage = {};
+    Object.keys(cov).forEach(function (id) {
+      self.coverage[id] = {type: 'Feature', properties: {}, geometry: cov[id]};
+    });
     var go = function () { self.loadLibs(); };
     if (app.vt && app.stats.firstPaint === null) {
       app.vt.once('load', go);
@@ -104,16 +124,31 @@
     var self = this, hz = f.properties.hz || [];
     var badges = this.flagsOf(lay).map(function (fl) {
       var on = hz.indexOf(fl.field) >= 0;
+      // the glyph is drawn by CSS (content: attr(data-glyph)): the marker's name is its label,
+      // which says every hazard in words (a glyph inside would not match it: axe, WCAG 2.5.3)
       return '<b class="hz-badge ' + (on ? 'hz-on' : 'hz-off') + '" data-flag="' + esc(fl.field) +
-        '">' + (on ? esc(self.glyph(fl.kind)) : '') + '</b>';
+        '"' + (on ? ' data-glyph="' + esc(self.glyph(fl.kind)) + '"' : '') + '></b>';
     }).join('');
+    var warn = this.inZone(f).length > 0;
     return L.divIcon({
-      className: 'hz-shelter',
+      className: 'hz-shelter' + (warn ? ' hz-inzone' : ''),
       html: '<span class="hz-pin" aria-hidden="true" style="background-color:' +
         esc(lay.conf.style.color) + '"><i class="hz-icon"></i></span>' +
-        '<span class="hz-badges" aria-hidden="true">' + badges + '</span>',
+        '<span class="hz-badges" aria-hidden="true">' + badges + '</span>' +
+        (warn ? '<span class="hz-warn-mark" aria-hidden="true"></span>' : ''),
       iconSize: [44, 44], iconAnchor: [22, 22]
     });
+  };
+  /** "Caution: this shelter lies inside the <kind> zone (<rank>)" for one entry of ``iz``. */
+  Hazard.prototype.inZoneText = function (e) {
+    var k = this.kinds[e.k], title = k ? k.title : {ja: e.k, en: e.k};
+    var label = e.lb ? this.app.lab(e.lb) : (e.r || this.t('map_unknown'));
+    return this.t('card_shelter_in_zone', {kind: this.app.lab(title),
+      kind_en: String(title.en).toLowerCase(), label: label});
+  };
+  /** The in-zone entries of a shelter (for ``kinds`` only when given). */
+  Hazard.prototype.inZone = function (f, kinds) {
+    return (f.properties.iz || []).filter(function (e) { return !kinds || kinds.indexOf(e.k) >= 0; });
   };
   Hazard.prototype.labelMarker = function (m) {
     var node = m.getElement();
@@ -122,7 +157,10 @@
     var list = this.flagsOf(lay).filter(function (fl) { return (p.hz || []).indexOf(fl.field) >= 0; })
       .map(function (fl) { return self.lab(fl.title); }).join(this.t('map_list_sep')) ||
       this.t('map_hz_shelter_aria_none');
-    node.setAttribute('aria-label', this.t('map_hz_shelter_aria', {name: p.n, list: list}));
+    var warn = this.inZone(m.feature).map(function (e) { return self.inZoneText(e); });
+    node.setAttribute('aria-label', [this.t('map_hz_shelter_aria', {name: p.n, list: list})]
+      .concat(warn).join(' '));
+    node.classList.toggle('hz-inzone', warn.length > 0);
     node.setAttribute('data-shelter-id', m.feature.id);
     node.removeAttribute('title');
   };
@@ -139,11 +177,14 @@
       return (p.ty || []).indexOf(ty.field) >= 0;
     }).map(function (ty) { return self.lab(ty.title); });
     return '<div class="hz-popup gm-popup" data-layer="' + esc(lay.id) + '" data-id="' +
-      esc(f.id) + '" lang="' + this.app.lang + '"><h3>' + esc(p.n) + '</h3>' +
+      esc(f.id) + '" lang="' + this.app.htmlLang() + '"><h3>' + esc(p.n) + '</h3>' +
       (p.ad ? '<p>' + esc(p.ad) + '</p>' : '') +
       (types.length ? '<p class="gm-small">' + esc(types.join(' / ')) + '</p>' : '') +
       '<p><strong>' + esc(this.t('map_hz_shelter_for')) + '</strong></p><ul class="hz-popup-flags">' +
-      rows + '</ul></div>';
+      rows + '</ul>' + this.inZone(f).map(function (e) {
+        return '<p class="hz-inzone-text" data-kind="' + esc(e.k) + '">' +
+          esc(self.t('card_in_zone_mark', {text: self.inZoneText(e)})) + '</p>';
+      }).join('') + '</div>';
   };
   /** The marker of a shelter (called by the core for point features); a click or Enter shows
    * its details in the sheet. */
@@ -220,6 +261,43 @@
     this.placeProbe(lat, lng);
     return this.whenReady(function () { return self.evaluateNow(lat, lng, source, accuracy); });
   };
+  /** No data for a hazard at ``pt``: 'outside' (beyond the map's area), 'coverage' (beyond the
+   * area its study covers) or null. A zone found there always counts (the data says so). */
+  Hazard.prototype.noData = function (lay, pt, inside, hits) {
+    if (hits.length) { return null; }
+    if (!inside) { return 'outside'; }
+    var cov = this.coverage[lay.id];
+    return cov && !turf.booleanPointInPolygon(pt, cov) ? 'coverage' : null;
+  };
+
+  /** One list per hazard kind: the nearest of every shelter layer flagged for it (a site in two
+   * layers, same name within 2 m, once), so no kind is listed twice. */
+  Hazard.prototype.shelterLists = function (kinds, lat, lng) {
+    var self = this, by = {}, out = [];
+    this.shelters.forEach(function (lay) {
+      var sh = lay.conf.shelter;
+      var want = kinds.length ? kinds : sh.defaultKinds;
+      sh.flags.forEach(function (fl) {
+        if (want.indexOf(fl.kind) < 0) { return; }
+        var g = by[fl.kind];
+        if (!g) { g = by[fl.kind] = {kind: fl.kind, flag: fl, lay: lay, n: 0, list: []}; out.push(g); }
+        g.n = Math.max(g.n, sh.nearest);
+        g.list = g.list.concat(self.nearest(lay, fl.field, sh.nearest, lat, lng));
+      });
+    });
+    out.forEach(function (g) {
+      var seen = [];
+      g.list = g.list.sort(function (a, b) { return a.d - b.d; }).filter(function (x) {
+        var twice = seen.some(function (y) {
+          return y.f.properties.n === x.f.properties.n && Math.abs(y.d - x.d) < 2;
+        });
+        seen.push(x);
+        return !twice;
+      }).slice(0, g.n);
+    });
+    return out;
+  };
+
   Hazard.prototype.evaluateNow = function (lat, lng, source, accuracy) {
     var self = this, pt = turf.point([lng, lat]);
     var res = {lat: lat, lng: lng, source: source || 'tap', accuracy: accuracy,
@@ -227,28 +305,28 @@
     var kinds = [];
     this.hazards.forEach(function (lay) {
       var hits = self.hits(lay, pt);
-      res.risks.push({lay: lay, hits: hits});
+      res.risks.push({lay: lay, hits: hits, nodata: self.noData(lay, pt, res.inside, hits)});
       if (hits.length && kinds.indexOf(lay.conf.hazard.kind) < 0) { kinds.push(lay.conf.hazard.kind); }
     });
-    this.shelters.forEach(function (lay) {
-      var sh = lay.conf.shelter;
-      var want = kinds.length ? kinds : sh.defaultKinds;
-      sh.flags.forEach(function (fl) {
-        if (want.indexOf(fl.kind) < 0) { return; }
-        res.shelters.push({lay: lay, flag: fl, list: self.nearest(lay, fl.field, sh.nearest, lat, lng)});
-      });
-    });
+    res.shelters = this.shelterLists(kinds, lat, lng);
+    if (this.panel) { this.panel.clear(); }  // a route from the previous spot no longer fits
+    this.routeKind = null;
     this.last = res;
     this.render(res);
     return this.summary(res);
   };
 
   Hazard.prototype.summary = function (res) {  // plain data for tests and other scripts
+    var self = this;
     return {
-      risks: res.risks.map(function (r) { return {layer: r.lay.id, hits: r.hits}; }),
+      inside: res.inside,
+      risks: res.risks.map(function (r) {
+        return {layer: r.lay.id, hits: r.hits, nodata: r.nodata};
+      }),
       shelters: res.shelters.map(function (g) {
-        return {flag: g.flag.field, kind: g.flag.kind, list: g.list.map(function (x) {
-          return {id: x.f.id, name: x.f.properties.n, distance_m: x.d};
+        return {flag: g.flag.field, kind: g.kind, list: g.list.map(function (x) {
+          return {id: x.f.id, layer: x.lay.id, name: x.f.properties.n, distance_m: x.d,
+            inZone: self.inZone(x.f, [g.kind])};
         })};
       })
     };
@@ -308,13 +386,20 @@
     if (!res.inside) {
       parts.push(el('p', {'class': 'hz-warn', text: this.t('map_outside', {city: app.lab(app.cfg.city)})}));
     }
-    var dl = el('dl', {'class': 'hz-risks'}), any = false;
+    var dl = el('dl', {'class': 'hz-risks'}), any = false, nodata = 0;
     res.risks.forEach(function (r) {
       var h = r.lay.conf.hazard, kind = h.kind;
       var attrs = {'class': 'hz-risk', 'data-hazard': kind, 'data-layer': r.lay.id,
         'data-rank': r.hits.map(function (p) { return p.r; }).join(' ') || '0'};
       var lines = [];
-      if (r.hits.length) {
+      if (r.nodata) {
+        nodata += 1;
+        attrs['data-nodata'] = r.nodata;
+        var title = r.lay.conf.title;
+        lines.push(el('span', {'class': 'hz-nodata'}, [r.nodata === 'outside' ?
+          self.t('card_no_data_outside', {title: app.lab(title)}) :
+          self.t('card_no_data', {title: app.lab(title), title_en: title.en})]));
+      } else if (r.hits.length) {
         any = true;
         r.hits.forEach(function (p) {
           var col = r.lay.hazardColor(p.r, p.g);
@@ -335,36 +420,128 @@
         lines.push(h.cardNone ? app.lab(h.cardNone) :
           self.t('map_hz_none', {title: app.lab(r.lay.conf.title)}));
       }
-      dl.appendChild(el('div', attrs, [el('dt', {text: self.kindTitle(r.lay)}),
-        el('dd', {}, lines)]));
+      var dd = el('dd', {}, lines), todo = r.hits.length ? self.guidance(h, r.hits) : null;
+      if (todo) {
+        dd.appendChild(el('div', {'class': 'hz-guidance'}, [
+          el('strong', {text: self.t('card_guidance')}), el('p', {text: todo})]));
+      }
+      dl.appendChild(el('div', attrs, [el('dt', {text: self.kindTitle(r.lay)}), dd]));
     });
     if (res.risks.length) { parts.push(dl); }
-    if (res.risks.length && !any) {
+    if (res.risks.length && !any && !nodata) {  // the all-clear only where every hazard has data
       parts.push(el('p', {'class': 'hz-none', text: this.t('map_hz_none_all')}));
       parts.push(el('p', {'class': 'gm-small', text: this.t('map_hz_none_note')}));
+    } else if (!any && nodata && nodata < res.risks.length) {
+      parts.push(el('p', {'class': 'hz-partial', text: this.t('card_partial_note')}));
     }
-    res.shelters.forEach(function (g) {
-      var items = g.list.map(function (x) {
-        var btn = el('button', {type: 'button', 'class': 'gm-btn hz-go',
-          text: self.t('map_hz_show_on_map')});
-        btn.addEventListener('click', function () { self.showShelter(x.f.id); });
-        return el('li', {'data-shelter-id': x.f.id, 'data-distance': x.d.toFixed(1)}, [
-          el('span', {'class': 'hz-sh-name', text: x.f.properties.n}),
-          el('span', {'class': 'hz-sh-dist', text: self.t('map_hz_shelter_distance',
-            {d: self.num(Math.round(x.d), 0)})}),
-          btn]);
-      });
-      parts.push(el('section', {'class': 'hz-shelters', 'data-flag': g.flag.field,
-        'data-kind': g.flag.kind}, [
-        el('h4', {text: self.t('map_hz_shelters_for', {hazard: self.lab(g.flag.title)})}),
-        items.length ? el('ol', {}, items) : el('p', {text: self.t('map_hz_shelters_none')})]));
-    });
+    res.shelters.forEach(function (g) { parts.push(self.shelterSection(g)); });
     if (res.shelters.length) { parts.push(el('p', {'class': 'gm-small', text: this.t('map_hz_distance_note')})); }
     card.replaceChildren.apply(card, parts);
+    this.placeRoute();
     card.setAttribute('data-state', 'result');
     this.app.setSheet(true, L.latLng(res.lat, res.lng));
     var sheet = document.getElementById('gm-sheet-body');
     sheet.scrollTop = Math.max(0, card.offsetTop - sheet.offsetTop - 8);  // show the card's top
+  };
+
+  /** The spec's "what to do" for the worst rank found (its per-rank text, else its general one);
+   * null when the spec has none: nothing is invented. */
+  Hazard.prototype.guidance = function (h, hits) {
+    var g = h.guidance;
+    if (!g) { return null; }
+    var worst = null;
+    hits.forEach(function (p) {
+      if (worst === null || h.rankOrder.indexOf(p.r) > h.rankOrder.indexOf(worst)) { worst = p.r; }
+    });
+    var t = (worst !== null && g.byRank[worst]) || g.all;
+    return t ? this.app.lab(t) : null;
+  };
+
+  /** One list of nearest shelters: names, straight distances, the in-zone caution in words, a
+   * button to show each on the map and one for the walking route (when the release has one). */
+  Hazard.prototype.shelterSection = function (g) {
+    var self = this, kindTitle = this.kinds[g.kind] ? this.app.lab(this.kinds[g.kind].title) :
+      this.lab(g.flag.title);
+    var items = g.list.map(function (x) {
+      var btn = el('button', {type: 'button', 'class': 'gm-btn hz-go',
+        text: self.t('map_hz_show_on_map')});
+      btn.addEventListener('click', function () { self.showShelter(x.f.id); });
+      var warn = self.inZone(x.f, [g.kind]).map(function (e) {
+        return el('span', {'class': 'hz-inzone-text', 'data-kind': e.k,
+          text: self.t('card_in_zone_mark', {text: self.inZoneText(e)})});
+      });
+      return el('li', {'data-shelter-id': x.f.id, 'data-distance': x.d.toFixed(1),
+        'data-inzone': warn.length ? 'true' : 'false'}, [
+        el('span', {'class': 'hz-sh-name', text: x.f.properties.n}),
+        el('span', {'class': 'hz-sh-dist', text: self.t('map_hz_shelter_distance',
+          {d: self.num(Math.round(x.d), 0)})})].concat(warn, [btn]));
+    });
+    var kids = [el('h4', {text: this.t('map_hz_shelters_for', {hazard: this.lab(g.flag.title)})}),
+      items.length ? el('ol', {}, items) : el('p', {text: this.t('map_hz_shelters_none')})];
+    if (this.routeConf && items.length) {
+      var rb = el('button', {type: 'button', 'class': 'gm-btn hz-route-btn', 'data-kind': g.kind,
+        text: this.t('card_route_button', {kind: kindTitle})});
+      rb.addEventListener('click', function () { self.askRoute(g.kind, rb); });
+      kids.push(rb);
+    }
+    return el('section', {'class': 'hz-shelters', 'data-flag': g.flag.field, 'data-kind': g.kind},
+      kids);
+  };
+
+  // ------------------------------------------------------------------ walking routes
+
+  Hazard.prototype.routePanel = function () {
+    var self = this, app = this.app, rc = this.routeConf;
+    if (!this.panel) {
+      this.panel = new window.GisRoute.Panel({
+        map: app.map, api: rc.api, speed: rc.speed, timeoutMs: rc.timeoutMs,
+        t: function (k, v) { return app.t(k, v); },
+        lang: function () { return app.lang; },
+        kindTitle: function (kind) {
+          return self.kinds[kind] ? self.kinds[kind].title : {ja: kind, en: kind};
+        },
+        onClear: function () { self.routeKind = null; }
+      }, this.routeBox);
+    }
+    return this.panel;
+  };
+  /** The route box goes under the list it belongs to (again after each re-render). */
+  Hazard.prototype.placeRoute = function () {
+    var box = this.routeBox;
+    var sec = this.routeKind ? document.querySelector(
+      '#hz-card section.hz-shelters[data-kind="' + this.routeKind + '"]') : null;
+    if (!sec) {
+      if (box.parentNode) { box.parentNode.removeChild(box); }
+      return;
+    }
+    sec.appendChild(box);
+    if (this.panel) { this.panel.render(); }
+  };
+  /** Walking routes from the checked spot to the nearest shelters for ``kind``. */
+  Hazard.prototype.askRoute = function (kind, btn) {
+    var self = this, res = this.last;
+    if (!res || !this.routeConf) { return null; }
+    this.routeKind = kind;
+    this.placeRoute();
+    var go = function () {
+      if (!window.GisRoute) {  // the script itself could not be loaded (offline)
+        self.routeKind = kind;
+        self.routeBox.hidden = false;
+        self.routeBox.replaceChildren(el('p', {'class': 'rt-error', role: 'alert',
+          text: self.t('card_route_offline')}));
+        return null;
+      }
+      var panel = self.routePanel();
+      return panel.route(res.lat, res.lng, kind).then(function (answer) {
+        var focus = document.activeElement;
+        if (answer && (focus === btn || focus === document.body || !focus)) {
+          var h = self.routeBox.querySelector('.rt-title');
+          if (h) { h.focus(); }
+        }
+        return answer;
+      });
+    };
+    return this.loadLibs().then(go, go);  // route.js comes with the card's libraries
   };
 
   Hazard.prototype.placeProbe = function (lat, lng) {

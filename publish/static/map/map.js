@@ -15,12 +15,24 @@
  *
  * Behaviours (parcel.js: 地番 search, pipe sheets, pipes of a parcel; hazard.js: the risk card
  * and shelters) register in GisMap.behaviours and are switched on by the roles in the config.
- * Every text comes from the configuration (ja/en; one language shown at a time).
+ * Every text comes from the configuration, in the page languages (ja, en, やさしい日本語 =
+ * 'ja@easy', where a missing easy text is the Japanese); one language is shown at a time. The
+ * language is chosen before the first paint by lang.js (inlined in the page, the same rules as
+ * the server pages) and switched with the top bar's select; behaviours hear it as 'lang'.
+ *
+ * The top bar's search box (search.js over the release's maps/search.json, loaded on first
+ * focus) shows a hit on this page's layers here (the map goes there, the feature is selected);
+ * a hit on another page opens that page with ?at=lat,lon&layer=..&fid=.., which every page
+ * honours (the landing page's search links the same way).
  */
 (function () {
   'use strict';
 
-  var LS_LANG = 'gis-map-lang';
+  var LS_LANG = 'gis-map-lang';  // lang.js's key (shared with the server pages)
+  var LANGS = ['ja', 'en', 'ja@easy'];
+  var EASY = 'ja@easy';
+  var HIT_ZOOM = 18;          // a parcel or a place found by the search
+  var OAZA_ZOOM = 16;         // a 大字 found by the search
   var TPL = /\{(\w+)(\.label)?(?::\.(\d+))?(\|lower)?\}/g;
   var REACH_PX = 22;          // a finger's reach around a tap (half a 44 px target)
   var ARROW_ZOOM = 17;        // flow arrows from this zoom on
@@ -64,14 +76,27 @@
     return typeof v === 'number' && Number.isInteger(v) ? String(v) : String(v);
   }
 
+  /** The page language lang.js chose in <head> (else ?lang=, the remembered one, the default). */
   function initialLang(cfg) {
+    if (window.GisLang) { return window.GisLang.get(); }
     var q = new URLSearchParams(window.location.search).get('lang');
-    if (q === 'ja' || q === 'en') { return q; }
+    if (LANGS.indexOf(q) >= 0) { return q; }
     try {
       var s = window.localStorage.getItem(LS_LANG);
-      if (s === 'ja' || s === 'en') { return s; }
+      if (LANGS.indexOf(s) >= 0) { return s; }
     } catch (e) { /* storage blocked: the default */ }
     return cfg.lang || 'ja';
+  }
+
+  /** ?at=lat,lon[&z=][&layer=&fid=][&label=]: a place another page (or a link) asks to show. */
+  function atParam() {
+    var q = new URLSearchParams(window.location.search), at = (q.get('at') || '').split(',');
+    var lat = Number(at[0]), lon = Number(at[1]);
+    if (at.length !== 2 || !isFinite(lat) || !isFinite(lon) || Math.abs(lat) > 90 ||
+        Math.abs(lon) > 180) { return null; }
+    var z = Number(q.get('z'));
+    return {lat: lat, lon: lon, z: q.get('z') && isFinite(z) ? z : null, layer: q.get('layer'),
+      fid: q.get('fid'), label: q.get('label'), kind: q.get('fid') ? 'feature' : 'place'};
   }
 
   /** Keep Tab inside ``box`` (a modal dialog) and call ``onEscape`` on Esc. */
@@ -162,26 +187,35 @@
     this.noticeState = null;
     this.picks = null;
     this.selected = null;
+    var self = this;
+    this.whenReady = new Promise(function (done) { self.becameReady = done; });
   }
 
-  // ---- texts (ja/en)
+  // ---- texts (ja, en, やさしい日本語: a missing easy text is the Japanese)
   App.prototype.t = function (key, vars) {
     var e = this.cfg.text[key];
     var s = e ? (e[this.lang] !== undefined ? e[this.lang] : e.ja) : key;
     return vars ? fmt(s, vars) : s;
   };
+  /** A name ({ja, en[, ja@easy | easy]}: specs, code lists, config) in the page language. */
   App.prototype.lab = function (entry) {
     if (!entry) { return ''; }
+    if (this.lang === EASY) { return entry[EASY] || entry.easy || entry.ja || ''; }
     return entry[this.lang] || entry.ja || '';
   };
-  /** Both languages (for HTML Leaflet keeps, e.g. attribution): CSS shows one. */
+  /** The BCP 47 tag of the page language (lang="" attributes: やさしい日本語 is Japanese). */
+  App.prototype.htmlLang = function () { return this.lang === 'en' ? 'en' : 'ja'; };
+  /** The locale numbers and dates are written in (やさしい日本語 as Japanese). */
+  App.prototype.locale = function () { return this.lang === 'en' ? 'en-GB' : 'ja-JP'; };
+  /** Every language (for HTML Leaflet keeps, e.g. attribution): CSS shows one. */
   App.prototype.bi = function (entry) {
     return '<span class="gm-ja" lang="ja">' + esc(entry.ja) + '</span>' +
-      '<span class="gm-en" lang="en">' + esc(entry.en) + '</span>';
+      '<span class="gm-en" lang="en">' + esc(entry.en) + '</span>' +
+      '<span class="gm-easy" lang="ja">' + esc(entry[EASY] || entry.easy || entry.ja) + '</span>';
   };
   App.prototype.both = function (key, vars) {
     var e = this.cfg.text[key] || {ja: key, en: key};
-    return this.bi({ja: fmt(e.ja, vars), en: fmt(e.en, vars)});
+    return this.bi({ja: fmt(e.ja, vars), en: fmt(e.en, vars), 'ja@easy': fmt(e[EASY] || e.ja, vars)});
   };
 
   /** Call ``name`` on every behaviour; the first defined result is returned. */
@@ -198,7 +232,9 @@
 
   App.prototype.start = function () {
     var self = this, cfg = this.cfg;
-    document.documentElement.lang = this.lang;
+    document.documentElement.lang = this.htmlLang();
+    document.documentElement.setAttribute('data-lang', this.lang);
+    this.at = atParam();
     var map = this.map = L.map('gm-map', {zoomControl: true, maxZoom: cfg.view.maxZoom || 20,
       keyboard: true});
     this.svg = L.svg({padding: 0.3});
@@ -254,9 +290,12 @@
   };
 
   App.prototype.setInitialView = function () {
-    var v = this.cfg.view, map = this.map;
+    var v = this.cfg.view, map = this.map, at = this.at;
     if (this.hash.view) {
       map.setView([this.hash.view.lat, this.hash.view.lon], this.hash.view.z, {animate: false});
+    } else if (at) {  // a search hit (or a link) from another page
+      map.setView([at.lat, at.lon], Math.min(at.z || (at.fid ? HIT_ZOOM : 17),
+        map.getMaxZoom()), {animate: false});
     } else if (v.center && v.zoom !== null && v.zoom !== undefined) {
       map.setView(v.center, v.zoom, {animate: false});
     } else if (v.bounds) {
@@ -286,8 +325,8 @@
       esc(c.name) + (c.phone ? ' (' + esc(c.phone) + ')' : '') + '</p>' : '';
     box.innerHTML =
       '<div class="gm-terms-card" role="dialog" aria-modal="true" aria-labelledby="gm-terms-title">' +
-      '<button type="button" class="gm-btn gm-terms-lang" id="gm-terms-lang">' +
-      '<span class="gm-ja" lang="en">English</span><span class="gm-en" lang="ja">日本語</span></button>' +
+      '<label class="gm-terms-lang"><span class="gm-visually-hidden">' + this.both('lang_label') +
+      '</span>' + this.langSelect('gm-terms-lang') + '</label>' +
       '<h1 id="gm-terms-title">' + this.bi(cfg.page.title) + '</h1>' +
       '<h2>' + this.both('map_terms_title') + ' <small>(' +
       this.both('map_terms_version', {v: tm.version}) + ')</small></h2>' +
@@ -308,9 +347,7 @@
     Array.prototype.forEach.call(outside, function (n) { n.setAttribute('inert', ''); });
     var decline = function () { box.querySelector('#gm-declined').hidden = false; };
     trapFocus(box, decline);
-    box.querySelector('#gm-terms-lang').addEventListener('click', function () {
-      self.setLang(self.lang === 'ja' ? 'en' : 'ja');
-    });
+    this.wireLangSelect(box.querySelector('#gm-terms-lang'));
     box.querySelector('#gm-agree').addEventListener('click', function (e) {
       try { window.localStorage.setItem(tm.storageKey, tm.version); } catch (err) { /* private */ }
       Array.prototype.forEach.call(outside, function (n) { n.removeAttribute('inert'); });
@@ -351,6 +388,8 @@
       G.ready = true;
       document.body.classList.add('gm-ready');
       self.updateStatus();
+      self.becameReady();
+      self.showAt();
     });
   };
 
@@ -436,9 +475,8 @@
   // ---- header, legend dialog, notices
   App.prototype.buildChrome = function () {
     var self = this;
-    document.getElementById('gm-lang-btn').addEventListener('click', function () {
-      self.setLang(self.lang === 'ja' ? 'en' : 'ja');
-    });
+    this.wireLangSelect(document.getElementById('gm-lang'));
+    this.buildSearch();
     document.getElementById('gm-legend-btn').addEventListener('click', function () {
       self.toggleLegend();
     });
@@ -509,15 +547,40 @@
     n.textContent = this.t('map_tiles_failed');
   };
 
+  // ---- the language switch (a select: three languages, each named in itself)
+  App.prototype.langSelect = function (id) {
+    var self = this;
+    return '<select id="' + id + '" class="gm-lang">' + (this.cfg.langs || []).map(function (l) {
+      return '<option value="' + esc(l.code) + '" lang="' + esc(l.html) + '"' +
+        (l.code === self.lang ? ' selected' : '') + '>' + esc(l.name) + '</option>';
+    }).join('') + '</select>';
+  };
+  App.prototype.wireLangSelect = function (sel) {
+    var self = this;
+    if (!sel) { return; }
+    sel.value = this.lang;
+    sel.addEventListener('change', function () { self.setLang(sel.value); });
+  };
+
   App.prototype.setLang = function (l, first) {
-    this.lang = l === 'en' ? 'en' : 'ja';
-    document.documentElement.lang = this.lang;
-    if (!first) {
+    this.lang = LANGS.indexOf(l) >= 0 ? l : 'ja';
+    if (!first && window.GisLang) {
+      window.GisLang.set(this.lang);  // data-lang, lang, remembered (the server pages too)
+    } else if (!first) {
       try { window.localStorage.setItem(LS_LANG, this.lang); } catch (e) { /* not remembered */ }
     }
+    document.documentElement.lang = this.htmlLang();
+    document.documentElement.setAttribute('data-lang', this.lang);
     document.title = this.lab(this.cfg.page.title);
-    var btn = document.getElementById('gm-lang-btn');
-    if (btn) { btn.setAttribute('aria-label', this.t('map_lang_switch_label')); }
+    var self = this;
+    document.querySelectorAll('select.gm-lang').forEach(function (sel) {
+      if (sel.value !== self.lang) { sel.value = self.lang; }
+    });
+    this.renderOaza();
+    if (this.searchBox) {
+      this.searchBox.input.setAttribute('placeholder', this.t('search_placeholder'));
+      if (this.searchBox.hits.length) { this.searchBox.update(); }
+    }
     this.map.getContainer().setAttribute('aria-label', this.lab(this.cfg.page.title));
     var hint = document.getElementById('gm-kbd-hint');
     if (hint) { hint.textContent = this.t('map_pick_kbd'); }
@@ -529,6 +592,176 @@
     if (document.getElementById('gm-tiles-notice')) { this.tilesFailed(); }
     if (!first) { this.repaint(); }
     this.emit('lang', this.lang);
+  };
+
+  /** The parcel page's 大字 list in the page language: romanised (English) or with its
+   * reading (やさしい日本語) where the config gives them; the value stays the ledger's name. */
+  App.prototype.renderOaza = function () {
+    var sel = document.getElementById('pp-oaza'), pc = this.cfg.parcel, self = this;
+    if (!sel || !pc) { return; }
+    var names = pc.oazaNames || {};
+    Array.prototype.forEach.call(sel.options, function (o) {
+      var n = names[o.value], text = o.value;
+      if (n && self.lang === 'en' && n.en) { text = n.en + ' (' + o.value + ')'; }
+      else if (n && self.lang === EASY && n.r) { text = o.value + '（' + n.r + '）'; }
+      if (o.textContent !== text) { o.textContent = text; }
+    });
+  };
+
+  // ---- the search box (search.js; the index loads on the first focus or keystroke)
+  App.prototype.buildSearch = function () {
+    var self = this, form = document.getElementById('gm-search'), sc = this.cfg.search;
+    if (!form) { return; }
+    if (!sc || !window.GisSearch) { form.hidden = true; return; }
+    this.searchBox = new window.GisSearch.Box(form, {
+      url: sc.url, limit: 8,
+      t: function (key, vars) { return self.t(key, vars); },
+      lang: function () { return self.lang; },
+      onPick: function (hit) {
+        Promise.resolve(self.goToHit(hit)).then(function () {
+          // a phone's keyboard folds away; the details took the focus, else the map has it
+          var input = self.searchBox.input;
+          if (document.activeElement === input) {
+            self.map.getContainer().focus({preventScroll: true});
+          }
+        });
+      }
+    });
+    this.searchBox.input.setAttribute('placeholder', this.t('search_placeholder'));
+  };
+  /** A hit on this page is shown here; one on another page opens that page at the hit, but
+   * on a page with the risk card, which answers for any place of the city: a resident who
+   * types an address or a 地番 on the hazard map wants its risk there, not another map. */
+  App.prototype.goToHit = function (hit) {
+    var self = this;
+    if (this.layers[hit.layer]) { return this.showHit(hit); }
+    if (this.cfg.hazard) {
+      var ll = L.latLng(hit.lat, hit.lon);
+      return this.showHit({lat: hit.lat, lon: hit.lon, kind: hit.kind, label: hit.label,
+        layer: null, fid: null}).then(function () {
+        self.emit('mapClick', {latlng: ll});
+        return null;
+      });
+    }
+    return window.GisSearch.load(this.cfg.search.url).then(function (idx) {
+      var page = (idx.pages || {})[hit.layer];
+      if (!page) { return self.showHit(hit); }  // on no page: at least the place
+      window.location.href = self.hitUrl(page, hit);
+      return null;
+    });
+  };
+  App.prototype.hitUrl = function (page, hit) {
+    var q = 'at=' + hit.lat + ',' + hit.lon + '&z=' + (hit.kind === 'oaza' ? OAZA_ZOOM : HIT_ZOOM);
+    if (hit.layer) { q += '&layer=' + encodeURIComponent(hit.layer); }
+    if (hit.fid !== null && hit.fid !== undefined) { q += '&fid=' + encodeURIComponent(hit.fid); }
+    return page + '?' + q + '&label=' + encodeURIComponent(hit.label) + '&lang=' +
+      encodeURIComponent(this.lang);
+  };
+  /** Go to a hit ({lat, lon, layer, fid, kind, z}) and select its feature: from the tiles or
+   * the markers (works offline), else from the API. Sets data-hit on the map when done. */
+  App.prototype.showHit = function (hit) {
+    var self = this, map = this.map, lay = this.layers[hit.layer], box = map.getContainer();
+    var ll = L.latLng(hit.lat, hit.lon), hasFid = hit.fid !== null && hit.fid !== undefined;
+    var z = hit.z || (hit.kind === 'oaza' ? OAZA_ZOOM : HIT_ZOOM);
+    if (lay) {
+      if (!map.hasLayer(lay.group)) { map.addLayer(lay.group); }
+      z = Math.max(z, lay.conf.minZoom || 0, hasFid && lay.conf.detailZoom || 0);
+    }
+    z = Math.min(z, map.getMaxZoom());
+    delete box.dataset.hit;
+    this.picks = null;
+    this.selected = null;
+    this.highlight.clearLayers();
+    if (hasFid && lay) { this.setSheet(true); }  // the map's final size first: centred in it
+    map.setView(ll, z, {animate: false});
+    if (!hasFid || !lay) {
+      L.circleMarker(ll, {renderer: this.highlightRenderer, interactive: false, radius: 14,
+        color: '#ff6f00', weight: 5, opacity: 0.9, fill: false}).addTo(this.highlight);
+      this.renderPicks();
+      box.dataset.hit = 'place';
+      return Promise.resolve(null);
+    }
+    var fid = String(hit.fid);
+    return this.findFeature(lay, fid, ll).then(function (pk) {
+      if (!pk) { return self.fetchFeature(lay, fid); }
+      self.select(pk, true);
+      // the details change the sheet's height, hence the map's: centred again once laid out
+      return new Promise(function (done) {
+        window.requestAnimationFrame(function () {
+          window.requestAnimationFrame(function () {
+            map.invalidateSize({pan: false});
+            map.setView(pk.latlng || ll, map.getZoom(), {animate: false});
+            done(pk);
+          });
+        });
+      });
+    }).then(function (pk) {
+      box.dataset.hit = pk ? lay.id + '/' + fid : 'none';
+      return pk;
+    });
+  };
+  /** The feature ``fid`` of ``lay`` at ``ll``: a marker of the data file, or from the view's
+   * tiles once they are drawn (a few tries while they come). */
+  App.prototype.findFeature = function (lay, fid, ll) {
+    var self = this;
+    return this.whenReady.then(function () {
+      if (lay.conf.source === 'data') {
+        var found = null;
+        lay.features.forEach(function (rec, id) {
+          if (!found && String(id) === fid) { found = rec.layer; }
+        });
+        return found ? {lay: lay, props: found.feature.properties || {}, id: found.feature.id,
+          feature: found.feature, latlng: found.getLatLng()} : null;
+      }
+      return new Promise(function (done) {
+        var tries = 0;
+        var look = function () {
+          var pk = self.featuresAt(ll).filter(function (x) {
+            return x.lay === lay && !x.general && String(x.id) === fid;
+          })[0];
+          if (pk || ++tries > 40 || !self.vt) { done(pk || null); return; }
+          var next = function () { window.clearTimeout(timer); self.vt.off('load', next); look(); };
+          var timer = window.setTimeout(next, 250);
+          self.vt.once('load', next);
+        };
+        look();
+      });
+    });
+  };
+  /** The feature from the API (items/{fid}) when the tiles do not have it. */
+  App.prototype.fetchFeature = function (lay, fid) {
+    var self = this;
+    var url = this.cfg.api + '/collections/' + encodeURIComponent(lay.id) + '/items/' +
+      encodeURIComponent(fid) + '?f=json';
+    return fetch(url, {headers: {Accept: 'application/geo+json'}}).then(function (r) {
+      if (!r.ok) { throw new Error('HTTP ' + r.status); }
+      return r.json();
+    }).then(function (f) {
+      if (!f || !f.geometry) { return null; }
+      var shape = L.geoJSON(f, {renderer: self.highlightRenderer, interactive: false,
+        style: function () { return {color: '#ff6f00', weight: 5, opacity: 0.9, fillColor: '#ffeb3b',
+          fillOpacity: 0.3}; },
+        pointToLayer: function (g, ll) { return L.circleMarker(ll, {radius: 14}); }});
+      self.showFeature(lay, f, shape);
+      return {lay: lay, id: f.id, props: f.properties || {}};
+    }).catch(function () { return null; });
+  };
+  /** After the data: the place ?at= names (a search hit on another page, a link), once; the
+   * query is then dropped from the address (a reload keeps the view in #map=). */
+  App.prototype.showAt = function () {
+    var at = this.at;
+    if (!at) { return; }
+    this.at = null;
+    if (at.label) { this.setNotice('search_shown', {label: at.label}); }
+    this.showHit({lat: at.lat, lon: at.lon, layer: at.layer, fid: at.fid, z: at.z,
+      kind: at.fid ? 'feature' : 'place', label: at.label});
+    if (window.history && window.history.replaceState) {
+      var q = new URLSearchParams(window.location.search);
+      ['at', 'z', 'layer', 'fid', 'label'].forEach(function (k) { q.delete(k); });
+      var rest = q.toString();
+      window.history.replaceState(null, '', window.location.pathname + (rest ? '?' + rest : '') +
+        window.location.hash);
+    }
   };
 
   // ---- my location
@@ -901,7 +1134,7 @@
       if (b.popupExtra) { extra += b.popupExtra(lay, {id: id, properties: p}) || ''; }
     });
     return '<div class="gm-detail gm-popup" data-layer="' + esc(c.id) + '" data-id="' + esc(id) +
-      '" lang="' + this.lang + '"><h3 tabindex="-1">' + esc(this.lab(c.title)) +
+      '" lang="' + this.htmlLang() + '"><h3 tabindex="-1">' + esc(this.lab(c.title)) +
       ' <span class="gm-detail-name">' + esc(this.featureName(lay, p)) + '</span></h3>' + extra +
       (rows ? '<table>' + rows + '</table>' : '') + '</div>';
   };
@@ -1065,8 +1298,9 @@
     this.conf = conf;
     this.id = conf.id;
     this.index = index;
-    var date = conf.date ? {ja: fmt(app.cfg.text.map_as_of.ja, {date: conf.date}),
-      en: fmt(app.cfg.text.map_as_of.en, {date: conf.date})} : app.cfg.text.map_date_unknown;
+    var asOf = app.cfg.text.map_as_of;
+    var date = conf.date ? {ja: fmt(asOf.ja, {date: conf.date}), en: fmt(asOf.en, {date: conf.date}),
+      'ja@easy': fmt(asOf[EASY] || asOf.ja, {date: conf.date})} : app.cfg.text.map_date_unknown;
     // layers with the same source and date share one attribution (Leaflet counts them)
     this.group = L.featureGroup([], {attribution: '<span class="gm-attr">' +
       app.bi(conf.attribution) + ' (' + app.bi(date) + ')</span>'});

@@ -24,6 +24,24 @@
   var CHIBAN_SEP = /(?<=\d)(?:番地の?|番の?|の|ノ|之|-)(?=\d)/g;
   var CHIBAN_TAIL = /(?<=\d)(?:番地|番)$/;
   var CHIBAN_RE = /^([\u3041-\u3096\u30a1-\u30fa\u4e00-\u9fff々〆]{0,10})(\d+(?:-\d+)*)$/;
+  var API_DOWN = [0, 502, 503, 504];  // no API behind the front (docs/nginx/api-down.json)
+
+  /** The JSON of an API answer; a failure carries its HTTP status (0: no answer at all). */
+  function apiJson(r) {
+    if (!r.ok) {
+      var e = new Error('HTTP ' + r.status);
+      e.status = r.status;
+      throw e;
+    }
+    return r.json();
+  }
+
+  /** "The API is down (the map keeps working)" when it is, else ``fallback``. */
+  function apiErrorKey(e, fallback) {
+    var st = e && e.status !== undefined ? e.status : (e instanceof TypeError ? 0 : -1);
+    return API_DOWN.indexOf(st) >= 0 ? 'map_api_unavailable' : fallback;
+  }
+
   var MEASURE_ZOOM = 22;  // pixels of this zoom measure distances (Web Mercator, scaled to metres)
 
   function nfkc(v) {
@@ -113,7 +131,7 @@
     }
     this.say('map_loading');
     return fetch(app.itemsUrl(this.cfg.layer, q), {headers: {Accept: 'application/geo+json'}})
-      .then(function (r) { if (!r.ok) { throw new Error('HTTP ' + r.status); } return r.json(); })
+      .then(apiJson)
       .then(function (fc) {
         var feats = (fc.features || []).filter(function (f) { return f.geometry; });
         if (!feats.length) {
@@ -124,7 +142,7 @@
         self.say('map_search_found', {oaza: oz, chiban: chiban});
         return feats;
       })
-      .catch(function () { self.say('map_search_error', null, true); return null; });
+      .catch(function (e) { self.say(apiErrorKey(e, 'map_search_error'), null, true); return null; });
   };
 
   /** Pin a parcel at the top of the sheet: its shape, PDF buttons and pipes. */
@@ -176,7 +194,7 @@
     this.section.hidden = false;
     this.section.innerHTML =
       '<div class="gm-detail gm-popup pp-pinned" data-layer="' + esc(this.cfg.layer) + '" data-id="' +
-      esc(f.id) + '" lang="' + app.lang + '"><div class="pp-head"><h3 tabindex="-1">' +
+      esc(f.id) + '" lang="' + app.htmlLang() + '"><div class="pp-head"><h3 tabindex="-1">' +
       esc(app.lab(lay ? lay.conf.title : {ja: '', en: ''})) + ' <span class="gm-detail-name">' +
       esc(pn.oaza) + ' ' + esc(pn.chiban) + '</span></h3><button type="button" class="gm-btn ' +
       'pp-unpin" aria-label="' + esc(app.t('map_close')) + '">×</button></div>' +
@@ -229,6 +247,10 @@
             status.querySelector('a').click();
           });
         }
+        if (API_DOWN.indexOf(r.status) >= 0) {
+          status.innerHTML = '<span class="gm-error">' + esc(app.t('map_api_unavailable')) + '</span>';
+          return null;
+        }
         if (r.status === 429) {
           var s = parseInt(r.headers.get('Retry-After') || '5', 10) || 5;
           status.innerHTML = '<span class="gm-error">' + esc(app.t('map_sheet_busy', {s: s})) + '</span>';
@@ -240,8 +262,8 @@
           status.innerHTML = '<span class="gm-error">' + esc(app.t('map_sheet_failed')) +
             (msg ? ': ' + esc(msg) : '') + '</span>';
         });
-      }, function () {
-        status.innerHTML = '<span class="gm-error">' + esc(app.t('map_sheet_failed')) + '</span>';
+      }, function () {  // no answer at all: the API (or the network) is down
+        status.innerHTML = '<span class="gm-error">' + esc(app.t('map_api_unavailable')) + '</span>';
       })
       .then(function () { btn.disabled = false; });
   };
@@ -265,7 +287,7 @@
       var q = 'f=json&limit=' + app.cfg.maxItems + '&bbox=' + bbox +
         (lay.conf.properties ? '&properties=' + encodeURIComponent(lay.conf.properties.join(',')) : '');
       return fetch(app.itemsUrl(lay.id, q), {headers: {Accept: 'application/geo+json'}})
-        .then(function (r) { if (!r.ok) { throw new Error('HTTP ' + r.status); } return r.json(); })
+        .then(apiJson)
         .then(function (fc) {
           return (fc.features || []).map(function (f) {
             return {lay: lay, f: f, d: self.distance(f.geometry, pn.feats)};
@@ -277,9 +299,10 @@
       pn.pipes = [].concat.apply([], lists).filter(function (x) { return x.d <= reach; })
         .sort(function (a, b) { return a.d - b.d; });
       self.renderPipes();
-    }, function () {
+    }, function (e) {
       if (self.pinned !== pn) { return; }
       pn.pipes = 'error';
+      pn.pipesError = apiErrorKey(e, 'map_pipes_error');
       self.renderPipes();
     });
   };
@@ -318,7 +341,7 @@
       return;
     }
     if (pn.pipes === 'error') {
-      el.innerHTML = title + '<p class="gm-error">' + esc(app.t('map_pipes_error')) + '</p>';
+      el.innerHTML = title + '<p class="gm-error">' + esc(app.t(pn.pipesError || 'map_pipes_error')) + '</p>';
       return;
     }
     if (!pn.pipes.length) {
@@ -385,12 +408,12 @@
       q += '&properties=' + encodeURIComponent(this.layer.conf.properties.join(','));
     }
     fetch(app.itemsUrl(this.cfg.layer, q), {headers: {Accept: 'application/geo+json'}})
-      .then(function (r) { if (!r.ok) { throw new Error('HTTP ' + r.status); } return r.json(); })
+      .then(apiJson)
       .then(function (fc) {
         var feats = (fc.features || []).filter(function (f) { return f.geometry; });
         if (feats.length) { self.pin(feats, oaza, chiban, true); }
       })
-      .catch(function () { self.say('map_search_error', null, true); });
+      .catch(function (e) { self.say(apiErrorKey(e, 'map_search_error'), null, true); });
   };
   /** Parcels in a detail (when the sheet lists a parcel rather than pinning it). */
   Parcel.prototype.popupExtra = function (lay, feature) {

@@ -7,25 +7,41 @@
  *
  * What the walker must know is said, not hidden: a point far from every mapped road, a network
  * in separate parts, a nearer shelter that cannot be reached on the mapped roads, a gap crossed
- * in a straight line (the process's notes and errors, shown as they come).
+ * in a straight line (the process's notes and errors, shown as they come). Errors are alerts
+ * (role=alert); when the API cannot be reached (no network, a static copy of the site, a proxy's
+ * error page, no answer in TIMEOUT_MS) the walker reads that in words, and the page never hangs.
  */
 (function (global) {
   'use strict';
 
   var COLOURS = ['#0b3d91', '#5b6f9a', '#8a97b5'];
+  var TIMEOUT_MS = 20000;  // a phone on a crowded network: long, but never endless
 
-  /** POST {api}/processes/walk-route/execution -> {fc} or {error: "<ja> / <en>"}. */
-  function request(api, lon, lat, kind, n) {
+  /**
+   * POST {api}/processes/walk-route/execution -> {fc} | {error: "<ja> / <en>"} (the process's
+   * own message) | {status: <HTTP status>} (something else answered: a static server, a proxy
+   * with the API down) | {offline: true} (no answer at all, or none in time). Never rejects.
+   */
+  function request(api, lon, lat, kind, n, timeoutMs) {
     var body = {inputs: {lon: lon, lat: lat, kind: kind}};
     if (n) { body.inputs.n = n; }
+    var ctl = typeof AbortController === 'function' ? new AbortController() : null;
+    var timer = ctl ? setTimeout(function () { ctl.abort(); }, timeoutMs || TIMEOUT_MS) : null;
+    var done = function (x) { if (timer) { clearTimeout(timer); } return x; };
     return fetch(api + '/processes/walk-route/execution', {
-      method: 'POST', headers: {'Content-Type': 'application/json'},
-      body: JSON.stringify(body), credentials: 'same-origin'
+      method: 'POST', headers: {'Content-Type': 'application/json', Accept: 'application/json'},
+      body: JSON.stringify(body), credentials: 'same-origin', signal: ctl ? ctl.signal : undefined
     }).then(function (r) {
-      return r.json().then(function (j) {
-        return r.ok ? {fc: j} : {error: String(j.description || r.status)};
-      }, function () { return {error: String(r.status)}; });
-    });
+      return r.text().then(function (raw) {
+        var j = null;
+        try { j = JSON.parse(raw); } catch (e) { j = null; }
+        if (r.ok && j && j.type === 'FeatureCollection' && j.features) { return {fc: j}; }
+        if (j && typeof j.description === 'string' && j.description) {
+          return {error: j.description};
+        }
+        return {status: r.status};
+      });
+    }).then(done, function () { return done({offline: true}); });
   }
 
   /** One side of a bilingual "<ja> / <en>" server message (やさしい にほんご reads the ja). */
@@ -47,7 +63,8 @@
 
   /**
    * The route layer and its text: ``ctx`` = {map, t(key, vars), lang(), kindTitle(kind) ->
-   * {ja, en, ...}, api, speed}; ``box`` = the element the directions go into.
+   * {ja, en, ...}, api, speed, timeoutMs?, onClear?}; ``box`` = the element the directions go
+   * into.
    */
   function Panel(ctx, box) {
     this.ctx = ctx;
@@ -60,28 +77,41 @@
     if (this.layer) { this.ctx.map.removeLayer(this.layer); }
     this.layer = null;
     this.last = null;
+    this.ticket = (this.ticket || 0) + 1;
+    this.box.removeAttribute('aria-busy');
     this.box.textContent = '';
     this.box.hidden = true;
   };
 
-  /** Ask for routes from (lat, lon) for ``kind``; draw and describe them. */
+  /** Ask for routes from (lat, lon) for ``kind``; draw and describe them. An answer that
+   * arrives after another request (or a clear) is dropped. */
   Panel.prototype.route = function (lat, lon, kind) {
     var self = this, t = this.ctx.t;
     this.clear();
+    var ticket = this.ticket = (this.ticket || 0) + 1;
     this.box.hidden = false;
     this.box.setAttribute('aria-busy', 'true');
-    this.box.textContent = t('route_loading');
-    return request(this.ctx.api, lon, lat, kind).then(function (res) {
+    var p = document.createElement('p');
+    p.className = 'rt-loading';
+    p.setAttribute('role', 'status');
+    p.textContent = t('route_loading');
+    this.box.appendChild(p);
+    return request(this.ctx.api, lon, lat, kind, null, this.ctx.timeoutMs).then(function (res) {
+      if (ticket !== self.ticket) { return null; }
       self.box.removeAttribute('aria-busy');
       self.last = {kind: kind, res: res};
       self.render();
       if (res.fc) { self.draw(res.fc); }
       return res;
-    }, function () {
-      self.box.removeAttribute('aria-busy');
-      self.last = {kind: kind, res: {error: t('route_failed')}};
-      self.render();
     });
+  };
+
+  /** The words for an answer that is not a route, in the page's language. */
+  Panel.prototype.errorText = function (res) {
+    var t = this.ctx.t;
+    if (res.error) { return side(res.error, this.ctx.lang()); }
+    if (res.offline) { return t('card_route_offline'); }
+    return t('card_route_status', {status: res.status});
   };
 
   Panel.prototype.draw = function (fc) {
@@ -90,7 +120,8 @@
       var ll = f.geometry.coordinates.map(function (c) { return [c[1], c[0]]; });
       return L.polyline(ll, {color: COLOURS[Math.min(i, COLOURS.length - 1)],
         weight: i === 0 ? 6 : 4, opacity: i === 0 ? 0.9 : 0.7,
-        dashArray: i === 0 ? null : '8 6', className: 'rt-line rt-line-' + i});
+        dashArray: i === 0 ? null : '8 6', interactive: false,
+        className: 'rt-line rt-line-' + i});
     });
     this.layer = L.layerGroup(lines.slice().reverse()).addTo(map);
     if (lines.length) { map.fitBounds(lines[0].getBounds(), {padding: [30, 30], maxZoom: 18}); }
@@ -99,26 +130,36 @@
   /** The directions in the page's current language (called again on a language switch). */
   Panel.prototype.render = function () {
     if (!this.last) { return; }
-    var t = this.ctx.t, lang = this.ctx.lang(), res = this.last.res, box = this.box;
+    var self = this, t = this.ctx.t, lang = this.ctx.lang(), res = this.last.res, box = this.box;
     box.textContent = '';
     var kt = this.ctx.kindTitle(this.last.kind);
     var h = document.createElement('h3');
     h.className = 'rt-title';
+    h.tabIndex = -1;
     h.textContent = t('route_button', {kind: kt[lang] || kt.ja, kind_en: kt.en});
     box.appendChild(h);
-    if (res.error) {
+    var clear = document.createElement('button');
+    clear.type = 'button';
+    clear.className = 'gm-btn rt-clear';
+    clear.textContent = t('route_clear');
+    clear.addEventListener('click', function () {
+      self.clear();
+      if (self.ctx.onClear) { self.ctx.onClear(); }
+    });
+    if (!res.fc) {
       var p = document.createElement('p');
       p.className = 'rt-error';
       p.setAttribute('role', 'alert');
-      p.textContent = side(res.error, lang);
+      p.textContent = this.errorText(res);
       box.appendChild(p);
+      box.appendChild(clear);
       return;
     }
     var fc = res.fc;
     (fc.notes || []).forEach(function (n) {
       var q = document.createElement('p');
       q.className = 'rt-note';
-      q.textContent = n[lang] || n.ja;
+      q.textContent = '⚠ ' + (n[lang] || n.ja);
       box.appendChild(q);
     });
     var list = document.createElement('ol');
@@ -153,7 +194,9 @@
     c.className = 'gm-small rt-caution';
     c.textContent = t('route_caution') + ' ' + t('route_speed_note', {speed: this.ctx.speed});
     box.appendChild(c);
+    box.appendChild(clear);
   };
 
-  global.GisRoute = {request: request, stepText: stepText, side: side, Panel: Panel};
+  global.GisRoute = {request: request, stepText: stepText, side: side, Panel: Panel,
+    TIMEOUT_MS: TIMEOUT_MS};
 }(window));

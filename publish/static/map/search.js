@@ -228,7 +228,11 @@
       self.say(null);
       self.update();
       return idx;
-    }, function () { self.say('search_error'); });
+    }, function () {  // tried again on the next focus (a phone back in coverage)
+      delete cache[self.opts.url];
+      self.loading = null;
+      self.say('search_error');
+    });
     return this.loading;
   };
 
