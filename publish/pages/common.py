@@ -8,12 +8,19 @@ page works without it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 VENDOR_URL = "/static/vendor"
 EXTERNAL_ASSET = re.compile(r'(?:src|href)="(https?://[^"]+\.(?:js|css))"')
+
+
+def asset_url(rel: str) -> str:
+    """``/static/<rel>?v=<hash>``: a new release never runs yesterday's cached script."""
+    digest = hashlib.sha256((STATIC_DIR / rel).read_bytes()).hexdigest()[:10]
+    return f"/static/{rel}?v={digest}"
 
 
 def assert_offline(html: str) -> None:

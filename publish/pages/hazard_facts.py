@@ -17,7 +17,6 @@ Read from the public store only (CRS84); distances and hulls in the city's plane
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from config import Project
 from config.i18n import labels
 from config.models import HazardRole, LayerSpec
 from publish.model import ID_COLUMN
-from publish.pages.common import STATIC_DIR
+from publish.pages.common import asset_url
 
 DECIMALS = 6  # coverage outlines: ~0.1 m
 ROUTE_SCRIPT = "map/route.js"  # under /static/: the walking-route panel (GisRoute)
@@ -140,12 +139,10 @@ def route_conf(project: Project, store: Path, api_base: str) -> dict[str, Any] |
            and s.visibility == "public" and lid in have]
     if not net:
         return None
-    script = STATIC_DIR / ROUTE_SCRIPT
-    digest = hashlib.sha256(script.read_bytes()).hexdigest()[:10]
     return {"api": api_base.rstrip("/"),
             "speed": project.config.publish.routing.walk_speed_mps,
             # loaded with the card's libraries, after the map is drawn (fingerprinted)
-            "script": f"/static/{ROUTE_SCRIPT}?v={digest}"}
+            "script": asset_url(ROUTE_SCRIPT)}
 
 
 def page_facts(project: Project, store: Path, api_base: str,

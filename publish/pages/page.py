@@ -51,7 +51,7 @@ from etl.schema import Column, public_columns
 from publish.errors import PublishError
 from publish.model import API_PATH, ID_COLUMN, LABEL_LANGS, SiteContext
 from publish.pages import hazard_facts, roles
-from publish.pages.common import STATIC_DIR, VENDOR_URL, write_page
+from publish.pages.common import STATIC_DIR, VENDOR_URL, asset_url, write_page
 
 MAP_STATIC = "map"  # /static/map/: the page scripts and style
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -196,12 +196,6 @@ def _json(data: Any) -> str:
     """Compact JSON that is safe inside ``<script>`` (no ``</script>`` break-out)."""
     s = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _asset(rel: str) -> str:
-    """``/static/<rel>?v=<hash>``: a new release never runs yesterday's cached script."""
-    digest = hashlib.sha256((STATIC_DIR / rel).read_bytes()).hexdigest()[:10]
-    return f"/static/{rel}?v={digest}"
 
 
 def text(key: str, **kw: object) -> dict[str, str]:
@@ -763,7 +757,7 @@ def _oaza_names(lay: PageLayer, names: list[str]) -> dict[str, dict[str, str]]:
 
 
 def _vendor(rel: str) -> str:
-    return _asset(f"{VENDOR_URL[len('/static/'):]}/{rel}")
+    return asset_url(f"{VENDOR_URL[len('/static/'):]}/{rel}")
 
 
 def _scripts(config: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
@@ -780,14 +774,14 @@ def _scripts(config: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
         # needs them, so they load after the map is drawn
         later += [_vendor("turf/turf.min.js"),
                   _vendor("geographiclib/geographiclib-geodesic.min.js")]
-    js.append(_asset(f"{MAP_STATIC}/map.js"))
+    js.append(asset_url(f"{MAP_STATIC}/map.js"))
     if config.get("search"):  # the box's script; its index loads on the first focus
-        js.append(_asset(f"{MAP_STATIC}/search.js"))
+        js.append(asset_url(f"{MAP_STATIC}/search.js"))
     if config["parcel"]:
-        js.append(_asset(f"{MAP_STATIC}/parcel.js"))
+        js.append(asset_url(f"{MAP_STATIC}/parcel.js"))
     if config["hazard"]:
-        js.append(_asset(f"{MAP_STATIC}/hazard.js"))
-    css.append(_asset(f"{MAP_STATIC}/map.css"))
+        js.append(asset_url(f"{MAP_STATIC}/hazard.js"))
+    css.append(asset_url(f"{MAP_STATIC}/map.css"))
     return js, css, later
 
 
