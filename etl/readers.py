@@ -523,20 +523,23 @@ def _points_from_text(df: pd.DataFrame, src: SourceSpec, layer: str, file: str) 
     return gpd.GeoSeries(pts, index=df.index)
 
 
-def read_csv(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
-    """A CSV table; with ``x_field``/``y_field`` (or one ``point_field``) the rows become points.
-
-    ``options`` are pandas ``read_csv`` keywords (e.g. ``skiprows`` for metadata rows above
-    the header of a CKAN LINK file)."""
+def _csv_source(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> tuple[Path, str, str, int]:
+    """(path, path as named in messages, the encoding to read it with, lines): the encoding is
+    the spec's, checked against the bytes (a wrong one is an error naming the right one)."""
     path = source_path(raw_dir, src.path, spec.id)
     rel = _rel(path, raw_dir)
     data = path.read_bytes()
     chunks = data.splitlines()
     enc = check_encoding(src.encoding or "utf-8", sniff_encoding(data[:4096], chunks), chunks,
                          layer=spec.id, file=rel) or src.encoding or "utf-8"
+    return path, rel, enc, len(chunks)
+
+
+@contextlib.contextmanager
+def _csv_errors(spec: LayerSpec, rel: str, enc: str) -> Iterator[None]:
+    """pandas' reading errors as the bilingual source errors that name the file and the fix."""
     try:
-        df = pd.read_csv(path, dtype=str, encoding=enc, keep_default_na=False,
-                         na_values=[""], **src.options)
+        yield
     except UnicodeDecodeError as e:
         raise SourceError("source_encoding", layer=spec.id, file=rel, encoding=enc,
                           detail=f"byte {e.start}: {e.reason}") from e
@@ -544,6 +547,17 @@ def read_csv(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
         raise SourceError("source_unreadable", layer=spec.id, file=rel,
                           detail=str(e).splitlines()[0][:200] if str(e) else type(e).__name__
                           ) from e
+
+
+def read_csv(spec: LayerSpec, src: SourceSpec, raw_dir: Path) -> RawFrame:
+    """A CSV table; with ``x_field``/``y_field`` (or one ``point_field``) the rows become points.
+
+    ``options`` are pandas ``read_csv`` keywords (e.g. ``skiprows`` for metadata rows above
+    the header of a CKAN LINK file)."""
+    path, rel, enc, _ = _csv_source(spec, src, raw_dir)
+    with _csv_errors(spec, rel, enc):
+        df = pd.read_csv(path, dtype=str, encoding=enc, keep_default_na=False,
+                         na_values=[""], **src.options)
     df.columns = [str(c) for c in df.columns]
     _check_mojibake(df, spec.id, rel, enc)
     has_geom = bool((src.x_field and src.y_field) or src.point_field)
@@ -766,37 +780,24 @@ def stream_csv(spec: LayerSpec, src: SourceSpec, raw_dir: Path,
                batch_size: int) -> SourceStream | None:
     """A CSV table read ``batch_size`` rows at a time (all text, so every batch has the
     dtypes of the whole read)."""
-    path = source_path(raw_dir, src.path, spec.id)
-    rel = _rel(path, raw_dir)
-    data = path.read_bytes()
-    chunks = data.splitlines()
-    enc = check_encoding(src.encoding or "utf-8", sniff_encoding(data[:4096], chunks), chunks,
-                         layer=spec.id, file=rel) or src.encoding or "utf-8"
-    if len(chunks) <= batch_size + 1:
+    path, rel, enc, lines = _csv_source(spec, src, raw_dir)
+    if lines <= batch_size + 1:
         return None  # one batch (lines, an upper bound of the records): read it whole
-    del data, chunks
     tally = MojibakeTally()
     has_geom = bool((src.x_field and src.y_field) or src.point_field)
     head = RawFrame(gpd.GeoDataFrame(), None, [path], has_geometry=has_geom)
 
     def batches() -> Iterator[gpd.GeoDataFrame]:
-        try:
+        n = 0
+        with _csv_errors(spec, rel, enc):
             reader = pd.read_csv(path, dtype=str, encoding=enc, keep_default_na=False,
                                  na_values=[""], chunksize=batch_size, **src.options)
-            n = 0
             for df in reader:
                 df = df.reset_index(drop=True)
                 df.columns = [str(c) for c in df.columns]
                 tally.add(df)
                 n += len(df)
                 yield _csv_frame(df, spec, src, rel)
-        except UnicodeDecodeError as e:
-            raise SourceError("source_encoding", layer=spec.id, file=rel, encoding=enc,
-                              detail=f"byte {e.start}: {e.reason}") from e
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, TypeError) as e:
-            raise SourceError("source_unreadable", layer=spec.id, file=rel,
-                              detail=str(e).splitlines()[0][:200] if str(e)
-                              else type(e).__name__) from e
         if n == 0:
             yield read_csv(spec, src, raw_dir).frame
 

@@ -10,7 +10,6 @@ request leaves 127.0.0.1 but the basemap's (which is aborted).
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import pyogrio
 import pytest
-import yaml
+from test_example_city import copy_example
 from werkzeug.serving import make_server
 
 from config import Project, load_project
@@ -51,14 +50,7 @@ def _takamatsu(root: Path) -> Project:
     from etl.pipeline import run_merge
     from examples.takamatsu.samples import generate as gen
 
-    example = REPO / "examples" / "takamatsu"
-    shutil.copytree(example, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("raw", "merged", "public", "__pycache__"))
-    path = root / "config" / "project.yml"
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    cfg["grids_dir"] = str((example / cfg["grids_dir"]).resolve())
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    project = load_project(root)
+    project = load_project(copy_example(root))
     gen.generate(project.raw_dir, scale=0.05)
     run_merge(project)
     return project

@@ -49,8 +49,8 @@ def run(*args: str) -> Any:
 
 def copy_example(dst: Path) -> Path:
     """The example project in ``dst`` (without generated data); grids stay the repository's."""
-    shutil.copytree(EXAMPLE, dst, ignore=shutil.ignore_patterns("raw", "merged", "public",
-                                                                "__pycache__"))
+    shutil.copytree(EXAMPLE, dst, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("raw", "merged", "public", "__pycache__"))
     cfg_path = dst / "config" / "project.yml"
     cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     cfg["grids_dir"] = str((EXAMPLE / cfg["grids_dir"]).resolve())

@@ -22,8 +22,9 @@ from publish_fixtures import (
     write_project,
 )
 from stores import STORES
+from test_example_city import copy_example
 
-from config import Project
+from config import Project, load_project
 from publish.build import public_store as store
 from publish.build import publish
 from publish.errors import LeakCheckError, PublishError
@@ -238,22 +239,10 @@ def _gpkg_content(path: Path) -> dict[str, object]:
 
 
 def _takamatsu_merged(root: Path) -> Project:
-    import shutil
-
-    import yaml
-
-    from config import load_project
     from etl.pipeline import run_merge
     from examples.takamatsu.samples import generate as gen
 
-    example = Path(__file__).resolve().parent.parent / "examples" / "takamatsu"
-    shutil.copytree(example, root, ignore=shutil.ignore_patterns("raw", "merged", "public",
-                                                                 "__pycache__"))
-    path = root / "config" / "project.yml"
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    cfg["grids_dir"] = str((example / cfg["grids_dir"]).resolve())
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    project = load_project(root)
+    project = load_project(copy_example(root))
     gen.generate(project.raw_dir, scale=0.05)
     run_merge(project)
     return project
@@ -266,8 +255,6 @@ def test_streamed_store_equals_whole_layer_store(city: str, tmp_path: Path,
     """Batches of 7 master rows give the very rows, columns, types, geometry blobs, R-tree,
     extents and layer stats of the whole-layer path, in both read orders (already sorted by
     public id, and ORDER BY in SQLite)."""
-    from config import load_project
-
     if city == "fixture":
         project = make_project(tmp_path / "p", n_pipes=60)
     elif city == "uozu":
