@@ -19,8 +19,6 @@ from config import load_project
 from config.console import quiet_warnings
 from config.errors import EtlError
 from config.messages import MESSAGES, text
-from etl.checks import check_project
-from etl.stores import explain_error, open_store
 from staff import cli as staff_cli
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -39,12 +37,17 @@ class Ctx:
     @property
     def project(self):
         if self._project is None:
+            # imported here, not at the top: `--help` and usage errors need no pandas (start-up)
+            from etl.checks import check_project
+
             self._project = load_project(self.project_dir)
             check_project(self._project)
         return self._project
 
     def open_store(self):
         """The master store in effect: --store > UOZU_GIS_STORE > config (etl.stores.url)."""
+        from etl.stores import open_store
+
         return open_store(self.project, self.store)
 
     def out(self, data: Any, human: str) -> None:
@@ -124,8 +127,10 @@ def run_guarded(fn: Callable[[], None], ctx: Ctx) -> None:
     except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
         raise
     except Exception as e:
-        env = explain_error(e)
+        env = _explain(e, ctx)
         if env is not None:
+            for note in getattr(e, "__notes__", ()):
+                env.add_note(note)
             _fail(env, ctx)
         if ctx.debug:
             traceback.print_exc()
@@ -134,14 +139,35 @@ def run_guarded(fn: Callable[[], None], ctx: Ctx) -> None:
             "(--debug で詳細 / rerun with --debug for the traceback)") from None
 
 
+def _explain(e: Exception, ctx: Ctx) -> EtlError | None:
+    """An environment fault the commands did not map themselves, as a clear error.
+
+    A database error goes to the master store's ``explain`` (the server that went away or is
+    full, named without its password, no SQL); anything else to the file-system explanation
+    (disk full, read-only, permissions, a lock). None: a real bug.
+    """
+    from etl.stores import explain_error
+
+    if type(e).__module__.split(".")[0] in ("sqlalchemy", "psycopg2"):
+        try:
+            env = ctx.open_store().explain(e)
+        except Exception:  # the config itself is what failed: fall through
+            env = None
+        if env is not None:
+            return env
+    return explain_error(e)
+
+
 def _fail(e: EtlError, ctx: Ctx) -> None:
+    """``Error: <message>``, then the notes (e.g. "the current release is unchanged")."""
     if ctx.debug:
         traceback.print_exc()
+    notes = [n for n in getattr(e, "__notes__", ()) if n not in str(e)]
     if ctx.json:
         errs = getattr(e, "errors", [e])
-        click.echo(json.dumps({"ok": False, "errors": [str(x) for x in errs]},
+        click.echo(json.dumps({"ok": False, "errors": [str(x) for x in errs], "notes": notes},
                               ensure_ascii=False), err=False)
-    raise click.ClickException(str(e)) from None
+    raise click.ClickException("\n".join([str(e), *notes])) from None
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -219,10 +245,10 @@ def validate(ctx: Ctx, layers: tuple[str, ...]) -> None:
                                 progress=progress)
         except RunErrors as e:
             if e.manifest and e.manifest.get("layers") and not ctx.json:
-                click.echo(summary_text(e.manifest))
+                click.echo(summary_text(e.manifest, project=ctx.project))
             raise
         m = res.manifest
-        human = summary_text(m) + "\n" + text(
+        human = summary_text(m, project=ctx.project) + "\n" + text(
             "validate_ok", layers=len(m["layers"]), read=m["totals"]["read"])
         ctx.out({"ok": True, **m}, human)
     run_guarded(go, ctx)
@@ -260,7 +286,7 @@ def merge(ctx: Ctx, layers: tuple[str, ...]) -> None:
         m = res.manifest
         t = m["totals"]
         ctx.log(text("report_written", path=res.run_dir / "report.html"))
-        human = summary_text(m) + "\n" + text(
+        human = summary_text(m, project=ctx.project) + "\n" + text(
             "merge_done", run=m["run_id"], layers=len(m["layers"]), merged=t["merged"],
             quarantined=t["quarantined"], seconds=m["seconds"])
         ctx.out(m, human)
@@ -351,6 +377,8 @@ def publish(ctx: Ctx) -> None:
         from publish.build import publish as do_publish
         with ProgressBars(ctx) as progress:
             res = do_publish(ctx.project, progress=progress, store_url=ctx.store)
+        for warning in res.warnings:  # (even with -q: something is left to tidy)
+            click.echo(f"Warning: {warning}", err=True)
         ctx.out({"release": res.release_id, "path": str(res.path), "layers": res.counts,
                  "features": res.features, "timings": res.timings}, res.message())
     run_guarded(go, ctx)

@@ -23,6 +23,14 @@ Methods, each one process under ``/usr/bin/time -v`` (wall, peak RSS), order rot
   the master, comparable with ogr2ogr's copy.
 * ``ogr2ogr``        -- ``ogr2ogr -f GPKG out.gpkg master.gpkg`` (Debian GDAL): every layer
   copied as is, the floor a GIS engineer would reach for.
+* ``answers`` / ``answers_old`` -- the release's answers stages that read the public store
+  (search index, open data, change feed), each in its own child (wall, peak RSS of the child
+  and its worker processes, CPU s), over a public store of the master built once (not timed)
+  and a previous release (that store and its first change feed, built once): the change feed
+  is timed as a second release carrying the first one's history. ``answers_old`` runs the
+  same stages with the modules in ``--old-modules DIR`` (``old_opendata.py``,
+  ``old_changes.py``, ``old_search_index.py`` and ``opendata_standards.yml``, e.g. from
+  ``git show REV:publish/build/opendata.py``): the before/after of a change to those stages.
 
 ``--profile`` additionally runs ``publish_notiles`` once under cProfile and prints the top of
 the cumulative profile (what stops a missed target). Results: one JSON line per run in
@@ -33,6 +41,8 @@ Usage::
     .venv/bin/python bench/bench_publish.py --reps 3            # RESULTS.md, ≈25 min
     .venv/bin/python bench/bench_publish.py --reps 1 --methods publish_notiles ogr2ogr
     .venv/bin/python bench/bench_publish.py --report             # tables from runs.jsonl
+    .venv/bin/python bench/bench_publish.py --reps 3 --methods answers answers_old \
+        --old-modules /tmp/old                                   # answers stages, A/B
 """
 
 from __future__ import annotations
@@ -55,7 +65,8 @@ WORK = REPO / "bench" / "work" / "publish_bench"
 BIN = Path(sys.executable).parent
 SCALE, SEED = 8.94, 42
 METHODS = ("publish", "publish_notiles", "whole_notiles", "store_streamed", "store_whole",
-           "ogr2ogr")
+           "ogr2ogr", "answers", "answers_old")
+ANSWER_STAGES = ("search", "opendata", "changes")
 
 
 def log(msg: str) -> None:
@@ -169,8 +180,83 @@ def store_child(mode: str, proj: str) -> None:
                       "timings": {"store": t_store, "check": t_check}}))
 
 
-def run_method(method: str, proj: Path, work: Path) -> dict[str, Any]:
+def answers_inputs(proj: Path, work: Path) -> tuple[Path, Path]:
+    """The public store of the master and a previous release (store + first change feed),
+    built once (not timed)."""
+    store, prev = work / "answers" / "public.gpkg", work / "answers" / "previous"
+    if (prev / "changes" / "history.json").exists():
+        return store, prev
+    import datetime as dt
+
+    sys.path.insert(0, str(REPO))
+    from config import load_project
+    from publish.build import changes
+    from publish.build import public_store as ps
+
+    log("building the public store and a previous release for the answers stages (not timed)")
+    project = load_project(proj)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    ps.write_public_store(project, ps.locate_master(project), store, ps.plan_store(project))
+    prev.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(store, prev / "public.gpkg")
+    changes.release_changes(project, store, "R1", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), None,
+                            prev / "changes")
+    return store, prev
+
+
+def answers_child(mode: str, stage: str, proj: str, store: str, prev: str, old: str) -> None:
+    """One answers stage over ``store`` into a scratch folder: seconds, CPU s (with workers)."""
+    import datetime as dt
+
+    if mode == "answers_old":
+        sys.path.insert(0, old)
+        import old_changes as changes  # type: ignore[import-not-found]
+        import old_opendata as opendata  # type: ignore[import-not-found]
+        import old_search_index as search_index  # type: ignore[import-not-found]
+    else:
+        from publish.build import changes, opendata, search_index
+    from config import load_project
+
+    project = load_project(Path(proj))
+    out = Path(store).parent / f"out-{mode}-{stage}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+
+    def cpu() -> float:
+        a = resource.getrusage(resource.RUSAGE_SELF)
+        b = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    c0, t0 = cpu(), time.perf_counter()
+    if stage == "search":
+        search_index.release_artifact(project, Path(store), out)
+    elif stage == "opendata":
+        opendata.release_artifact(project, Path(store), out, {})
+    else:
+        changes.release_changes(project, Path(store), "R2", dt.datetime(2026, 2, 1, tzinfo=dt.UTC),
+                                Path(prev), out, previous_id="R1")
+    print(json.dumps({"s": time.perf_counter() - t0, "cpu": cpu() - c0, "base_mb": base}))
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def run_method(method: str, proj: Path, work: Path, old: Path | None = None) -> dict[str, Any]:
     master = proj / "data" / "merged" / "master.gpkg"
+    if method.startswith("answers"):
+        if method == "answers_old" and old is None:
+            raise SystemExit("answers_old needs --old-modules DIR")
+        store, prev = answers_inputs(proj, work)
+        timings: dict[str, float] = {}
+        stage_rss: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+        for stage in ANSWER_STAGES:
+            r = timed([sys.executable, __file__, "--answers-child", method, stage, str(proj),
+                       str(store), str(prev), str(old or "")])
+            ans = json.loads(r["stdout"].strip().splitlines()[-1])
+            timings[stage], cpu[stage] = ans["s"], ans["cpu"]
+            stage_rss[stage] = round(r["rss_mb"])
+        return {"wall": sum(timings.values()), "rss_mb": max(stage_rss.values()),
+                "timings": timings, "stage_rss": stage_rss, "cpu": cpu}
     if method == "ogr2ogr":
         out = work / "ogr2ogr.gpkg"
         out.unlink(missing_ok=True)
@@ -214,6 +300,18 @@ def report(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {m} | {_med([r['wall'] for r in rs])} | {runs} | {ratio} | "
                      f"{statistics.median(r['rss_mb'] for r in rs):.0f} | {_med(store)} | "
                      f"{_med(tiles)} |")
+    ans = [r for r in rows if r["method"].startswith("answers")]
+    if ans:
+        lines += ["", "| method | stage | s (median) | CPU s (median) | peak RSS MB (median) |",
+                  "|---|---|---|---|---|"]
+        for m in ("answers_old", "answers"):
+            for st in ANSWER_STAGES:
+                rs = [r for r in ans if r["method"] == m]
+                if rs:
+                    lines.append(
+                        f"| {m} | {st} | {_med([r['timings'][st] for r in rs])} | "
+                        f"{_med([r['cpu'][st] for r in rs])} | "
+                        f"{statistics.median(r['stage_rss'][st] for r in rs):.0f} |")
     stages = [r["timings"] for r in rows if r["method"] == "publish" and r.get("timings")]
     if stages:
         keys = [k for k in stages[0] if k != "total"]
@@ -232,8 +330,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--report", action="store_true")
+    ap.add_argument("--old-modules", type=Path, default=None,
+                    help="folder of old_opendata.py, old_changes.py, old_search_index.py "
+                         "(answers_old)")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PROJECT"), help=argparse.SUPPRESS)
+    ap.add_argument("--answers-child", nargs=6, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.answers_child:
+        sys.path.insert(0, str(REPO))
+        answers_child(*a.answers_child)
+        return
     if a.child:
         sys.path.insert(0, str(REPO))
         child(a.child[0], a.child[1], a.profile)
@@ -249,7 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     for rep in range(a.reps):
         k = rep % len(a.methods)
         for m in a.methods[k:] + a.methods[:k]:
-            r = run_method(m, proj, a.work)
+            r = run_method(m, proj, a.work, a.old_modules)
             r.update(method=m, rep=rep, tag=tag, load=os.getloadavg()[0])
             rows.append(r)
             with out.open("a") as fh:

@@ -13,6 +13,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{file}: キー '{key}': {detail_ja}。修正: {fix_ja}",
         "{file}: key '{key}': {detail_en}. Fix: {fix_en}",
     ),
+    "target_crs_not_metric": (
+        "{file}: target_crs '{crs}' は{detail_ja}。許容差や余白 (tolerance_m, margin_m など) は"
+        "この座標系のメートルで測ります。修正: 市の平面直角座標系など、メートル単位の投影座標系を "
+        "EPSG 番号で書く",
+        "{file}: target_crs '{crs}' {detail_en}; tolerances and margins (tolerance_m, "
+        "margin_m ...) are metres of this CRS. Fix: give a projected CRS in metres, such as the "
+        "city's plane rectangular zone, by its EPSG code",
+    ),
     "spec_id_mismatch": (
         "{file}: id '{id}' がファイル名と一致しません。修正: id を '{stem}' にする",
         "{file}: id '{id}' does not match the file name. Fix: set id to '{stem}'",
@@ -201,6 +209,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "layer '{layer}': source path {file} leads outside the raw folder {raw} ({target}). "
         "Fix: put the file inside the raw folder and give its path relative to it",
     ),
+    "source_indirect": (
+        "レイヤ '{layer}': {file} は {kind} で、中に書かれた別のデータ ({target}) を読みます。"
+        "元データフォルダ {raw} の外まで読めてしまうため使えません。"
+        "修正: データそのもの (GeoPackage、Shapefile、CSV など) を元データフォルダに出力し、"
+        "path: にそのファイルを書く",
+        "layer '{layer}': {file} is a {kind}, which reads other data named inside it "
+        "({target}) and so could read outside the raw folder {raw}; it is refused. Fix: export "
+        "the data itself (GeoPackage, Shapefile, CSV ...) into the raw folder and set path: to "
+        "that file",
+    ),
+    "source_not_a_file": (
+        "レイヤ '{layer}': ソースのパス {file} は GDAL の接続文字列か仮想ファイルシステム (/vsi...) "
+        "のパスで、元データフォルダ {raw} のファイルではありません。"
+        "修正: データを元データフォルダに出力し、そこからの相対パスを書く",
+        "layer '{layer}': source path {file} is a GDAL connection string or virtual file "
+        "system (/vsi...) path, not a file in the raw folder {raw}. Fix: export the data into "
+        "the raw folder and give its path relative to it",
+    ),
     "source_parts_disagree": (
         "レイヤ '{layer}': {file} の部品の件数が合いません: .shp/.shx の図形 {shapes} 件、.dbf の属性 {records} 件。"
         "修正: .shp/.shx/.dbf を同じ出力からそろえて置く",
@@ -262,9 +288,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "env_read_only": (
         "{path} に書き込めません: 読取専用のファイルシステムです。修正: 書き込めるフォルダを設定する "
-        "(config/project.yml の merged_dir など)",
+        "(config/project.yml の {setting})",
         "cannot write {path}: the file system is read-only. Fix: configure a writable folder "
-        "(e.g. merged_dir in config/project.yml)",
+        "({setting} in config/project.yml)",
     ),
     "env_locked": (
         "{path} は別のプログラムが使用中 (ロック中) です。修正: それ (QGIS など) を閉じてから再実行する",
@@ -379,8 +405,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Fix: have an administrator run 'CREATE ROLE {role} LOGIN;' (password in ~/.pgpass)",
     ),
     "pg_publish_failed": (
-        "PostGIS 公開ストアへの書込みに失敗しました (レイヤ '{layer}'): {detail}",
-        "writing the PostGIS public store failed (layer '{layer}'): {detail}",
+        "PostGIS {store} の公開ストアへの書込みに失敗しました (レイヤ '{layer}'): {detail}。"
+        "修正: サーバーのログと接続ユーザーの権限を確認して再実行する",
+        "writing the PostGIS public store on {store} failed (layer '{layer}'): {detail}. "
+        "Fix: check the server's log and the connecting user's rights, then run again",
     ),
     "store_write_failed": (
         "PostGIS への書込みに失敗しました (レイヤ '{layer}'): {detail}",
@@ -450,10 +478,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "required: true and merge again",
     ),
     "public_id_duplicate": (
-        "レイヤ '{layer}': ID ({field}) が重複しています: {examples}。修正: {field} を unique: true に"
-        "してマージをやり直す",
-        "layer '{layer}': duplicate id(s) in {field}: {examples}. Fix: make {field} unique: true "
-        "and merge again",
+        "レイヤ '{layer}': ID ({field}) が重複しています: {examples}。修正: {field} に unique: true "
+        "がなければ書いてマージをやり直す (マージは前後の空白を除いた ID の重複を DUPLICATE_ID "
+        "として隔離します)。書いてあれば、このマスタは古い版で書かれたものなのでマージをやり直す",
+        "layer '{layer}': duplicate id(s) in {field}: {examples}. Fix: set unique: true on "
+        "{field} if it is missing and merge again (merge quarantines ids that are equal once "
+        "surrounding spaces are trimmed as DUPLICATE_ID); if it is set, this master was written "
+        "by an older version: merge again",
     ),
     "public_id_internal": (
         "レイヤ '{layer}': id_field '{field}' が非公開項目です。公開 ID に使えません。"
@@ -497,6 +528,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "publish_locked": (
         "別の公開処理が実行中です ({lock})。終わってから再実行してください",
         "another publish is running ({lock}). Run again when it has finished",
+    ),
+    "publish_cleanup_failed": (
+        "公開版 {release} に切り替えました。PostGIS {store} の古い公開スキーマは削除できませんでした "
+        "({detail})。次回の公開で削除します",
+        "switched to release {release}; old public schemas on PostGIS {store} could not be "
+        "dropped ({detail}); the next publish drops them",
     ),
     "publish_failed": (
         "公開に失敗しました。現在の公開版 ({current}) は変更していません",
@@ -858,12 +895,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "データは同じフォルダの {id}.gpkg にあり、この部署が閲覧できる項目だけが入っています。"
         "フォルダごとコピーして使えます。部署外に渡さないでください。"
         "背景地図 (地理院タイル) はインターネットに接続できないときは表示されません。"
+        "その端末では QGIS がタイルの取得でネットワークのタイムアウト (既定 60 秒) まで待つので、"
+        "「設定 > オプション > ネットワーク」のタイムアウトを 5000 ミリ秒程度に下げるか、"
+        "背景地図レイヤを非表示にしてください。"
         "印刷は「プロジェクト > レイアウト」の A4 横 / A3 横 から。",
         "{city} integrated GIS — {dept}\n"
         "Open {id}.qgz by double-clicking it or with Project > Open in QGIS (3.22 or later). "
         "The data are in {id}.gpkg beside it and hold only what this department may read. "
         "Copy the whole folder; do not pass it outside the department. The basemap (GSI "
-        "tiles) shows only with an internet connection. Print from Project > Layouts "
+        "tiles) shows only with an internet connection; without one QGIS waits for its "
+        "network timeout (60 s by default) on the tiles, so lower it in Settings > Options > "
+        "Network (e.g. 5000 ms) or hide the basemap layer. Print from Project > Layouts "
         "(A4 / A3 landscape).",
     ),
     "staff_readme_postgis": (
@@ -909,6 +951,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "access_layer": ("レイヤ / フィールド", "layer / field"),
     "access_level": ("区分", "level"),
+    "report_withheld": ("（取扱注意：非表示）", "withheld: confidential"),
+    "report_confidential_header": (
+        "取扱注意: 機密 (confidential) のレイヤ・項目の隔離行 {rows} 件（元の属性を含む）。"
+        "権限のある課（config/project.yml の departments）以外に渡さないこと",
+        "CONFIDENTIAL: {rows} quarantine rows of confidential layers/fields (raw attributes "
+        "included). Do not pass on beyond the departments granted them (departments: in "
+        "config/project.yml)",
+    ),
     "staff_suffix_qual": ("区分", "qualifier"),
     "staff_suffix_raw": ("原表記", "as recorded"),
     "staff_suffix_main": ("本番", "main number"),
@@ -1026,6 +1076,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "tiles_empty": (
         "地図ページ '{page}' のレイヤに形状のある地物がひとつもありません (タイルが空)",
         "no layer of map page '{page}' has a feature with a geometry (the tiles would be empty)",
+    ),
+    "precompress_mismatch": (
+        "圧縮済みの写し {path} が元のファイルと一致しません。公開を中止しました",
+        "the precompressed copy {path} does not match its file. Publication stopped",
     ),
     "tiles_leak": (
         "漏えい検査: タイル {path} に公開してはならないもの ({what}) があります。公開を中止しました",

@@ -12,6 +12,10 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from config.errors import ConfigError
 
 #: Access levels, layer and field: ``public`` leaves the building (public store, API, pages);
 #: ``internal`` is for every department's staff; ``confidential`` only for departments granted it
@@ -71,7 +75,12 @@ class FieldSpec(Strict):
     codelist: str | None = None
     on_unknown_code: OnProblem = "quarantine"
     #: a value that cannot be read as ``type`` (text in a number, 1e400, beyond int64): the
-    #: record is quarantined, or the value stored as null (flagged); never wrapped or guessed
+    #: record is quarantined, or the value stored as null (flagged); never wrapped or guessed.
+    #: Only these two of the four actions: an unreadable value cannot be kept in a typed
+    #: column, so ``keep`` has nothing to keep, and ``warn`` (keep the record, flag it) would
+    #: have to null the value too, which is what ``null`` already does (the flag is
+    #: ``bad_value:<field>``, the report row the same); the raw text stays in the quarantine
+    #: row or, for ``null``, in the source file named by the feature's lineage
     on_bad_value: Literal["quarantine", "null"] = "quarantine"
     #: a DBF text value that fills its field width was probably cut by the export
     on_truncated: OnProblem = "warn"
@@ -949,3 +958,29 @@ class ProjectConfig(Strict):
     postgis: PostgisConfig = Field(default_factory=PostgisConfig)
     departments: list[Department] = Field(default_factory=list)
     sample: SampleConfig | None = None
+
+    @field_validator("target_crs")
+    @classmethod
+    def _target_crs_in_metres(cls, v: str) -> str:
+        """Lengths in specs and config (``publish_geometry.tolerance_m``, ``boundary.margin_m``
+        ...) are metres of the master CRS: it must be projected, with both axes in metres.
+
+        Raises a bilingual :class:`config.errors.ConfigError` naming the file and the fix (not a
+        pydantic error, whose text is English only).
+        """
+        def bad(ja: str, en: str) -> ConfigError:
+            return ConfigError("target_crs_not_metric", file="config/project.yml", crs=v,
+                               detail_ja=ja, detail_en=en)
+        try:
+            crs = CRS.from_user_input(v)
+        except CRSError:
+            raise bad("座標系として解釈できません", "cannot be parsed as a CRS") from None
+        if not crs.is_projected:
+            kind = ("経緯度 (度) の座標系です", "is a geographic CRS (degrees)") \
+                if crs.is_geographic else ("投影座標系ではありません", "is not a projected CRS")
+            raise bad(*kind)
+        units = sorted({a.unit_name for a in crs.axis_info} - {"metre"})
+        if units:
+            raise bad(f"軸の単位が {', '.join(units)} です (メートルではありません)",
+                      f"has axes in {', '.join(units)}, not metres")
+        return v

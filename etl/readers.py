@@ -5,8 +5,10 @@ source system exported them, a geometry column (or none), the CRS the file decla
 and a per-record label for messages. Readers never guess a CRS and never drop a record.
 
 Before reading, each reader checks what the format cannot check for itself: the path stays
-inside the raw folder (symlinks included), a Shapefile's three parts agree on their record
-count, and the text really is in the declared encoding (the real one is named when it is not).
+inside the raw folder (symlinks included) and is a file, not a GDAL connection string, nor a
+VRT or GDALG file that would read data named inside it (refused by suffix and by content, also
+inside a .zip), a Shapefile's three parts agree on their record count, and the text really is
+in the declared encoding (the real one is named when it is not).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import warnings
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,10 +69,73 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+#: "/vsicurl/...", "PG:dbname=...", "CSV:file.csv", "https://...": a GDAL connection string or
+#: virtual file system path, not a file of the raw folder
+_NOT_A_PATH = re.compile(r"^[/\\]vsi|^[A-Za-z][A-Za-z0-9_+.-]+:")
+#: formats that read data named inside them, wherever it is (an OGR/GDAL VRT, a GDALG
+#: pipeline): a door out of the raw folder, so refused whatever the file is called
+_INDIRECT_SUFFIXES = {".vrt": "GDAL VRT", ".gdalg.json": "GDALG pipeline"}
+_INDIRECT_HEADS = ((b"<OGRVRTDataSource", "GDAL VRT"), (b"<VRTDataset", "GDAL VRT"),
+                   (b'"gdal_streamed_alg"', "GDALG pipeline"))
+#: what such a file reads (shown in the message)
+_SRC_RE = re.compile(rb'<SrcDataSource[^>]*>([^<]{0,200})<|"command_line"\s*:\s*"([^"]{0,200})')
+_HEAD = 4096
+#: a zip (member) that cannot be read: corrupt, encrypted, an unsupported compression
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError,
+               zlib.error)
+
+
+def _indirect(name: str, head: bytes) -> str | None:
+    """The kind of reference-reading format ``name`` with its first bytes ``head`` is, or
+    None (GDAL recognises these formats by the same signatures, whatever the suffix)."""
+    low = name.lower()
+    for suffix, kind in _INDIRECT_SUFFIXES.items():
+        if low.endswith(suffix):
+            return kind
+    return next((kind for sig, kind in _INDIRECT_HEADS if sig in head), None)
+
+
+def _refuse_indirect(path: Path, rel: str, raw_dir: Path, layer: str) -> None:
+    """Refuse a file GDAL would open as a VRT or GDALG (also as the only member of a .zip,
+    which GDAL opens directly): it reads data named inside it, possibly outside the raw
+    folder (``<SrcDataSource>/etc/passwd</SrcDataSource>``)."""
+    try:
+        if not path.is_file():
+            return
+        with open(path, "rb") as f:
+            head = f.read(_HEAD)
+    except OSError:  # unreadable: the reader says so, naming the file
+        return
+    members: list[tuple[str, bytes]] = [(rel, head)]
+    if head.startswith(b"PK") and zipfile.is_zipfile(path):
+        members = []
+        with contextlib.suppress(*_ZIP_ERRORS), zipfile.ZipFile(path) as z:
+            for info in z.infolist()[:1000]:
+                if info.is_dir():
+                    continue
+                data = b""  # a member that cannot be read is judged by its name
+                with contextlib.suppress(*_ZIP_ERRORS), z.open(info) as m:
+                    data = m.read(_HEAD)  # a few KB of each member, never the whole
+                members.append((f"{rel}/{info.filename}", data))
+    for name, data in members:
+        kind = _indirect(name, data)
+        if kind is None:
+            continue
+        found = _SRC_RE.search(data)
+        target = (next(g for g in found.groups() if g is not None).decode(
+            "utf-8", errors="replace").strip() if found else "?")
+        raise SourceError("source_indirect", layer=layer, file=name, kind=kind,
+                          target=target or "?", raw=str(raw_dir))
+
+
 def source_path(raw_dir: Path, rel: str, layer: str, *, must_exist: bool = True,
                 missing_key: str = "source_missing") -> Path:
     """``raw_dir / rel``, refused when it leads outside the raw folder (``..``, an absolute
-    path or a symlink out of it) or, with ``must_exist``, when it is missing."""
+    path or a symlink out of it), when it is not a file path at all (a GDAL connection string
+    or ``/vsi...`` path), when it is a format that reads other data named inside it (VRT,
+    GDALG), or, with ``must_exist``, when it is missing."""
+    if _NOT_A_PATH.match(rel):
+        raise SourceError("source_not_a_file", layer=layer, file=rel, raw=str(raw_dir))
     root = raw_dir.resolve()
     path = raw_dir / rel
     real = path.resolve()
@@ -76,6 +144,7 @@ def source_path(raw_dir: Path, rel: str, layer: str, *, must_exist: bool = True,
                           target=str(real))
     if must_exist and not path.exists():
         raise SourceError(missing_key, layer=layer, file=rel, raw=str(raw_dir))
+    _refuse_indirect(path, rel, raw_dir, layer)
     return path
 
 

@@ -49,9 +49,18 @@ def guarded(ctx: CtxLike, fn: Callable[[], None]) -> None:
         raise click.ClickException(str(e)) from None
 
 
+def _title(t: dict[str, str] | None) -> str:
+    """A title in both languages, as every message of the CLI (``ja / en``)."""
+    if not t:
+        return ""
+    return t["ja"] if not t.get("en") or t["en"] == t["ja"] else f"{t['ja']} / {t['en']}"
+
+
 def matrix_text(m: dict[str, Any], every_column: bool) -> str:
-    """The matrix as a table: layers, their confidential columns and quarantine rows (or every
-    column with ``--all``), one column per department."""
+    """The matrix as a table, one column per department: layers, their quarantine rows where
+    not everyone reads them, and the columns where departments differ: a confidential column
+    of another layer, and every column of a confidential layer some department reads only in
+    part (△); every column with ``--all``."""
     from rich.console import Console
     from rich.table import Table
 
@@ -62,12 +71,13 @@ def matrix_text(m: dict[str, Any], every_column: bool) -> str:
     for d in depts:
         table.add_column(d, justify="center")
     for L in m["layers"]:
-        table.add_row(f"{L['layer']}  {L['title']['ja']}", L["level"],
+        table.add_row(f"{L['layer']}  {_title(L['title'])}", L["level"],
                       *(MARK[L["read"][d]] for d in depts))
+        in_part = L["level"] == "confidential" and "partial" in L["read"].values()
         for c in L["columns"]:
-            if every_column or (c["level"] == "confidential" and L["level"] != "confidential"):
-                title = c["title"]["ja"] if c["title"] else ""
-                table.add_row(f"  .{c['name']}  {title}", c["level"],
+            if every_column or in_part or (c["level"] == "confidential"
+                                           and L["level"] != "confidential"):
+                table.add_row(f"  .{c['name']}  {_title(c['title'])}".rstrip(), c["level"],
                               *(MARK[c["read"][d]] for d in depts))
         if every_column or not all(L["quarantine"].values()):
             table.add_row(f"  ({text('staff_quarantine')})", "",
@@ -93,6 +103,9 @@ def access(ctx: CtxLike, every_column: bool) -> None:
         uozu-gis access
         uozu-gis access --all
         uozu-gis --json access
+
+    Columns are listed where departments differ: a confidential field of another layer, and
+    every column of a confidential layer that some department reads only in part (△).
     """
     def go() -> None:
         m = access_matrix(ctx.project)

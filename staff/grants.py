@@ -8,7 +8,8 @@ For department ``d`` (``p`` = ``postgis.schema_prefix``):
   (``p_run_<run>``), selecting exactly the allowed columns (plus geometry); ``_quarantine`` and
   ``_layer_meta`` as ``security_barrier`` views keeping only the allowed layers' rows (a
   user-defined function in a query cannot see the other rows); ``_code_table`` whole. The role
-  gets USAGE on its schema and SELECT on its views: nothing on the run, master, meta or public
+  gets USAGE on its schema and, per view, ``GRANT SELECT (<its columns>)``: the grant names
+  the columns (no table-level SELECT anywhere), nothing on the run, master, meta or public
   schemas, nothing of another department.
 
 Everything happens in one transaction (:func:`apply_grants`): a failure changes nothing. It is
@@ -120,7 +121,7 @@ def _department_views(conn: Connection, store: PostgisStore, run: str,
     conn.execute(text(f"CREATE SCHEMA {qi(schema)}"))
     comment = f"{MARKER}{access.id} " + json.dumps({"run_id": run_id})
     conn.execute(text(f"COMMENT ON SCHEMA {qi(schema)} IS :c"), {"c": comment})
-    views: list[str] = []
+    views: dict[str, list[str]] = {}  # view -> the columns granted on it
     for lid, la in access.layers.items():
         cols = tables.get(lid)
         if cols is None:
@@ -130,10 +131,11 @@ def _department_views(conn: Connection, store: PostgisStore, run: str,
         if missing:
             raise EtlError("staff_master_columns", layer=lid, columns=", ".join(missing))
         geom = [c for c, udt in cols if udt == "geometry"]
-        select = ", ".join(qi(c) for c in [*la.columns, *geom])
+        allowed = [*la.columns, *geom]
+        select = ", ".join(qi(c) for c in allowed)
         conn.execute(text(f"CREATE VIEW {qi(schema)}.{qi(lid)} AS SELECT {select} "
                           f"FROM {qi(run)}.{qi(lid)}"))
-        views.append(lid)
+        views[lid] = allowed
     for table in BOOKKEEPING:
         if table not in tables:
             continue
@@ -144,11 +146,14 @@ def _department_views(conn: Connection, store: PostgisStore, run: str,
         conn.execute(text(f"CREATE VIEW {qi(schema)}.{qi(table)}{barrier} AS SELECT * "
                           f"FROM {qi(run)}.{qi(table)}{where}"),
                      {"rows": list(rows)} if rows else {})
-        views.append(table)
-    for v in views:
-        conn.execute(text(f"GRANT SELECT ON {qi(schema)}.{qi(v)} TO {qi(role)}"))
+        views[table] = [c for c, _ in tables[table]]
+    # the grant itself names the columns (the view selects no others): a second boundary,
+    # and what information_schema.column_privileges shows an auditor
+    for v, allowed in views.items():
+        conn.execute(text(f"GRANT SELECT ({', '.join(qi(c) for c in allowed)}) ON "
+                          f"{qi(schema)}.{qi(v)} TO {qi(role)}"))
     conn.execute(text(f"GRANT USAGE ON SCHEMA {qi(schema)} TO {qi(role)}"))
-    return {"role": role, "schema": schema, "views": views,
+    return {"role": role, "schema": schema, "views": list(views),
             "quarantine_layers": list(access.quarantine_layers)}
 
 
@@ -232,6 +237,17 @@ def readable_relations(conn: Connection, role: str, prefix: str) -> dict[str, se
     return out
 
 
+def whole_relation_grants(conn: Connection, role: str, prefix: str) -> list[str]:
+    """``schema.relation`` of our schemas on which ``role`` holds table-level SELECT (ours are
+    all per column, so: none)."""
+    return conn.execute(text(
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname LIKE :p AND c.relkind IN ('r', 'v', 'm', 'f', 'p') "
+        "AND has_table_privilege(:r, c.oid, 'SELECT') ORDER BY 1"),
+        {"p": prefix.replace("_", "\\_") + "\\_%", "r": role}).scalars().all()
+
+
 def check(conn: Connection, prefix: str, accesses: list[DepartmentAccess],
           roles: dict[str, str], tables: dict[str, list[tuple[str, str]]]) -> None:
     """Ask the server what each department role can read; fail unless exactly its views."""
@@ -251,6 +267,9 @@ def check(conn: Connection, prefix: str, accesses: list[DepartmentAccess],
             lacking = sorted(set(want) - set(got))
             cols = sorted(k for k in set(got) & set(want) if got[k] != want[k])
             problems.append(f"{role}: extra {extra}, missing {lacking}, columns differ {cols}")
+        whole = whole_relation_grants(conn, role, prefix)
+        if whole:
+            problems.append(f"{role}: SELECT on whole relations {whole}")
         schemas = conn.execute(text(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE :p "
             "AND has_schema_privilege(:r, oid, 'USAGE')"),

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gzip
+import io
 import json
 import textwrap
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from pmtiles.reader import MemorySource, Reader, all_tiles
 from shapely.geometry import LineString, Point, box
 
 from config import Project, load_project
@@ -35,6 +38,7 @@ from etl.schema import (
     QUARANTINE_TABLE,
     output_columns,
 )
+from publish.build import precompress
 
 E0, N0 = 21600.0, 91800.0  # near Uozu city hall, JGD2011 zone VII (EPSG:6675)
 MASTER_CRS = "EPSG:6675"
@@ -368,3 +372,80 @@ def make_project(root: Path, *, n_pipes: int = 40, n_shelters: int = 9, generati
                                         with_parcels=bool(kw.get("roles")),
                                         crs=project.config.target_crs))
     return project
+
+
+# ---------------------------------------------------------------- the CLI's own server
+
+
+@contextlib.contextmanager
+def cli_serve(root: Path, log: Path, timeout: float = 60) -> Iterator[str]:
+    """``uozu-gis --project ROOT serve --port <free port>`` in a subprocess; yields its base URL.
+
+    What a city's staff run after a default ``publish`` (no ``base_url``): the links must follow
+    the port the server was started on. ``UOZU_GIS_PROJECT`` is removed from the environment so
+    only ``--project`` decides. The server is stopped (our own process, by its id) on exit.
+    """
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from publish.server.app import free_port
+
+    port = free_port()
+    cli = [str(Path(sys.executable).parent / "uozu-gis"), "--project", str(root), "-q"]
+    env = {k: v for k, v in os.environ.items() if k != "UOZU_GIS_PROJECT"}
+    base = f"http://127.0.0.1:{port}"
+    with log.open("w") as out:
+        proc = subprocess.Popen([*cli, "serve", "--port", str(port)], stdout=out,
+                                stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                assert proc.poll() is None, log.read_text(encoding="utf-8")[-2000:]
+                assert time.monotonic() < deadline, "the server did not answer /healthz"
+                try:
+                    if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def ogrinfo(*args: str, timeout: float = 120) -> tuple[str, list[str]]:
+    """Debian's ``ogrinfo ARGS --debug on``: (stdout, every URL GDAL fetched, in order)."""
+    import re
+    import subprocess
+
+    out = subprocess.run(["ogrinfo", *args, "--debug", "on"], capture_output=True, text=True,
+                         timeout=timeout)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout, re.findall(r"HTTP: Fetch\((\S+?)\)\n", out.stderr)
+
+
+def readable(name: str, data: bytes) -> bytes:
+    """A release file as its readers see it, for scans of what a release holds: a tile archive's
+    tiles and metadata decompressed, an ``.npz`` graph's strings, a brotli/gzip copy decoded;
+    any other file byte for byte. (A byte scan of compressed data cannot see a canary.)"""
+    path = Path(name.split("?")[0])
+    for encoding, suffix in precompress.ENCODINGS.items():
+        if path.suffix == suffix:
+            return readable(path.stem, precompress.decode(data, encoding))
+    if path.suffix == ".pmtiles":
+        src = MemorySource(data)
+        parts = [json.dumps(Reader(src).metadata(), ensure_ascii=False).encode()]
+        return b"\n".join(parts + [gzip.decompress(t) for _, t in all_tiles(src)])
+    if path.suffix == ".npz":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return "\n".join(str(x) for k in z.files if z[k].dtype.kind in "US"
+                             for x in z[k].ravel()).encode()
+    return data

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import mini
+import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
@@ -540,6 +541,170 @@ def bad_publication_rule(r: Path) -> None:
           "id_field: parcel_id\npublish_geometry: {max_vertices: 4, tolerance_m: 0}\n")
 
 
+def swapped_plane_xy_columns(r: Path) -> None:
+    """Plane coordinates in columns X and Y the surveying way (X = northing, Y = easting),
+    declared x_field: X as if X were the easting: every point swapped."""
+    rows = [{"番号": f"H{i}", "X": mini.N0 + 50, "Y": mini.E0 + 100 * i} for i in range(5)]
+    (r / RAW / "fire").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(r / RAW / "fire/HYDRANT.csv", index=False)
+    (r / "layers/hydrant.yml").write_text(HYDRANT.replace('crs: "EPSG:6668"', 'crs: "EPSG:6675"')
+                                          .replace("x_field: 経度, y_field: 緯度",
+                                                   "x_field: X, y_field: Y"), encoding="utf-8")
+
+
+def swapped_plane_xy_fixed(r: Path) -> None:
+    swapped_plane_xy_columns(r)
+    _spec(r, "hydrant", "x_field: X", "axis_order: yx, x_field: X")
+
+
+def id_padded_with_spaces(r: Path) -> None:
+    """P001 again, padded with a full-width and an ASCII space: the same public id once
+    trimmed, so merge must call it a duplicate (publish trims ids the same way)."""
+    _pipes(r, lambda d: _set(d, 3, "管渠番号", "\u3000P001 "))
+
+
+def id_padded_no_normalizer(r: Path) -> None:
+    """The same on an id field with no normalizer (the type cast trims it)."""
+    _parcels(r, lambda d: _set(d, 2, "筆ID", "\u3000F0"))
+
+
+def unknown_code_kept(r: Path) -> None:
+    unknown_code(r)
+    _spec(r, "sewer_pipe", "material: {from: 管種, codelist: sewer_material,",
+          "material: {from: 管種, codelist: sewer_material, on_unknown_code: keep,")
+
+
+def unknown_code_warned(r: Path) -> None:
+    unknown_code(r)
+    _spec(r, "sewer_pipe", "material: {from: 管種, codelist: sewer_material,",
+          "material: {from: 管種, codelist: sewer_material, on_unknown_code: warn,")
+
+
+def unknown_code_nulled(r: Path) -> None:
+    unknown_code(r)
+    _spec(r, "sewer_pipe", "material: {from: 管種, codelist: sewer_material,",
+          'material: {from: 管種, codelist: sewer_material, on_unknown_code: "null",')
+
+
+def yaml_boolean_key_on(r: Path) -> None:
+    _spec(r, "road_class", "  other: {ja: その他, en: Other}",
+          "  other: {ja: その他, en: Other}\n  ON: {ja: オン, en: On}", codelist=True)
+
+
+def yaml_boolean_key_y(r: Path) -> None:
+    _spec(r, "road_class", "  other: {ja: その他, en: Other}",
+          "  other: {ja: その他, en: Other}\n  Y: {ja: 県道, en: Prefectural}", codelist=True)
+
+
+VRT = """<OGRVRTDataSource>
+  <OGRVRTLayer name="ROAD">
+    <SrcDataSource relativeToVRT="1">../../../elsewhere/ROAD.shp</SrcDataSource>
+  </OGRVRTLayer>
+</OGRVRTDataSource>
+"""
+
+
+def _elsewhere(r: Path) -> None:
+    """A copy of the road export outside the raw folder (what a VRT could point at)."""
+    outside = r / "elsewhere"
+    outside.mkdir(exist_ok=True)
+    for ext in (".shp", ".shx", ".dbf", ".prj"):
+        (outside / f"ROAD{ext}").write_bytes((r / RAW / f"road/ROAD{ext}").read_bytes())
+
+
+def vrt_out_of_raw(r: Path) -> None:
+    """A VRT inside the raw folder whose source is outside it."""
+    _elsewhere(r)
+    (r / RAW / "road/ROAD.vrt").write_text(VRT, encoding="utf-8")
+    _spec(r, "road_segment", "path: road/ROAD.shp", "path: road/ROAD.vrt")
+    _spec(r, "road_segment", "data_date: dbf_header", "data_date: 2025-04-01")
+
+
+def vrt_named_geojson(r: Path) -> None:
+    """The same VRT under another name: GDAL knows it by its content, so does the check."""
+    _elsewhere(r)
+    (r / RAW / "road/ROAD.geojson").write_text(VRT, encoding="utf-8")
+    _spec(r, "road_segment", "path: road/ROAD.shp", "path: road/ROAD.geojson")
+    _spec(r, "road_segment", "data_date: dbf_header", "data_date: 2025-04-01")
+
+
+def vrt_in_zip(r: Path) -> None:
+    """The VRT as the only member of a .zip (GDAL opens such a zip's member directly), its
+    source an absolute path."""
+    import zipfile
+
+    _elsewhere(r)
+    with zipfile.ZipFile(r / RAW / "road/ROAD.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("ROAD.vrt", VRT.replace('relativeToVRT="1">../../../',
+                                           f">{r.resolve()}/"))
+    _spec(r, "road_segment", "path: road/ROAD.shp", "path: road/ROAD.zip")
+    _spec(r, "road_segment", "data_date: dbf_header", "data_date: 2025-04-01")
+
+
+def gdal_vsi_path(r: Path) -> None:
+    _spec(r, "road_segment", "path: road/ROAD.shp", "path: /vsicurl/https://example.org/ROAD.shp")
+
+
+def gdal_connection_string(r: Path) -> None:
+    _spec(r, "road_segment", "path: road/ROAD.shp", 'path: "PG:dbname=gis"')
+
+
+def _manholes_z(r: Path, z: list[float]) -> None:
+    """Manholes exported as PointZ (Tokyo datum, no .prj), Z as given."""
+    m = mini.manholes()
+    g = shapely.force_3d(mini.to_tokyo(m.geometry).values, z=np.array(z))
+    mini.write_shp(gpd.GeoDataFrame(m.drop(columns="geometry"), geometry=g),
+                   r / RAW / "sewer/MH.shp", prj=False)
+    assert pyogrio.read_info(r / RAW / "sewer/MH.shp", encoding="cp932")["geometry_type"] == \
+        "Point Z"
+
+
+def z_shapefile(r: Path) -> None:
+    """PointZ manholes carrying their ground height as Z: the master stores X/Y only."""
+    _manholes_z(r, [5.1, 5.2, 5.3, 5.4, 5.5, 5.6])
+
+
+def z_shapefile_dropped(r: Path) -> None:
+    """PolyLineZ pipes (invert levels as Z) with drop_dimensions: [z]."""
+    p = mini.pipes()
+    g = shapely.force_3d(mini.to_tokyo(p.geometry).values, z=3.5)
+    mini.write_shp(gpd.GeoDataFrame(p.drop(columns="geometry"), geometry=g),
+                   r / RAW / "sewer/PIPE.shp", prj=False)
+    assert pyogrio.read_info(r / RAW / "sewer/PIPE.shp", encoding="cp932")["geometry_type"] == \
+        "LineString Z"
+    _spec(r, "sewer_pipe", "id_field: 管渠番号,\n     data_date: dbf_header}",
+          "id_field: 管渠番号,\n     data_date: dbf_header, drop_dimensions: [z]}")
+
+
+def z_all_zero(r: Path) -> None:
+    """PointZ with every Z 0 (a 2D export written as 3D): dropped with a warning."""
+    _manholes_z(r, [0.0] * 6)
+
+
+def _q_detail(layer: str, reason: str, want: list[tuple[str, str]]) -> Callable:
+    """The quarantine rows of ``reason``: (record, detail) each, in order."""
+    def check(m: dict, root: Path) -> None:
+        q = open_store(load_project(root)).read_layer("_quarantine")
+        rows = q[(q["layer"] == layer) & (q["reason_code"] == reason)]
+        assert list(zip(rows["record"], rows["detail"], strict=True)) == want, rows
+    return check
+
+
+def _problem(layer: str, row: dict) -> Callable:
+    """A row of the layer's report (the policy engine's: reason, field, action, count)."""
+    def check(m: dict, root: Path) -> None:
+        rows = m["layers"][layer]["problems"]
+        assert row in rows, rows
+    return check
+
+
+def _no_z(layer: str) -> Callable:
+    def check(m: dict, root: Path) -> None:
+        g = open_store(load_project(root)).read_layer(layer).geometry
+        assert not g.has_z.any()
+    return check
+
+
 def _q_geometry(layer: str, reason: str, crs: str, pattern: str) -> Callable:
     """The quarantine row keeps the record's raw geometry (WKT in the named CRS)."""
     def check(m: dict, root: Path) -> None:
@@ -632,6 +797,11 @@ CASES: list[tuple[Callable[[Path], None], tuple]] = [
                                        r"fall inside the boundary \(CRS EPSG:6668\)")),
     (geojson_in_latlon_order, ("error", r"layer 'hydrant': fire/HYDRANT\.geojson has its axes "
                                         r".* 5/5 points fall outside the city; swapped, 5/5")),
+    (swapped_plane_xy_columns, ("error", r" / layer 'hydrant': fire/HYDRANT\.csv has its axes "
+                                         r"\(X/Y, lat/lon\) swapped: 5/5 points fall outside the "
+                                         r"city; swapped, 5/5 fall inside the boundary \(CRS "
+                                         r"EPSG:6675\)\. Fix: set axis_order: yx on the source$")),
+    (swapped_plane_xy_fixed, ("check", _layer_read("hydrant", 5, 5))),
     (one_record_swapped, ("check", _all(_q_geometry("hydrant", "SWAPPED_AXES", "EPSG:6668",
                                                     r"POINT \(36\.\d+ 137\.\d+\)"),
                                         _layer_read("hydrant", 5, 4)))),
@@ -650,7 +820,31 @@ CASES: list[tuple[Callable[[Path], None], tuple]] = [
                     r"POINT \(1\d{3}\.\d+ 29\d{4}\.\d+\)"),
         _layer_read("sewer_manhole", 6, 5)))),
     (duplicate_ids, ("quarantine", "sewer_pipe", "DUPLICATE_ID", 1)),
+    (id_padded_with_spaces, ("check", _all(
+        _q_detail("sewer_pipe", "DUPLICATE_ID", [
+            ("#4 \u3000P001", "DUPLICATE_ID: pipe_id=P001 also in sewer/PIPE.shp #2 P001")]),
+        _layer_read("sewer_pipe", 5, 4)))),
+    (id_padded_no_normalizer, ("check", _all(
+        _q_detail("parcel", "DUPLICATE_ID", [
+            ("#3 \u3000F0", "DUPLICATE_ID: parcel_id=F0 also in tax/CHIBAN.shp #1 F0")]),
+        _values("parcel", "parcel_id", ["F0", "F1", "F3"])))),
     (unknown_code, ("quarantine", "sewer_pipe", "UNKNOWN_CODE", 1)),
+    (unknown_code_kept, ("check", _all(  # kept as recorded, unflagged, a row of the report
+        _values("sewer_pipe", "material", ["HP", "VU", "XX", "HP", "HP"]),
+        _flags("sewer_pipe", {"sentinel:cover_up_m": 1}),
+        _problem("sewer_pipe", {"reason": "UNKNOWN_CODE", "field": "material", "action": "keep",
+                                "count": 1, "example": "sewer/PIPE.shp #3 P002 material=XX"}),
+        _layer_read("sewer_pipe", 5, 5)))),
+    (unknown_code_warned, ("check", _all(
+        _values("sewer_pipe", "material", ["HP", "VU", "XX", "HP", "HP"]),
+        _flags("sewer_pipe", {"sentinel:cover_up_m": 1, "unknown_code:material": 1}),
+        _problem("sewer_pipe", {"reason": "UNKNOWN_CODE", "field": "material", "action": "warn",
+                                "count": 1, "example": "sewer/PIPE.shp #3 P002 material=XX"})))),
+    (unknown_code_nulled, ("check", _all(
+        _values("sewer_pipe", "material", ["HP", "VU", None, "HP", "HP"]),
+        _flags("sewer_pipe", {"sentinel:cover_up_m": 1, "unknown_code:material": 1}),
+        _problem("sewer_pipe", {"reason": "UNKNOWN_CODE", "field": "material", "action": "null",
+                                "count": 1, "example": "sewer/PIPE.shp #3 P002 material=XX"})))),
     (missing_required, ("quarantine", "sewer_pipe", "MISSING_REQUIRED", 1)),
     (missing_column, ("error", r"sewer/PIPE\.shp has no column\(s\) 管種")),
     (out_of_range, ("quarantine", "sewer_pipe", "OUT_OF_RANGE", 1)),
@@ -671,6 +865,7 @@ CASES: list[tuple[Callable[[Path], None], tuple]] = [
         _values("road_segment", "width_m", [3.0, 2.0, 2.5, 7.0, 6.0, 5.0, 4.0]),
         _values("road_segment", "width_m_qual", ["exact", "approx", "exact", "exact", "exact",
                                                   "exact", "exact"]),
+        _q_detail("road_segment", "BAD_VALUE", [("#3 3", "BAD_VALUE: width_m=0.5ｍ未満")]),
         _layer_read("road_segment", 8, 7)))),
     (numbers_with_units_bounds_kept, ("check", _values(
         "road_segment", "width_m_qual", ["exact", "approx", "below", "exact", "exact", "exact",
@@ -679,6 +874,8 @@ CASES: list[tuple[Callable[[Path], None], tuple]] = [
     (impossible_era_dates, ("check", _all(
         _values("road_segment", "survey_date", ["2019-05-01", "1989-01-08", "1989-01-07",
                                                 "2019-04-30", "2019-05-01", None]),
+        _q_detail("road_segment", "BAD_VALUE", [("#1 1", "BAD_VALUE: survey_date=令和元年4月1日"),
+                                                ("#2 2", "BAD_VALUE: survey_date=H1.1.1")]),
         _layer_read("road_segment", 8, 6)))),
     (garbage_chiban, ("quarantine", "parcel", "BAD_VALUE", 1)),
     (text_at_field_width, ("check", _all(
@@ -722,6 +919,10 @@ CASES: list[tuple[Callable[[Path], None], tuple]] = [
     (spec_not_yaml, ("error", r"layers/road_segment\.yml: not valid YAML")),
     (yaml_boolean_key, ("error", r"layers/codelists/road_class\.yml: line 8: key NO is read by "
                                  r"YAML as the boolean false\. Fix: quote it \(\"NO\":\)")),
+    (yaml_boolean_key_on, ("error", r"layers/codelists/road_class\.yml: line 8: key ON is read "
+                                    r"by YAML as the boolean true\. Fix: quote it \(\"ON\":\)")),
+    (yaml_boolean_key_y, ("error", r"layers/codelists/road_class\.yml: line 8: key Y is read by "
+                                   r"YAML as the boolean true\. Fix: quote it \(\"Y\":\)")),
     (yaml_duplicate_key, ("error", r"layers/codelists/road_class\.yml: line 8: key 'class1' is "
                                    r"repeated \(first on line 5; the later one would silently "
                                    r"replace it\)\. Fix: keep one")),
@@ -737,6 +938,39 @@ CASES: list[tuple[Callable[[Path], None], tuple]] = [
                               r"raw folder data/raw")),
     (symlink_out_of_raw, ("error", r"layer 'road_segment': source path road/ROAD\.shp leads "
                                    r"outside the raw folder data/raw \(\S+/elsewhere/ROAD\.shp\)")),
+    (vrt_out_of_raw, ("error", r" / layer 'road_segment': road/ROAD\.vrt is a GDAL VRT, which "
+                               r"reads other data named inside it \(\.\./\.\./\.\./elsewhere/"
+                               r"ROAD\.shp\) and so could read outside the raw folder data/raw; "
+                               r"it is refused\. Fix: export the data itself \(GeoPackage, "
+                               r"Shapefile, CSV \.\.\.\) into the raw folder and set path: to that "
+                               r"file$")),
+    (vrt_named_geojson, ("error", r" / layer 'road_segment': road/ROAD\.geojson is a GDAL VRT, "
+                                  r"which reads other data named inside it \(\.\./\.\./\.\./"
+                                  r"elsewhere/ROAD\.shp\)")),
+    (vrt_in_zip, ("error", r" / layer 'road_segment': road/ROAD\.zip/ROAD\.vrt is a GDAL VRT, "
+                           r"which reads other data named inside it \(/\S+/elsewhere/"
+                           r"ROAD\.shp\) and so could read outside the raw folder data/raw; it "
+                           r"is refused")),
+    (gdal_vsi_path, ("error", r" / layer 'road_segment': source path /vsicurl/https://example\.org/"
+                              r"ROAD\.shp is a GDAL connection string or virtual file system "
+                              r"\(/vsi\.\.\.\) path, not a file in the raw folder data/raw\. Fix: "
+                              r"export the data into the raw folder and give its path relative "
+                              r"to it$")),
+    (gdal_connection_string, ("error", r" / layer 'road_segment': source path PG:dbname=gis is a "
+                                       r"GDAL connection string or virtual file system")),
+    (z_shapefile, ("error", r" / layer 'sewer_manhole': 6 geometries of sewer/MH\.shp carry Z "
+                            r"values; the master stores X/Y only\. Fix: set drop_dimensions: "
+                            r"\[z\] on the source to drop them \(the count is reported\), or "
+                            r"export Z as an attribute column if it is needed$")),
+    (z_shapefile_dropped, ("check", _all(
+        _warned("sewer_pipe", r"^sewer/PIPE\.shp: 5 件の図形の Z 値を捨てました "
+                              r"\(drop_dimensions\) / sewer/PIPE\.shp: Z values of 5 "
+                              r"geometries dropped \(drop_dimensions\)$"),
+        _no_z("sewer_pipe"), _layer_read("sewer_pipe", 5, 5)))),
+    (z_all_zero, ("check", _all(
+        _warned("sewer_manhole", r"sewer/MH\.shp: Z values are all 0 or empty and were dropped "
+                                 r"\(6 geometries\)$"),
+        _no_z("sewer_manhole"), _layer_read("sewer_manhole", 6, 6)))),
     (measured_shapefile, ("error", r"layer 'sewer_manhole': 6 geometries of sewer/MH\.shp carry "
                                    r"M values; the master stores X/Y only\. Fix: set "
                                    r"drop_dimensions: \[m\] on the source")),

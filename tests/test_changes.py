@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyogrio
 import pytest
 from publish_fixtures import isolated_site_builders, make_project, sample_frames, write_master
@@ -139,3 +140,87 @@ def test_history_is_carried_so_pruning_loses_nothing(two: dict[str, Any],
                                  b.path, tmp_path, previous_id=b.release_id)
     assert all(not (v["added"] or v["removed"] or v["changed"]) for v in s3["layers"].values())
     assert changes.load_history(tmp_path) == rows
+
+
+def _null_copy(store: Path, dest: Path) -> Path:
+    """The store with NULLs in an integer column from row 21 on: a whole-layer read makes the
+    column float in every row (so its text, and every row hash, differs from the store's)."""
+    import shutil
+    import sqlite3
+
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(store, dest / "public.gpkg")
+    con = sqlite3.connect(dest / "public.gpkg")
+    for fn in ("ST_IsEmpty", "ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):  # R-tree triggers
+        con.create_function(fn, 1, lambda g: 0)
+    con.execute("UPDATE sewer_pipes SET install_fy = NULL WHERE rid > 20")
+    con.execute("UPDATE shelters SET flood = NULL WHERE rid > 7")
+    con.commit()
+    con.close()
+    return dest / "public.gpkg"
+
+
+@pytest.mark.parametrize("case", ["first", "second", "nulls"])
+def test_streamed_feed_equals_the_whole_layer_feed(two: dict[str, Any], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   case: str) -> None:
+    """Batches of 7 rows (here, and in two forked processes) give every file of the
+    whole-layer path byte for byte (summary, history, per-layer JSON and Atom), also where
+    NULLs change a whole read's dtypes."""
+    from publish.build import opendata
+
+    a, b = two["a"], two["b"]
+    prev: Path | None = a.path
+    new_store = b.store
+    if case == "first":
+        prev = None
+    elif case == "nulls":
+        prev = tmp_path / "prev"
+        _null_copy(a.store, prev)
+        import shutil
+        shutil.copytree(a.path / changes.CHANGES_DIR, prev / changes.CHANGES_DIR)
+    out = {}
+    for mode, rows, pool_rows in (("whole", None, None), ("streamed", 7, None),
+                                  ("pooled", 7, 0)):
+        out[mode] = tmp_path / mode
+        if pool_rows is not None:
+            monkeypatch.setattr(opendata, "POOL_ROWS", pool_rows)
+        changes.release_changes(two["project"], new_store, b.release_id, T_B, prev, out[mode],
+                                previous_id=a.release_id, base_url="https://gis.example.jp",
+                                batch_rows=rows)
+    names = sorted(p.name for p in out["whole"].iterdir())
+    assert "history.json" in names and "sewer_pipes.atom" in names
+    for mode in ("streamed", "pooled"):
+        assert names == sorted(p.name for p in out[mode].iterdir())
+        for name in names:
+            assert (out["whole"] / name).read_bytes() == (out[mode] / name).read_bytes(), \
+                (mode, name)
+    summary = json.loads((out["streamed"] / changes.SUMMARY_FILE).read_text(encoding="utf-8"))
+    pipes = summary["layers"]["sewer_pipes"]
+    if case == "nulls":  # the float column's text differs in every common row
+        assert len(pipes["changed"]) == 30 and pipes["unchanged"] == 0
+    elif case == "second":
+        assert pipes["changed"] == ["SP-00001"]
+    else:
+        assert len(pipes["added"]) == 31
+
+
+def test_history_is_read_a_row_at_a_time_as_json_reads_it(two: dict[str, Any]) -> None:
+    text = (two["b"].path / changes.CHANGES_DIR / changes.HISTORY_FILE).read_text(
+        encoding="utf-8")
+    rows = changes.history_events(text)
+    assert rows == json.loads(text)["events"] and len(rows) == 44
+    assert rows[0][0] is rows[1][0] and rows[0][4] is rows[1][4]  # shared strings
+    odd = json.dumps({"columns": changes.HISTORY_COLUMNS, "events": [
+        ["R", "2026-01-01T00:00:00+00:00", "x", "a],[b", "added", None, None, None, None]]})
+    assert changes.history_events(odd) == json.loads(odd)["events"]  # other spacing
+    tight = json.dumps(json.loads(odd), separators=(",", ":"))
+    assert changes.history_events(tight) == json.loads(tight)["events"]
+
+
+def test_feature_table_batches_equal_whole(two: dict[str, Any]) -> None:
+    for lid in ("sewer_pipes", "shelters"):
+        whole = changes.feature_table(two["a"].store, lid, None)
+        for rows in (1, 7, 10_000):
+            got = changes.feature_table(two["a"].store, lid, rows)
+            pd.testing.assert_frame_equal(got, whole, check_exact=True)

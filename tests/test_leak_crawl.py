@@ -1,12 +1,14 @@
 """Leak test end to end: canaries planted in the *raw inputs* never leave the building.
 
-Set-up: sample exports; every internal text field of every layer and every text field of an
-internal layer gets a unique canary in its source file; merge -> publish -> the real server
-(gunicorn). Then crawl every URL the server exposes (landing, terms, collections, every items
-page to the end, every item, queryables, schema, OpenAPI, HTML pages, static files, map pages
-and what they load, the open-data downloads, change feeds and search index, a walking route)
-and look for any canary, any internal column name, any source file name; then every file of the
-release folder itself (graph, search index, downloads, feeds, store), binary ones byte by byte.
+Set-up, for both example cities (Uozu; Takamatsu with its confidential tax ledger and its own
+layer ids) on every store: sample exports; every internal text field of every layer and every
+text field of an internal layer gets a unique canary in its source file; merge -> publish -> the
+real server (gunicorn). Then crawl every URL the server exposes (landing, terms, collections,
+every items page to the end, every item, queryables, schema, OpenAPI, HTML pages, static files,
+map pages and what they load, the open-data downloads, change feeds and search index, a walking
+route) and look for any canary, any internal column name, any source file name; then every file
+of the release folder itself (graph, search index, downloads, feeds, store), binary ones byte by
+byte.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
-import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
 import requests
 from conftest import make_uozu_project, store_for
+from publish_fixtures import readable
 from stores import STORES, set_store_in_file
+from test_example_city import copy_example
 
 from config import load_project
 from etl.pipeline import run_merge
@@ -96,26 +99,46 @@ def _plant(root: Path) -> tuple[set[str], set[str], set[str]]:
     return canaries, internal_cols, files
 
 
-@pytest.fixture(scope="module", params=STORES)
+def _takamatsu_root(base: Path) -> Path:
+    """The second example city (test_example_city's copy) with its sample exports, small."""
+    from examples.takamatsu.samples import generate as gen
+
+    root = copy_example(base / "proj")
+    gen.generate(load_project(root).raw_dir, scale=0.05)
+    return root
+
+
+#: (city, store): Uozu on every store; Takamatsu (its confidential tax ledger, its own layer
+#: ids, real open data with internal columns) on every store too
+CASES = [(city, kind) for city in ("uozu", "takamatsu") for kind in STORES]
+
+
+@pytest.fixture(scope="module", params=CASES, ids="-".join)
 def canary_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    root = make_uozu_project(tmp_path_factory.mktemp("leak"), scale=0.05)
-    set_store_in_file(root, store_for(request, request.param))
+    city, kind = request.param
+    base = tmp_path_factory.mktemp(f"leak-{city}")
+    root = (make_uozu_project(base, scale=0.05) if city == "uozu" else _takamatsu_root(base))
+    set_store_in_file(root, store_for(request, kind))
     canaries, internal_cols, files = _plant(root)
-    # every plain-text internal field of the specs whose raw column feeds nothing else (other
-    # internal fields are checked by name): parcels and sewers in the real specs
-    assert len(canaries) >= 3 and len({c[-3:] for c in canaries}) >= 2, canaries
     project = load_project(root)
+    hidden = sorted(lid for lid, sp in project.specs.items() if sp.visibility != "public")
+    # every plain-text internal field of the specs whose raw column feeds nothing else (other
+    # internal fields are checked by name): each layer that is not public, and internal fields
+    # of public layers (Uozu: parcels and sewers; Takamatsu: the tax ledger, pipes, fire posts)
+    assert hidden and {lid[:3].upper() for lid in hidden} <= {c[-3:] for c in canaries}
+    assert len(canaries) >= 3 and len({c[-3:] for c in canaries}) >= 2, canaries
     res = run_merge(project)
     # the canaries really are in the master (so finding none outside means something)
     from etl.stores import open_store
-    tax = open_store(project).read_layer("parcel_tax")
-    assert tax.astype(str).apply(lambda c: c.str.contains("CANARY")).any().any()
+    for lid in hidden:
+        table = open_store(project).read_layer(lid)
+        assert table.astype(str).apply(lambda c: c.str.contains("CANARY")).any().any(), lid
     assert res.manifest["totals"]["merged"] > 1000
     from publish.build import publish
     publish(project)
     server = ServerProcess(root)
-    base = server.base
-    yield base, canaries, internal_cols, files, project
+    base_url = server.base
+    yield base_url, canaries, internal_cols, files, project
     server.stop()
 
 
@@ -157,10 +180,10 @@ def test_crawl_finds_no_canary(canary_server) -> None:
     seen: set[str] = set()
     queue = [f"{base}/", f"{base}/terms", f"{base}/api", f"{base}/api/openapi?f=json",
              f"{base}/api/conformance", f"{base}/api/collections?f=json",
-             f"{base}/api/collections?f=html", f"{base}/maps/pipe.html",
-             f"{base}/maps/hazard.html", f"{base}/maps/search.json",
+             f"{base}/api/collections?f=html", f"{base}/maps/search.json",
              f"{base}/opendata/index.json", f"{base}/opendata/README.txt",
              f"{base}/api/changes?since=2000-01-01"]
+    queue += [f"{base}/maps/{p.id}.html" for p in project.config.publish.pages]
     meta = current_release(project.public_dir).meta
     queue += [f"{base}/opendata/{f['file']}" for e in meta["opendata"]["layers"].values()
               for f in e["files"]]
@@ -227,8 +250,9 @@ def test_crawl_finds_no_canary(canary_server) -> None:
         bodies += list(pool.map(get, item_urls))
     assert len(item_urls) > 1000 and len(seen) > 100
     # a walking route (the process answers from the release's graph)
+    shelter = next(lid for lid, sp in project.specs.items() if sp.map.role == "shelter")
     route = s.post(f"{base}/api/processes/walk-route/execution", timeout=30, json={"inputs": {
-        "lon": meta["layers"]["shelter"]["bbox"][0], "lat": meta["layers"]["shelter"]["bbox"][1],
+        "lon": meta["layers"][shelter]["bbox"][0], "lat": meta["layers"][shelter]["bbox"][1],
         "kind": "earthquake"}})
     assert route.status_code in (200, 400), route.text
     bodies.append((route.url, route.text))
@@ -241,16 +265,11 @@ def test_crawl_finds_no_canary(canary_server) -> None:
     for url, blob in blobs:
         for c in canaries:
             assert c.encode() not in blob, (c, url)
-    # every file of the release folder, as written (the graph's strings from its arrays)
+    # every file of the release folder, as its readers see it
     rdir = current_release(project.public_dir).dir
     scanned = 0
     for path in sorted(p for p in rdir.rglob("*") if p.is_file()):
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                data = "\n".join(str(x) for k in z.files if z[k].dtype.kind in "US"
-                                  for x in z[k].ravel()).encode()
-        else:
-            data = path.read_bytes()
+        data = readable(path.name, path.read_bytes())  # tiles, graph, .br/.gz copies decoded
         for c in canaries:
             assert c.encode() not in data, (c, path)
         scanned += 1
@@ -269,10 +288,14 @@ def test_crawl_finds_no_canary(canary_server) -> None:
 
 
 def test_internal_layers_are_404(canary_server) -> None:
-    base, *_ = canary_server
-    for path in ("/api/collections/parcel_tax", "/api/collections/parcel_tax/items",
-                 "/api/collections/parcel_tax/items?f=html", "/api/collections/_quarantine",
-                 "/api/collections/parcel_tax/queryables", "/data/merged/master.gpkg",
-                 "/maps/../../data/merged/master.gpkg", "/static/../../data/merged/master.gpkg"):
+    base, *_, project = canary_server
+    hidden = [lid for lid, sp in project.specs.items() if sp.visibility != "public"]
+    paths = ["/api/collections/_quarantine", "/data/merged/master.gpkg",
+             "/maps/../../data/merged/master.gpkg", "/static/../../data/merged/master.gpkg"]
+    for lid in hidden:
+        paths += [f"/api/collections/{lid}", f"/api/collections/{lid}/items",
+                  f"/api/collections/{lid}/items?f=html", f"/api/collections/{lid}/queryables",
+                  f"/opendata/{lid}.gpkg", f"/opendata/{lid}.csv", f"/changes/{lid}.json"]
+    for path in paths:
         r = requests.get(base + path, timeout=10)
         assert r.status_code == 404, (path, r.status_code)

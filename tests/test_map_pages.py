@@ -32,6 +32,7 @@ from map_variant import (
     frames,
     write_variant,
 )
+from publish_fixtures import readable
 from pyproj import Geod, Transformer
 
 from config import load_project
@@ -191,7 +192,7 @@ def test_every_declared_page_is_built_from_the_roles(town: tuple[Any, Any]) -> N
                 body = df.to_csv()
                 assert not [x for x in SECRETS if x in body], (path, lid)
         elif path.is_file():
-            body = path.read_text(encoding="utf-8")
+            body = readable(path.name, path.read_bytes()).decode("utf-8")
             assert not [x for x in SECRETS if x in body], path
             assert "魚津" not in body and "Uozu" not in body, path
 

@@ -228,3 +228,130 @@ def test_a_failing_answer_leaves_the_previous_release(release: tuple[Project, An
         publish(project)
     assert rel.current_id(project.public_dir) == res.release_id
     assert sorted(p.name for p in (project.public_dir / "releases").iterdir()) == before
+
+
+# ---- streamed downloads (issue 17): the same files as the whole-layer path
+
+#: the SQLite header's file change counter and version-valid-for number: GDAL commits once per
+#: Arrow batch written, so a streamed GeoPackage counts more commits (content identical)
+SQLITE_COUNTERS = (slice(24, 28), slice(92, 96))
+
+
+def _gpkg_bytes(path: Path) -> bytes:
+    data = bytearray(path.read_bytes())
+    for s in SQLITE_COUNTERS:
+        data[s] = bytes(4)
+    return bytes(data)
+
+
+def with_nulls(store: Path, dest: Path, variant: str) -> Path:
+    """A copy of the public store with NULLs that change a whole-layer read's dtypes: an
+    integer column with a NULL is float, a boolean one object, in every row of the layer."""
+    import shutil
+    import sqlite3
+
+    dest.mkdir(parents=True, exist_ok=True)
+    copy = dest / "public.gpkg"
+    shutil.copyfile(store, copy)
+    con = sqlite3.connect(copy)
+    for fn in ("ST_IsEmpty", "ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):  # R-tree triggers
+        con.create_function(fn, 1, lambda g: 0)
+    if variant == "late":  # NULLs only after the first batches
+        con.execute("UPDATE sewer_pipes SET diameter_mm = NULL WHERE rid > 20")
+        con.execute("UPDATE shelters SET flood = NULL WHERE rid > 7")
+        con.execute("UPDATE shelters SET capacity = NULL")
+    elif variant == "all":  # every value NULL: the whole layer's column is text
+        con.execute("UPDATE shelters SET flood = NULL")
+        con.execute("UPDATE sewer_pipes SET install_fy = NULL, district = NULL")
+    elif variant == "declared":  # a declared type the rows do not have: written whole
+        con.execute("UPDATE gpkg_geometry_columns SET geometry_type_name = 'MULTILINESTRING' "
+                    "WHERE table_name = 'sewer_pipes'")
+    elif variant == "mixed":  # no one declared type: not streamed at all
+        con.execute("UPDATE gpkg_geometry_columns SET geometry_type_name = 'GEOMETRY' "
+                    "WHERE table_name = 'sewer_pipes'")
+    con.commit()
+    con.close()
+    return copy
+
+
+def assert_same_downloads(a: Path, b: Path) -> None:
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir())
+    for name in names:
+        if name.endswith(".gpkg"):
+            assert _gpkg_bytes(a / name) == _gpkg_bytes(b / name), name
+        elif name == "index.json":  # the GeoPackages' sha256 differ by the counters above
+            ia, ib = (json.loads((d / name).read_text(encoding="utf-8")) for d in (a, b))
+            for idx in (ia, ib):
+                for e in idx["layers"].values():
+                    for f in e["files"]:
+                        if f["format"] == "gpkg":
+                            del f["sha256"]
+            assert ia == ib
+        else:
+            assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("variant", ["as is", "late", "all"])
+def test_store_frames_are_the_whole_layer_in_batches(release: tuple[Project, Any, dict],
+                                                     tmp_path: Path, variant: str) -> None:
+    _, res, _ = release
+    store = with_nulls(res.store, tmp_path, variant)
+    for lid in ("sewer_pipes", "shelters"):
+        whole = pyogrio.read_dataframe(store, layer=lid, use_arrow=True)
+        shape = opendata.layer_shape(store, lid)
+        parts = list(opendata.store_frames(store, lid, None, 7, shape))
+        assert [len(p) for p in parts] == [7] * (len(whole) // 7) + (
+            [len(whole) % 7] if len(whole) % 7 else [])
+        for i, part in enumerate(parts):
+            exp = whole.iloc[i * 7:(i + 1) * 7].reset_index(drop=True)
+            pd.testing.assert_frame_equal(part.reset_index(drop=True), exp, check_exact=True)
+
+
+#: variant -> whether sewer_pipes' own files are streamed (else the whole-layer fallback)
+STREAMED = {"as is": True, "late": True, "all": True, "declared": False, "mixed": False}
+
+
+# the crafted declared types: GDAL says so when reading and writing them
+@pytest.mark.filterwarnings("ignore:geometry column type for layer:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:A geometry of type LINESTRING is inserted:RuntimeWarning")
+@pytest.mark.parametrize("variant", list(STREAMED))
+def test_streamed_downloads_equal_whole_layer_downloads(
+        release: tuple[Project, Any, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        variant: str) -> None:
+    """Batches of 7 (in this process, and in the pool of forked writers) give the files of the
+    whole-layer path: CSV, GeoJSON, README byte for byte; GeoPackages byte for byte but for the
+    SQLite header's commit counters; index.json but for those files' sha256."""
+    project, res, _ = release
+    monkeypatch.setenv("OGR_CURRENT_DATE", "2026-01-01T00:00:00Z")  # gpkg_contents stamps
+    store = with_nulls(res.store, tmp_path / "store", variant)
+    whole = opendata.release_artifact(project, store, tmp_path / "whole", batch_rows=None)
+    streamed = opendata.release_artifact(project, store, tmp_path / "streamed", batch_rows=7)
+    monkeypatch.setattr(opendata, "POOL_ROWS", 0)
+    pooled = opendata.release_artifact(project, store, tmp_path / "pooled", batch_rows=7)
+    out = opendata.OPENDATA_DIR
+    assert_same_downloads(tmp_path / "whole" / out, tmp_path / "streamed" / out)
+    assert_same_downloads(tmp_path / "whole" / out, tmp_path / "pooled" / out)
+    counts = [[f["features"] for e in cat.values() for f in e["files"]]
+              for cat in (whole, streamed, pooled)]
+    assert counts[0] == counts[1] == counts[2]
+    assert counts[0][:6] == [31, 31, 31, 9, 9, 9]
+    # streamed (more commits than the whole layer's) or, where the rows do not allow it,
+    # written whole by the fallback
+    for d in ("streamed", "pooled"):
+        gp = tmp_path / d / out / "sewer_pipes.gpkg"
+        counter = gp.read_bytes()[24:28]
+        whole_counter = (tmp_path / "whole" / out / "sewer_pipes.gpkg").read_bytes()[24:28]
+        assert (counter != whole_counter) is STREAMED[variant], d
+    assert bool(opendata._stream_tasks(project, store, "sewer_pipes", tmp_path / "x", 7)) is (
+        variant != "mixed")
+
+
+def test_file_digest_reads_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    p = tmp_path / "x.bin"
+    data = bytes(range(256)) * 1000
+    p.write_bytes(data)
+    monkeypatch.setattr(opendata, "CHUNK", 1000)
+    assert opendata.file_digest(p) == (hashlib.sha256(data).hexdigest(), len(data))

@@ -1,7 +1,8 @@
 """Pipe sheets: one page, true scale, the parcel, dates, disclaimer, and nothing internal.
 
-The project is the real one (``layers/*.yml``, sample exports, the real merge and publish) at a
-small scale, with every internal field of the master overwritten by ``CANARY-...`` strings and
+The projects are the two example cities (Uozu: ``layers/*.yml``; Takamatsu, zone IV:
+``examples/takamatsu``), sample exports, the real merge and publish, at a small scale, with every
+internal field of the master overwritten by ``CANARY-...`` strings and
 every row the public filters withhold renamed ``CANARY-WITHHELD-...``: the public store, the PDF
 and the map page must contain none of them. :func:`build_canary_project` is shared with
 ``test_map_pipe.py``.
@@ -23,10 +24,11 @@ import pytest
 import yaml
 from pypdf import PdfReader
 from pypdf.generic import ContentStream
+from pyproj import CRS
 
 from config import Project, load_project, write_derived_project
 from config.errors import EtlError
-from config.messages import text
+from config.messages import MESSAGES, text
 from etl.normalize import apply_normalizer
 from etl.schema import output_columns
 from publish.pages.pipesheet import (
@@ -96,13 +98,30 @@ def _canary_master(project: Project, dst: Path) -> dict[str, int]:
 def build_canary_project(root: Path, *, base_url: str = "http://127.0.0.1:5000",
                          terms: str = "3", scale: float = SCALE) -> tuple[Project, Any]:
     """A published project whose master is full of canaries; returns (project, PublishResult)."""
-    from etl.pipeline import run_merge
-    from publish.build import publish
     from samples.uozu import generate
 
     write_derived_project(root, base=REPO, base_url=base_url, terms_version=terms)
     project = load_project(root)
     generate(project.raw_dir, scale=scale)
+    return _merge_canaries_publish(project, root)
+
+
+def build_canary_takamatsu(root: Path, *, scale: float = SCALE) -> tuple[Project, Any]:
+    """The second example city (test_example_city's copy of ``examples/takamatsu``), its sample
+    exports merged, canaries planted and published like :func:`build_canary_project`."""
+    from test_example_city import copy_example
+
+    from examples.takamatsu.samples import generate as gen
+
+    project = load_project(copy_example(root))
+    gen.generate(project.raw_dir, scale=scale)
+    return _merge_canaries_publish(project, root)
+
+
+def _merge_canaries_publish(project: Project, root: Path) -> tuple[Project, Any]:
+    from etl.pipeline import run_merge
+    from publish.build import publish
+
     run_merge(project)
     planted = _canary_master(project, root / "data" / "canary")
     assert sum(planted.values()) > 1000, planted
@@ -116,16 +135,33 @@ def canary_hits(text: str) -> list[str]:
     return sorted(set(re.findall(r"CANARY-[\w-]+", text)))[:5]
 
 
-def pick_parcel(store: Path) -> dict[str, Any]:
-    """A parcel with a branch number ("123-4") near the middle of the network."""
-    df = pyogrio.read_dataframe(store, layer="parcel")
-    df = df[df["chiban"].str.fullmatch(r"\d+-\d+", na=False)]
-    pipes = pyogrio.read_dataframe(store, layer="sewer_pipe").to_crs("EPSG:6675")
+def pick_parcel(store: Path, project: Project | None = None) -> dict[str, Any]:
+    """A parcel with a branch number ("123-4") near the middle of the sewer network, within
+    45 m of a pipe of every main (a pipe layer that is not a service connection), found by the
+    roles of ``project`` (default: the repository's, Uozu)."""
+    project = project or load_project(REPO)
+    sr = sheet_roles(project)
+    assert sr is not None and sr.parcel.map.parcel is not None
+    keys = sr.parcel.map.parcel
+    plane = project.config.target_crs
+    df = pyogrio.read_dataframe(store, layer=sr.parcel.id)
+    df = df[df[keys.chiban_field].str.fullmatch(r"\d+-\d+", na=False)]
+    sewer = [s.id for s in sr.pipes if s.map.pipe is not None and s.map.pipe.utility == "sewer"]
+    pipes = pyogrio.read_dataframe(store, layer=sewer[0]).to_crs(plane)
     c = pipes.geometry.union_all().centroid
-    d = df.geometry.to_crs("EPSG:6675").centroid.distance(c)
+    centres = df.geometry.to_crs(plane).centroid
+    for spec in mains(sr):
+        near = pyogrio.read_dataframe(store, layer=spec.id).to_crs(plane).union_all()
+        centres = centres[centres.distance(near) <= 45.0]
+    d = centres.distance(c)
     row = df.loc[d.idxmin()]
-    return {"fid": row["fid"], "oaza": row["oaza_name"], "chiban": row["chiban"],
+    return {"fid": row["fid"], "oaza": row[keys.oaza_field], "chiban": row[keys.chiban_field],
             "geometry": row.geometry}
+
+
+def mains(sr: Any) -> list[Any]:
+    """The pipe layers of the sheet that are mains (not a parcel's service connection)."""
+    return [p for p in sr.pipes if p.map.serves is None]
 
 
 def fullwidth(s: str) -> str:
@@ -133,14 +169,20 @@ def fullwidth(s: str) -> str:
     return s.translate(str.maketrans("0123456789-", "０１２３４５６７８９－"))
 
 
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Any]:
-    return build_canary_project(tmp_path_factory.mktemp("sheet"))
+#: the two example cities: what is city-independent runs on both
+CITIES = ["uozu", "takamatsu"]
+
+
+@pytest.fixture(scope="module", params=CITIES)
+def published(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+              ) -> tuple[Project, Any]:
+    build = {"uozu": build_canary_project, "takamatsu": build_canary_takamatsu}[request.param]
+    return build(tmp_path_factory.mktemp(f"sheet-{request.param}"))
 
 
 @pytest.fixture(scope="module")
 def parcel(published: tuple[Project, Any]) -> dict[str, Any]:
-    return pick_parcel(published[1].store)
+    return pick_parcel(published[1].store, published[0])
 
 
 @pytest.fixture(scope="module")
@@ -265,9 +307,11 @@ def test_scale_bar_matches_the_scale(published: tuple[Project, Any], parcel: dic
     assert bars, "no scale-bar rectangle of the stated length"
 
 
-def test_parcel_is_drawn_at_true_scale(sheet: Any, parcel: dict[str, Any]) -> None:
-    """The highlighted parcel's outline on paper = its EPSG:6675 outline x 1000/scale mm."""
-    geom = gpd_to_plane(parcel["geometry"])
+def test_parcel_is_drawn_at_true_scale(sheet: Any, parcel: dict[str, Any],
+                                       published: tuple[Project, Any]) -> None:
+    """The highlighted parcel's outline on paper = its outline in the city's plane zone (the
+    project's ``target_crs``) x 1000/scale mm."""
+    geom = gpd_to_plane(parcel["geometry"], published[0].config.target_crs)
     paths = filled_paths(sheet.path, _hex_rgb(TARGET_FILL))
     assert paths, "highlighted parcel not found in the drawing"
     xs = [p[0] for path in paths for p in path]
@@ -283,10 +327,10 @@ def test_parcel_is_drawn_at_true_scale(sheet: Any, parcel: dict[str, Any]) -> No
     assert (min(xs) + max(xs)) / 2 == pytest.approx(fx + fw / 2, abs=0.05)
 
 
-def gpd_to_plane(geom: Any) -> Any:
+def gpd_to_plane(geom: Any, plane: str) -> Any:
     import geopandas as gpd
 
-    return gpd.GeoSeries([geom], crs="EPSG:4326").to_crs("EPSG:6675").iloc[0]
+    return gpd.GeoSeries([geom], crs="EPSG:4326").to_crs(plane).iloc[0]
 
 
 def test_text_has_parcel_date_stamp_disclaimer_and_link(sheet: Any, parcel: dict[str, Any],
@@ -299,19 +343,49 @@ def test_text_has_parcel_date_stamp_disclaimer_and_link(sheet: Any, parcel: dict
     assert "データ時点" in text and "Data as of" in text
     assert "参考図" in text and "REFERENCE ONLY" in text
     ja_flat, en_flat = text.replace("\n", ""), text.replace("\n", " ")
-    assert "工事・設計・不動産取引" in ja_flat and "Reference only" in en_flat
-    assert "EPSG:6675" in text
-    # the zone as pyproj names it, and in Japanese from the zone number pyproj gives
+    # the notice: the city's terms of use where it has them, else the generic one
+    terms = published[0].config.publish.terms
+    notice = (MESSAGES["sheet_notice_default"] if terms is None else
+              ("".join(p.ja for p in terms.paragraphs), " ".join(p.en for p in terms.paragraphs)))
+    assert notice[0][:24] in ja_flat and notice[1][:24] in en_flat
+    if terms is None:
+        assert "工事・設計・不動産取引" in ja_flat and "Reference only" in en_flat
+    # the city's plane zone as pyproj names it, and in Japanese from the zone number
+    plane = published[0].config.target_crs
+    crs = CRS.from_user_input(plane)
+    zone = re.fullmatch(r"JGD2011 / Japan Plane Rectangular CS ([IVX]+)", crs.name)
+    assert zone, crs.name
     flat = re.sub(r"\s+", " ", text)
-    assert "JGD2011 / Japan Plane Rectangular CS VII (EPSG:6675)" in flat
-    assert "平面直角座標系 第VII系" in flat
+    assert f"{crs.name} ({plane})" in flat
+    assert f"平面直角座標系 第{zone.group(1)}系" in flat
+    other = {"EPSG:6675", "EPSG:6672"} - {plane}
+    assert not [o for o in other if o in flat]
     e0, n0, e1, n1 = sheet.layout.extent
     assert re.search(rf"X={n0:,.1f}\s+Y={e0:,.1f}", text), "lower-left corner (X north, Y east)"
     assert re.search(rf"X={n1:,.1f}\s+Y={e1:,.1f}", text), "upper-right corner"
     assert sheet.url.startswith(MAP_URL + "#map=18/")
-    assert "chiban=" in sheet.url and sheet.counts.get("sewer_pipe", 0) > 0
-    assert re.search(r"[汚雨合]φ\d+", text), "no 管径・管種 labels on sewer pipes"
-    assert re.search(r"水φ\d+", text), "no 管径・管種 labels on water pipes"
+    sr = sheet_roles(published[0])
+    assert sr is not None
+    sewer = [p.id for p in sr.pipes if p.map.pipe is not None and p.map.pipe.utility == "sewer"]
+    assert "chiban=" in sheet.url and sum(sheet.counts.get(lid, 0) for lid in sewer) > 0
+    # 管径・管種 labels of each main, as its spec's label template writes them
+    assert len(mains(sr)) == 2
+    for spec in mains(sr):
+        assert re.search(label_pattern(spec), text), (spec.id, "no 管径・管種 labels")
+
+
+def label_pattern(spec: Any) -> str:
+    """A regex for the Japanese labels a pipe layer's ``labels.template`` draws (a coded field's
+    ``{field.label:.1}`` is its label's first character, a plain ``{field}`` its value)."""
+    template = spec.map.labels.template.ja
+    out, pos = "", 0
+    for m in re.finditer(r"\{(\w+)(?:\.label)?(?::\.(\d+))?\}", template):
+        out += re.escape(template[pos:m.start()])
+        n = m.group(2)
+        out += (rf"\S{{{n}}}" if n else r"\d+" if m.group(1) == spec.map.pipe.diameter_field
+                else r"\S+")
+        pos = m.end()
+    return (out + re.escape(template[pos:])).replace(re.escape(" "), r"\s*")
 
 
 @pytest.mark.parametrize("variant", ["{m}-{b}", "{fm}－{fb}", "{m}番{b}", "{m}の{b}",
@@ -360,14 +434,23 @@ def test_unknown_parcel_is_a_clear_bilingual_error(published: tuple[Project, Any
 def test_no_internal_value_reaches_the_store_or_the_pdf(published: tuple[Project, Any],
                                                         sheet: Any, tmp_path: Path) -> None:
     project, res = published
-    # the master really is full of canaries (so the checks below can fail)
+    # the master really is full of canaries (so the checks below can fail): an internal text
+    # field of a pipe layer, and the ids of the rows a pipe layer's public filter withholds
     master = project.merged_dir / "master.gpkg"
+    sr = sheet_roles(project)
+    assert sr is not None
+    internal = {(p.id, c.name) for p in sr.pipes for c in output_columns(p)
+                if c.visibility != "public" and c.type == "str"
+                and c.name not in (p.public_filter or "")}
+    filtered = [p for p in sr.pipes if p.public_filter]
+    assert internal and filtered
     con = sqlite3.connect(master)
     try:
-        assert con.execute("SELECT count(*) FROM sewer_pipe WHERE treatment_district "
-                           "LIKE 'CANARY-%'").fetchone()[0] > 0
-        assert con.execute("SELECT count(*) FROM water_pipe WHERE pipe_id "
-                           "LIKE 'CANARY-WITHHELD-%'").fetchone()[0] > 0
+        assert any(con.execute(f'SELECT count(*) FROM "{lid}" WHERE "{col}" LIKE '
+                               "'CANARY-%'").fetchone()[0] > 0 for lid, col in internal)
+        for p in filtered:
+            assert con.execute(f'SELECT count(*) FROM "{p.id}" WHERE "{p.id_field}" '
+                               "LIKE 'CANARY-WITHHELD-%'").fetchone()[0] > 0, p.id
     finally:
         con.close()
     dump = "\n".join(sqlite3.connect(res.store).iterdump())

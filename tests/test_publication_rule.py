@@ -90,3 +90,114 @@ def test_public_table_uses_the_rule_and_the_master_stays_exact() -> None:
     assert master.geometry.equals(before)  # the master keeps the exact geometry
     back = table.to_crs("EPSG:6675").geometry.values
     assert shapely.hausdorff_distance(back[0], before.values[0]) < 2.0
+
+
+def test_table_records_what_the_rule_did() -> None:
+    """build_table adds up, per layer, the features simplified and their vertices."""
+    import geopandas as gpd
+
+    from publish.build.public_store import Simplified, build_table, plan_layer
+
+    spec = LayerSpec.model_validate(
+        {"spec_version": 1, "id": "zone", "title": {"ja": "区域", "en": "Zone"},
+         "geometry_type": "Polygon", "source_system": "s", "visibility": "public",
+         "attribution": {"ja": "x", "en": "x"}, "id_field": "k",
+         "sources": [{"name": "s", "path": "x.shp"}],
+         "fields": {"k": {"from": "k", "visibility": "public"}},
+         "publish_geometry": {"max_vertices": 2000, "tolerance_m": 0.5}, "map": {"pages": []}})
+    geoms = [shapely.affinity.translate(_wiggly(n), 20000, 90000) for n in (120_000, 300, 9000)]
+    master = gpd.GeoDataFrame({"k": ["a", "b", "c"]}, geometry=geoms, crs="EPSG:6675")
+    expect, over, tol = simplify_for_publication(np.array(geoms, dtype=object),
+                                                 spec.publish_geometry)
+    simp = Simplified(spec.publish_geometry)
+    build_table(master, plan_layer(spec, {}), {}, simp)
+    assert list(over) == [True, False, True]
+    assert simp.as_dict() == {
+        "rule": {"max_vertices": 2000, "tolerance_m": 0.5},
+        "simplified_features": 2,
+        "vertices_before": 120_001 + 9001,
+        "vertices_after": int(shapely.get_num_coordinates(expect[[0, 2]]).sum()),
+        "max_tolerance_m": float(tol.max()),
+    }
+    assert simp.vertices_after <= 4000 and simp.max_tolerance_m >= 0.5
+
+
+def test_release_json_records_the_rule_per_layer(tmp_path) -> None:
+    """A published release says, per layer, which rule applied and what it changed."""
+    import json
+
+    import geopandas as gpd
+    from publish_fixtures import E0, N0, isolated_site_builders, sample_frames, write_master
+    from publish_fixtures import write_project as write_pub_project
+
+    from publish.build import publish
+
+    project = write_pub_project(tmp_path / "p", roles=True)
+    frames = sample_frames(with_parcels=True)
+    big = shapely.affinity.translate(_wiggly(30_000), E0 + 2000, N0 - 2000)
+    parcels = frames["parcels"]
+    frames["parcels"] = gpd.GeoDataFrame(parcels.drop(columns="geometry"),
+                                         geometry=[big, *parcels.geometry.values[1:]],
+                                         crs=parcels.crs)
+    write_master(project, frames)
+    with isolated_site_builders():
+        res = publish(project)
+    meta = json.loads((res.path / "release.json").read_text(encoding="utf-8"))
+    rule = project.specs["parcels"].publish_geometry
+    expect, over, tol = simplify_for_publication(np.array([big], dtype=object), rule)
+    assert meta["layers"]["parcels"]["publish_geometry"] == {
+        "rule": {"max_vertices": rule.max_vertices, "tolerance_m": rule.tolerance_m},
+        "simplified_features": 1,
+        "vertices_before": 30_001,
+        "vertices_after": int(shapely.get_num_coordinates(expect[0])),
+        "max_tolerance_m": float(tol[0]),
+    }
+    assert over[0] and rule.max_vertices < 30_001
+    for lid in ("sewer_pipes", "shelters"):
+        pg = project.specs[lid].publish_geometry
+        assert meta["layers"][lid]["publish_geometry"] == {
+            "rule": {"max_vertices": pg.max_vertices, "tolerance_m": pg.tolerance_m},
+            "simplified_features": 0, "vertices_before": 0, "vertices_after": 0,
+            "max_tolerance_m": 0.0}
+
+
+PROJECT_BASE = {"city": {"ja": "x市", "en": "X City"}, "city_code": "000000",
+                "publish": {"title": {"ja": "x", "en": "x"},
+                            "description": {"ja": "x", "en": "x"},
+                            "contact_name": "x", "contact_email": "x@example.jp",
+                            "contact_url": "https://example.jp/", "city_url": "https://example.jp/"}}
+TAIL_JA = ("。許容差や余白 (tolerance_m, margin_m など) はこの座標系のメートルで測ります。"
+           "修正: 市の平面直角座標系など、メートル単位の投影座標系を EPSG 番号で書く")
+TAIL_EN = ("; tolerances and margins (tolerance_m, margin_m ...) are metres of this CRS. Fix: "
+           "give a projected CRS in metres, such as the city's plane rectangular zone, by its "
+           "EPSG code")
+
+
+@pytest.mark.parametrize("crs,ja,en", [
+    ("EPSG:4326", "は経緯度 (度) の座標系です", "is a geographic CRS (degrees)"),
+    ("EPSG:6668", "は経緯度 (度) の座標系です", "is a geographic CRS (degrees)"),
+    ("EPSG:2230", "は軸の単位が US survey foot です (メートルではありません)",
+     "has axes in US survey foot, not metres"),
+    ("EPSG:4978", "は投影座標系ではありません", "is not a projected CRS"),
+    ("not-a-crs", "は座標系として解釈できません", "cannot be parsed as a CRS"),
+], ids=["wgs84", "jgd2011-geographic", "feet", "geocentric", "garbage"])
+def test_target_crs_must_be_projected_in_metres(tmp_path, crs: str, ja: str, en: str) -> None:
+    """tolerance_m (and every *_m) is metres of target_crs: degrees or feet are refused with
+    a bilingual error naming the file and the fix, at load time, before any data is read."""
+    import yaml
+
+    from config import load_project
+    from config.errors import ConfigError
+    from config.models import ProjectConfig
+
+    (tmp_path / "config").mkdir()
+    (tmp_path / "layers").mkdir()
+    (tmp_path / "config/project.yml").write_text(
+        yaml.safe_dump({**PROJECT_BASE, "target_crs": crs}, allow_unicode=True),
+        encoding="utf-8")
+    with pytest.raises(ConfigError) as ei:
+        load_project(tmp_path)
+    assert str(ei.value) == (f"config/project.yml: target_crs '{crs}' {ja}{TAIL_JA} / "
+                             f"config/project.yml: target_crs '{crs}' {en}{TAIL_EN}")
+    for ok in ("EPSG:6675", "EPSG:6672", "EPSG:3857", "EPSG:32654"):
+        assert ProjectConfig.model_validate({**PROJECT_BASE, "target_crs": ok}).target_crs == ok

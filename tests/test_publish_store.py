@@ -191,6 +191,30 @@ def test_missing_master_and_columns(tmp_path: Path) -> None:
         publish(project)
 
 
+def test_duplicate_public_ids_name_the_true_fix(tmp_path: Path) -> None:
+    """Ids equal once trimmed (as publish compares them) can only reach publish from a master
+    the current merge did not write (it trims them the same way and quarantines duplicates of
+    a unique id field): the hint says so, and names unique: true for a field without it."""
+    project = write_project(tmp_path)
+    frames = sample_frames()
+    sh = frames["shelters"]
+    sh["shelter_id"] = sh["shelter_id"].astype(object)
+    sh.loc[sh.index[1], "shelter_id"] = "\u3000H000 "
+    write_master(project, frames)
+    with pytest.raises(PublishError) as ei:
+        publish(project)
+    assert str(ei.value) == (
+        "レイヤ 'shelters': ID (shelter_id) が重複しています: H000。修正: shelter_id に unique: "
+        "true がなければ書いてマージをやり直す (マージは前後の空白を除いた ID の重複を "
+        "DUPLICATE_ID として隔離します)。書いてあれば、このマスタは古い版で書かれたものなので"
+        "マージをやり直す / layer 'shelters': duplicate id(s) in shelter_id: H000. Fix: set "
+        "unique: true on shelter_id if it is missing and merge again (merge quarantines ids that "
+        "are equal once surrounding spaces are trimmed as DUPLICATE_ID); if it is set, this "
+        "master was written by an older version: merge again")
+    assert "make shelter_id unique: true" not in str(ei.value)
+    assert not (project.public_dir / "current").exists()
+
+
 def test_empty_public_layer_is_published(tmp_path: Path) -> None:
     import publish_fixtures as fx
 

@@ -191,3 +191,13 @@ def test_place_layers_override(city: tuple[Project, Path]) -> None:
                                                       oaza=[OazaEntry(name="三ケ",
                                                                       reading="さんが")]))
     assert idx["places"] == [] and len(idx["oaza"]) == 4
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 10_000])
+def test_batched_index_equals_whole_layer_index(city: tuple[Project, Path], rows: int) -> None:
+    """Reading only the needed columns in batches gives the whole-layer index, to the byte."""
+    project, store = city
+    whole = si.build_index(project, store, batch_rows=None)
+    got = si.build_index(project, store, batch_rows=rows)
+    assert json.dumps(got, ensure_ascii=False) == json.dumps(whole, ensure_ascii=False)
+    assert sum(len(e["ch"]) for e in got["oaza"]) == 7 and len(got["places"]) == 3

@@ -6,6 +6,7 @@ the release folder, the code, the virtualenv, the temporary folder), on either s
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import tempfile
@@ -136,3 +137,88 @@ def test_process_errors_name_no_server_path(env: tuple[Project, PublishResult, F
     desc = r.get_json()["description"]
     assert " / " in desc and str(res.path) not in desc and str(project.root) not in desc
     assert not ABS_PATH.search(desc), desc
+
+
+# ---------------------------------------------------------------- what a release answers
+# (open data, change feeds, changes since, the walk-route process): a real city's release,
+# published twice so the change feed has a previous release to compare with
+
+ANSWER_SEGMENTS = ["/opendata/{v}", "/opendata/{v}.csv", "/opendata/{v}.gpkg",
+                   "/opendata/{v}.geojson", "/changes/{v}", "/changes/{v}.atom",
+                   "/changes/{v}.json"]
+ANSWER_PAGES = ["/opendata/index.json", "/changes/changes.json", "/api/processes/walk-route"]
+ROUTE_URL = "/api/processes/walk-route/execution"
+
+
+@pytest.fixture(scope="module", params=STORES)
+def answers_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                ) -> tuple[Project, PublishResult, FlaskClient]:
+    from conftest import make_uozu_project
+    from stores import set_store_in_file
+
+    from config import load_project
+    from etl.pipeline import run_merge
+
+    root = make_uozu_project(tmp_path_factory.mktemp("fuzz-answers"), scale=0.05)
+    set_store_in_file(root, store_for(request, request.param))
+    project = load_project(root)
+    run_merge(project)
+    publish(project)
+    res = publish(project)
+    assert {"walk-route"} <= set(json.loads((res.path / "release.json").read_text())
+                                 ["processes"])
+    return project, res, create_app(project).test_client()
+
+
+def _changes_layer(res: PublishResult) -> str:
+    return sorted(p.stem for p in (res.path / "changes").glob("*.atom"))[0]
+
+
+def test_answer_routes_answer_bad_input_with_a_4xx(
+        answers_env: tuple[Project, PublishResult, FlaskClient]) -> None:
+    """/opendata/<file>, /changes/<file>, /api/changes?since=&bbox=&layers= and the walk-route
+    process with NUL, huge, malformed and non-UTF-8 input: a 2xx or a 4xx, never a 5xx, never a
+    path of this machine."""
+    project, res, client = answers_env
+    layer = _changes_layer(res)
+    seen: list[str] = []
+
+    def ok(method: str, url: str, **kw: Any) -> None:
+        check(client, project, method, url, seen, **kw)
+        code = int(seen[-1].rsplit(" ", 1)[1])
+        assert 200 <= code < 300 or 400 <= code < 500, seen[-1]
+
+    for v in BAD:
+        for seg in ANSWER_SEGMENTS:
+            ok("GET", seg.format(v=v))
+        for page in ANSWER_PAGES:
+            ok("GET", page, query_string={"f": v, "lang": v})
+        for q in ({"since": v}, {"since": "2020-01-01", "bbox": v},
+                  {"since": "2020-01-01", "layers": v}, {"since": "2020-01-01", "limit": v},
+                  {"since": v, "bbox": v, "layers": v}, {"since": "2020-01-01",
+                                                         "layers": ",".join([layer] * 60)},
+                  {"since": "2020-01-01", "layers": layer, "bbox": f"{v},{v},{v},{v}"}):
+            ok("GET", "/api/changes", query_string=q)
+        raw = v.encode("utf-8")
+        for body in (raw, b"\xff\xfe" + raw, b"[]", b"null", b'"' + raw + b'"',
+                     b'{"inputs": ' + raw + b"}", b'{"inputs": {"lon": "\xff\xfe"}}',
+                     b'{"inputs": {"lon": "' + raw + b'", "lat": "' + raw + b'", "kind": "'
+                     + raw + b'"}}',
+                     b'{"inputs": {"lon": 137.4, "lat": 36.8, "kind": "' + raw + b'"}}',
+                     b'{"inputs": {"lon": 1e400, "lat": -1e400, "kind": null}}',
+                     b'{"inputs": {"lon": [137.4], "lat": {"a": 1}, "kind": []}}'):
+            ok("POST", ROUTE_URL, data=body, content_type="application/json")
+            ok("POST", ROUTE_URL, data=body, content_type="text/plain")
+    for body in (b"\xff" * 4096, b"{" * 4000, b"[" * 4000, b'{"inputs": ' * 400 + b"}",
+                 b'{"inputs": {"lon": ' + b"9" * 5000 + b', "lat": 36.8, "kind": "x"}}',
+                 b'{"inputs": {"lon": 137.4, "lat": 36.8, "kind": "' + b"x" * 200_000 + b'"}}'):
+        ok("POST", ROUTE_URL, data=body, content_type="application/json")
+    for method in ("PUT", "DELETE", "PATCH", "POST"):
+        ok(method, "/api/changes", data=b"\x00\xff")
+        ok(method, f"/opendata/{layer}.csv", data=b"\x00\xff")
+        ok(method, f"/changes/{layer}.atom", data=b"\x00\xff")
+    assert len(seen) > 700, len(seen)
+    # the well-formed requests still answer (the fuzz did not break the worker)
+    assert client.get(f"/changes/{layer}.atom").status_code == 200
+    assert client.get("/api/changes", query_string={"since": "2020-01-01"}).status_code == 200
+    assert client.get("/opendata/index.json").status_code == 200

@@ -24,8 +24,10 @@ import pytest
 import requests
 from conftest import store_for
 from publish_fixtures import (
+    cli_serve,
     isolated_site_builders,
     make_project,
+    ogrinfo,
     public_copy,
     sample_frames,
     write_master,
@@ -121,37 +123,20 @@ def test_cli_serve_after_a_default_publish_ogrinfo(tmp_path: Path) -> None:
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     counts = json.loads(done.stdout)["layers"]
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([*cli, "serve", "--port", str(port)], stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+    log = tmp_path / "serve.log"
+    with cli_serve(project.root, log) as base:
         links = [link["href"] for link in requests.get(base + "/api?f=json", timeout=30)
                  .json()["links"] if "/api" in link["href"]]
         assert links and all(h.startswith(f"{base}/api") for h in links), links
-        out = subprocess.run(["ogrinfo", "-ro", "-so", "-al", f"OAPIF:{base}/api"],
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr[-2000:]
-        got = dict(re.findall(r"Layer name: (\S+)\n(?:.*\n)*?Feature Count: (\d+)", out.stdout))
-        assert {k: int(v) for k, v in got.items()} == counts, out.stdout[-3000:]
+        out, fetched = ogrinfo("-ro", "-so", "-al", f"OAPIF:{base}/api")
+        got = dict(re.findall(r"Layer name: (\S+)\n(?:.*\n)*?Feature Count: (\d+)", out))
+        assert {k: int(v) for k, v in got.items()} == counts, out[-3000:]
         for lid in counts:  # every feature, following the next links to the last page
-            full = subprocess.run(["ogrinfo", "-ro", "-q", f"OAPIF:{base}/api", lid,
-                                   "-oo", "PAGE_SIZE=7"], capture_output=True, text=True,
-                                  timeout=120)
-            assert full.returncode == 0, full.stderr[-2000:]
-            assert full.stdout.count("OGRFeature(") == counts[lid], lid
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
+            full, more = ogrinfo("-ro", "-q", f"OAPIF:{base}/api", lid, "-oo", "PAGE_SIZE=7")
+            assert full.count("OGRFeature(") == counts[lid], lid
+            assert sum("offset=" in u for u in more) == -(-counts[lid] // 7) - 1, (lid, more)
+            fetched += more
+        assert fetched and all(u.startswith(f"{base}/api") for u in fetched), fetched
     served = (tmp_path / "serve.log").read_text(encoding="utf-8")
     assert "Traceback" not in served and str(project.root) not in served, served[-2000:]
 

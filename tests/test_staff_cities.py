@@ -1,9 +1,9 @@
 """The staff GIS for every example city: its own departments, written in configuration only.
 
 For each city (Uozu at the repository root, Takamatsu under examples/): merge its sample, then
-for the departments with the most and the least confidential access write the package and
-open it in headless QGIS, and in PostGIS prove allow and deny for every department, layer and
-column with real SELECTs.
+write every department's package and open it in headless QGIS (the one with the most
+confidential access also rendered and printed), and in PostGIS prove allow and deny for every
+department, layer and column with real SELECTs.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.errors
+import pyogrio
 import pytest
 import yaml
 
@@ -73,20 +74,23 @@ def city(request: pytest.FixtureRequest,
 
 
 def test_packages_open_in_qgis(city: tuple[str, Project], tmp_path: Path) -> None:
-    city = city[1]
+    """Every department's package, opened in headless QGIS: valid layers, the store's counts,
+    no field outside its allow-list (the GeoPackage itself re-read too); the department with
+    the most confidential access also renders each theme and prints its layouts."""
+    name, city = city
     manifest = open_store(city).manifest()
     acc = {a.id: a for a in all_access(city)}
     confidential = {(s.id, c.name) for s in city.specs.values() for c in column_levels(s)
                     if c.level == "confidential"}
     most, least = extremes(city)
-    for dept in (most, least):
+    partial = set()
+    for dept, a in acc.items():
         res = export_package(city, dept, tmp_path / dept)
         full = dept == most
         rep = probe_project(res.out / f"{dept}.qgz", render=tmp_path if full else None,
                             pdf=tmp_path if full else None, size="400x300", dpi=72)
-        a = acc[dept]
-        assert rep["crs"] == city.config.target_crs
-        assert set(rep["layers"]) == set(a.layers)
+        assert rep["crs"] == city.config.target_crs, dept
+        assert set(rep["layers"]) == set(a.layers), dept
         held = set()
         for lid, L in rep["layers"].items():
             assert L["valid"], (dept, lid)
@@ -95,11 +99,33 @@ def test_packages_open_in_qgis(city: tuple[str, Project], tmp_path: Path) -> Non
             assert L["group"] == (city.specs[lid].theme.ja if city.specs[lid].theme
                                   else "その他")
             held |= {(lid, f) for f in L["fields"]}
-        assert bool(held & confidential) == full, dept
+        # the file itself: only the allow-list, whatever opens it
+        gpkg = res.out / f"{dept}.gpkg"
+        for lid, _ in pyogrio.list_layers(gpkg):
+            if lid in a.layers:
+                info = pyogrio.read_info(gpkg, layer=lid)
+                assert set(info["fields"]) == set(a.layers[lid].columns), (dept, lid)
+        granted = {(lid, c) for lid, la in a.layers.items() for c in la.confidential}
+        assert held & confidential == granted, dept
+        if dept == least:
+            assert not granted
+        partial |= {(dept, lid) for lid, la in a.layers.items()
+                    if la.spec.visibility == "confidential" and la.denied}
         if full:
             for theme, r in rep["renders"].items():
                 assert r["non_background"] > 0, (dept, theme)
             assert all(p["ok"] for p in rep["pdfs"].values()) and len(rep["pdfs"]) == 2
+        else:
+            assert not rep.get("renders") and not rep.get("pdfs"), dept
+    assert set(acc) >= {most, least}
+    if name == "uozu":
+        assert partial == set()  # whole ledger or nothing; field grants on internal layers
+    else:
+        # 危機管理課 reads the tax ledger in part: the id, owner and address, nothing else
+        assert partial == {("kikikanri", "kazei_tochi")}
+        la = acc["kikikanri"].layers["kazei_tochi"]
+        assert set(la.columns) == {"tax_object_id", "owner_name", "owner_address"}
+        assert not la.quarantine
 
 
 def test_postgis_allow_and_deny(city: tuple[str, Project], pg, new_pg_db,

@@ -137,6 +137,48 @@ def test_allow_and_deny_every_layer_and_column(env: Env) -> None:
     assert checked > 6 * 200
 
 
+def test_grants_name_their_columns(env: Env) -> None:
+    """Each view's grant is ``GRANT SELECT (<columns>)``: information_schema, read by each
+    department's own login, shows exactly the allowed columns per view and no table-level
+    SELECT on any relation."""
+    run = run_of(env)
+    for a in all_access(env.project):
+        me = dept_role(PREFIX, a.id)
+        conn = env.connect(env.login(a.id))
+        with conn.cursor() as cur:
+            cur.execute("SELECT table_name, column_name FROM information_schema.column_privileges "
+                        "WHERE grantee = %s AND privilege_type = 'SELECT'", (me,))
+            granted: dict[str, set[str]] = {}
+            for t, c in cur.fetchall():
+                granted.setdefault(t, set()).add(c)
+            cur.execute("SELECT table_schema, table_name FROM information_schema.table_privileges"
+                        " WHERE grantee = %s", (me,))
+            assert cur.fetchall() == [], a.id  # no whole-view (or any table-level) privilege
+            cur.execute("SELECT count(*) FROM information_schema.column_privileges WHERE "
+                        "grantee = %s AND table_schema <> %s", (me, me))
+            assert cur.fetchone() == (0,), a.id
+        conn.close()
+        want = {}
+        for lid, la in a.layers.items():
+            geom = env.sql(f"SELECT column_name FROM information_schema.columns WHERE "
+                           f"table_schema = '{run}' AND table_name = '{lid}' "
+                           "AND udt_name = 'geometry'").split()
+            want[lid] = set(la.columns) | set(geom)
+        for table in ("_quarantine", "_layer_meta", "_code_table"):
+            want[table] = set(env.sql(f"SELECT column_name FROM information_schema.columns "
+                                      f"WHERE table_schema = '{run}' AND table_name = '{table}'")
+                              .split())
+        assert granted == want, a.id
+    # 税務課's tax view grant names the owner; only 上下水道課's valve grant names its state
+    zeimu = env.sql("SELECT column_name FROM information_schema.column_privileges WHERE "
+                    f"grantee = '{PREFIX}_dept_zeimu' AND table_name = 'parcel_tax'").split()
+    assert "owner_name" in zeimu
+    cols = env.sql("SELECT grantee, column_name FROM information_schema.column_privileges "
+                   "WHERE table_name = 'water_valve' AND column_name = 'normal_state' "
+                   f"AND grantee LIKE '{PREFIX}\\_dept\\_%'").split()
+    assert cols == [f"{PREFIX}_dept_josuido|normal_state"]
+
+
 def test_quarantine_rows_and_the_security_barrier(env: Env) -> None:
     run = run_of(env)
     rows = env.sql(f"SELECT layer, count(*) FROM {run}._quarantine GROUP BY 1").splitlines()

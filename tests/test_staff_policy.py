@@ -112,10 +112,43 @@ def test_access_cli(uozu) -> None:
     row = next(ln for ln in lines if ln.startswith("water_valve"))
     assert row.split()[-6:] == ["△", "○", "△", "△", "△", "△"]
     assert lines[-1].startswith("○ 閲覧可")
+    # titles in both languages, as every message of the CLI
+    assert row.startswith("water_valve  消火栓・弁栓類 / Fire hydrants and valves  ")
+    assert next(ln for ln in lines if ln.startswith("  .normal_state")).startswith(
+        "  .normal_state  常時開閉 / Normal state  ")
+    # the tax ledger is read whole or not at all: its columns only with --all
+    assert not any(ln.startswith("  .owner_name") for ln in lines)
     res = r.invoke(cli.cli, ["--project", str(REPO), "access", "--all"])
-    assert any(ln.startswith("  .owner_name  所有者氏名") for ln in res.stdout.splitlines())
+    assert any(ln.startswith("  .owner_name  所有者氏名 / Owner name")
+               for ln in res.stdout.splitlines())
     res = r.invoke(cli.cli, ["--project", str(REPO), "--json", "access"])
     assert json.loads(res.stdout) == json.loads(json.dumps(access_matrix(uozu)))
+
+
+def test_access_cli_shows_a_confidential_layer_read_in_part() -> None:
+    """Takamatsu's 危機管理課 reads the tax ledger in part (owners for the 被災者台帳): the
+    matrix lists the ledger's columns without --all, each with who reads it."""
+    root = REPO / "examples" / "takamatsu"
+    res = CliRunner().invoke(cli.cli, ["--project", str(root), "access"])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    head = next(ln for ln in lines if ln.startswith("レイヤ / フィールド"))
+    depts = head.split()[-7:]
+    assert depts[:2] == ["shisanzei", "kikikanri"]
+    row = next(ln for ln in lines if ln.startswith("kazei_tochi  土地課税台帳 / Land tax ledger"))
+    assert row.split()[-8:] == ["confidential", "○", "△", "×", "×", "×", "×", "×"]
+    acc = {a.id: a for a in all_access(load_project(root))}
+    cols = {ln.split()[0][1:]: ln.split()[-7:] for ln in lines if ln.startswith("  .")}
+    # every column of the ledger (税務部 reads them all), in master order
+    assert list(cols) == list(acc["shisanzei"].layers["kazei_tochi"].columns)
+    for c, marks in cols.items():
+        la = {d: acc[d].layers.get("kazei_tochi") for d in depts}
+        want = ["○" if la[d] is not None and c in la[d].columns else "×" for d in depts]
+        assert marks == want, c
+    assert cols["owner_name"] == ["○", "○", "×", "×", "×", "×", "×"]
+    assert cols["assessed_value_jpy"] == ["○", "×", "×", "×", "×", "×", "×"]
+    assert next(ln for ln in lines if ln.startswith("  .owner_name")).startswith(
+        "  .owner_name  所有者氏名 / Owner name  ")
 
 
 # ------------------------------------------------------------------ configuration errors

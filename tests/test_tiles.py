@@ -14,10 +14,12 @@ from typing import Any
 
 import pyogrio
 import pytest
+import shapely
 from pmtiles.reader import MmapSource, Reader
 from pmtiles.tile import Compression, TileType
-from publish_fixtures import make_project
+from publish_fixtures import make_project, public_copy
 
+from config import load_project
 from config.messages import text
 from publish.build import release as rel
 from publish.build import tiles as vtiles
@@ -89,6 +91,87 @@ def test_large_layers_are_generalised_at_city_zoom(published: Any, tmp_path: Pat
     assert len(general) < len(detail)
     assert "fid" in detail.columns and detail["fid"].nunique() == res.counts["sewer_pipes"]
     assert json.loads((tmp_path / "tiles" / "pipe.json").read_text())["url"] == m["url"]
+
+
+#: Web Mercator: metres of one tile at data zoom 0 (EPSG:3857, what GDAL reads MVT in)
+WORLD_M = 2 * 20037508.342789244
+
+
+def _unit_m(zoom: int) -> float:
+    """Metres of one tile unit at a general data zoom (the coarse grid up to COARSE_MAX_ZOOM)."""
+    extent = vtiles.COARSE_EXTENT if zoom <= vtiles.COARSE_MAX_ZOOM else vtiles.GENERAL_EXTENT
+    return WORLD_M / 2 ** zoom / extent
+
+
+def _uncovered(store: Path, archive: Path, lid: str, zoom: int) -> tuple[float, list[str]]:
+    """(share of the layer's length drawn at ``zoom``, ids of features drawn less than 90 %).
+
+    Drawn = within 2 tile units (half a unit of grid, one of simplification, half to spare) of
+    a line of the archive at that zoom, whatever its style: what a resident sees at city zoom.
+    """
+    detail = pyogrio.read_dataframe(store, layer=lid, columns=["fid"]).to_crs("EPSG:3857")
+    drawn = pyogrio.read_dataframe(archive, layer=lid, ZOOM_LEVEL=str(zoom))
+    assert (drawn.crs.to_epsg(), len(drawn) > 0) == (3857, True), (lid, zoom)
+    near = shapely.union_all(drawn.geometry.values).buffer(2 * _unit_m(zoom))
+    covered = detail.geometry.intersection(near).length
+    share = float(covered.sum() / detail.length.sum())
+    short = detail.loc[covered < 0.9 * detail.length, "fid"].tolist()
+    return share, short
+
+
+def test_the_general_zooms_draw_the_whole_network(published: Any, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every zoom of the generalised band draws (within its grid) every pipe of the detail."""
+    project, res = published
+    monkeypatch.setattr(vtiles, "SMALL_LAYER", 10)
+    m = vtiles.write_page_tiles(project, "pipe", res.store, tmp_path)
+    assert m is not None
+    band = m["layers"]["sewer_pipes"]
+    zooms = range(band["minzoom"], band["detailzoom"])
+    assert list(zooms) == [11, 12, 13, 14]  # display 12 (a city) to 15
+    for z in zooms:
+        share, short = _uncovered(res.store, tmp_path / m["url"], "sewer_pipes", z)
+        assert (z, short) == (z, []) and share >= 0.99, (z, share)
+
+
+@pytest.fixture(scope="module")
+def sample_city(uozu_merged: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory
+                ) -> tuple[Any, Any]:
+    """The Uozu sample exports (conftest's ``uozu_merged``) published into a folder of its own:
+    a real network (thousands of connected pipes), not the fixture's scattered segments."""
+    from publish.build import publish
+
+    root, _ = uozu_merged
+    project = public_copy(load_project(root), tmp_path_factory.mktemp("tiles-city") / "public")
+    return project, publish(project)
+
+
+def test_the_whole_sample_network_is_drawn_at_city_zoom(sample_city: tuple[Any, Any]) -> None:
+    """The published pipe page of the sample city: each pipe layer, at every data zoom from the
+    city's (display 12) to the finest, draws every public pipe (the general band's dissolved,
+    merged lines included)."""
+    project, res = sample_city
+    for page in project.config.publish.pages:
+        path = res.path / "site" / "maps" / "tiles" / f"{page.id}.json"
+        if not path.is_file():
+            continue
+        m = json.loads(path.read_text(encoding="utf-8"))
+        pipes = [lid for lid in m["layers"] if project.specs[lid].map.role == "pipe"
+                 and project.specs[lid].map.min_zoom <= vtiles.CITY_DATA_ZOOM + 1]
+        if not pipes:
+            continue
+        general = [lid for lid in pipes
+                   if m["layers"][lid]["minzoom"] < m["layers"][lid]["detailzoom"]]
+        assert general, "the sample city has a pipe layer large enough to be generalised"
+        for lid in pipes:
+            band = m["layers"][lid]
+            assert band["minzoom"] == vtiles.CITY_DATA_ZOOM, lid
+            for z in range(band["minzoom"], band["detailzoom"]):
+                share, short = _uncovered(res.store, res.path / "site" / "maps" / m["url"],
+                                          lid, z)
+                assert (lid, z, short) == (lid, z, []) and share >= 0.99, (lid, z, share)
+        return
+    raise AssertionError("no page of the sample city tiles a pipe layer from city zoom")
 
 
 def test_the_leak_check_names_what_is_wrong(published: Any) -> None:

@@ -52,18 +52,22 @@ _ENV_FAULTS: list[tuple[set[int], tuple[str, ...], str]] = [
 ]
 
 
-def explain_os_error(e: BaseException, path: str) -> EtlError | None:
+def explain_os_error(e: BaseException, path: str, setting: str = "merged_dir"
+                     ) -> EtlError | None:
     """A disk-full, permission, read-only or lock fault as a bilingual, fixable error.
 
     Works on ``OSError`` and on the errors GDAL/SQLite raise with the same cause in their text;
-    None for anything else (a real bug keeps its traceback behind ``--debug``).
+    None for anything else (a real bug keeps its traceback behind ``--debug``). ``path`` is named
+    when the error names no file (GDAL's often do not); ``setting`` is the key of
+    ``config/project.yml`` that moves the folder (``merged_dir`` for the master, ``public_dir``
+    for releases).
     """
     code = e.errno if isinstance(e, OSError) else None
     msg = str(e).lower()
     where = getattr(e, "filename", None) or path
     for codes, fragments, key in _ENV_FAULTS:
         if (code is not None and code in codes) or any(f in msg for f in fragments):
-            return EtlError(key, path=str(where))
+            return EtlError(key, path=str(where), setting=setting)
     if isinstance(e, OSError):
         return EtlError("env_io", path=str(where), detail=(e.strerror or str(e))[:200])
     return None
@@ -87,6 +91,15 @@ class StagedRun:
 
     def read_current(self, table: str) -> pd.DataFrame | None:
         """A non-spatial table of the master being replaced (None if absent): partial merges."""
+        raise NotImplementedError
+
+    #: whether :meth:`read_geometries` reads a written layer's geometries back
+    reads_back: bool = False
+
+    def read_geometries(self, layer: str, rows: Any) -> Any:
+        """The geometries (a shapely array) of ``rows`` (0-based, in the order they were
+        written) of a layer this run has written: a layer that joins another's geometry
+        reads them back instead of holding the whole layer's geometries in memory."""
         raise NotImplementedError
 
     def write_hashes(self, layer: str, hashes: pd.DataFrame) -> None:

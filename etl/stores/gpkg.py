@@ -6,13 +6,16 @@ import contextlib
 import json
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
+import shapely
 
 from config.errors import EtlError
 from etl.stores.base import HASH_DIR, MANIFEST, MASTER, MasterStore, StagedRun
@@ -28,6 +31,7 @@ class GpkgRun(StagedRun):
         self.store, self.run_id = store, run_id
         self.artifacts = store.local_staging(run_id)
         self.path = self.artifacts / MASTER
+        self._fids: dict[str, np.ndarray] = {}
         cur = store.current / MASTER
         if partial and cur.exists():  # begin with a copy; the current master is never modified
             shutil.copyfile(cur, self.path)
@@ -52,6 +56,32 @@ class GpkgRun(StagedRun):
         if not cur.exists() or table not in {str(n) for n, _ in pyogrio.list_layers(cur)}:
             return None
         return pyogrio.read_dataframe(cur, layer=table, read_geometry=False)
+
+    reads_back = True
+
+    def read_geometries(self, layer: str, rows: Any) -> np.ndarray:
+        """``rows`` (write order) of a staged layer by their feature ids (the GeoPackage's
+        integer primary key, increasing in write order; looked up once per layer)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.full(len(rows), None, dtype=object)
+        if not len(rows):
+            return out
+        fids = self._fids.get(layer)
+        if fids is None:
+            fid_col = pyogrio.read_info(self.path, layer=layer)["fid_column"] or "fid"
+            with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro",
+                                                    uri=True)) as con:
+                q = f'SELECT "{fid_col}" FROM "{layer}" ORDER BY "{fid_col}"'
+                fids = np.fromiter((r[0] for r in con.execute(q)), dtype=np.int64)
+            self._fids[layer] = fids
+        want, inv = np.unique(fids[rows], return_inverse=True)
+        _, got, wkb, _ = pyogrio.raw.read(self.path, layer=layer, fids=want, columns=[],
+                                          return_fids=True)
+        if not np.array_equal(np.asarray(got, dtype=np.int64), want):
+            order = np.argsort(got)
+            wkb = np.asarray(wkb, dtype=object)[order]
+            assert np.array_equal(np.asarray(got, dtype=np.int64)[order], want)
+        return shapely.from_wkb(np.asarray(wkb, dtype=object))[inv]
 
     def write_hashes(self, layer: str, hashes: pd.DataFrame) -> None:
         (self.artifacts / HASH_DIR).mkdir(exist_ok=True)

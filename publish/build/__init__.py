@@ -12,11 +12,14 @@ The one entry point the CLI calls (``uozu-gis publish``). Order matters for safe
 5. write ``release.json``, switch ``current`` atomically, prune old releases.
 
 Any failure before step 5 deletes the new directory: the running server keeps serving the previous
-release, untouched.
+release, untouched. An environment fault (the disk of the release folder full or read-only, no
+permission, a PostGIS that went away or ran out of disk) becomes a bilingual error naming the
+folder or server and the fix (:func:`explain_fault`), never "internal error".
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 import time
@@ -27,12 +30,17 @@ from typing import Any
 
 from pyproj import CRS
 from pyproj.exceptions import CRSError
+from sqlalchemy.exc import DBAPIError
 
 from config import Project
 from config import messages as msg
+from config.errors import EtlError
+from etl.stores import open_store
 from etl.stores import url as urls
+from etl.stores.base import explain_os_error
+from etl.stores.postgis import db_error
 from publish.build import answers as ans
-from publish.build import apiconfig, pgpublic, release
+from publish.build import apiconfig, pgpublic, precompress, release
 from publish.build import public_store as store
 from publish.build import tiles as vtiles
 from publish.errors import PublishError
@@ -55,6 +63,8 @@ class PublishResult:
     timings: dict[str, float]
     previous: str | None = None
     pruned: tuple[str, ...] = field(default_factory=tuple)
+    #: bilingual notes on what did not fail the publish (old schemas left for the next one)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def features(self) -> int:
@@ -71,7 +81,8 @@ class PublishResult:
 
 def _meta(project: Project, rid: str, source: store.MasterSource,
           layers: dict[str, store.StoreLayer], plans: dict[str, store.LayerPlan],
-          timings: dict[str, float]) -> dict[str, Any]:
+          timings: dict[str, float], simplified: dict[str, store.Simplified]
+          ) -> dict[str, Any]:
     pc = project.config.publish
     return {
         "release_id": rid,
@@ -99,6 +110,8 @@ def _meta(project: Project, rid: str, source: store.MasterSource,
             "license_url": plans[lid].spec.license_url,
             "columns": lay.columns,
             "queryables": plans[lid].queryables,
+            # the publication rule for complex geometries and what it did (master stays exact)
+            "publish_geometry": simplified[lid].as_dict(),
         } for lid, lay in layers.items()},
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
@@ -115,6 +128,25 @@ def check_publish_crs(crs: str) -> None:
         ok = False
     if not ok:
         raise PublishError("publish_crs_unsupported", crs=crs)
+
+
+def explain_fault(project: Project, url: str, e: BaseException, where: Path
+                  ) -> EtlError | None:
+    """An environment fault during a publish as a bilingual error naming the resource and fix.
+
+    A database error goes through the master store's :meth:`~etl.stores.MasterStore.explain`
+    (``store_lost``, ``store_server_full``, as for a merge); any other database error names the
+    server (``pg_publish_failed``). File-system faults name ``where`` (the release folder) when
+    GDAL's error names no file, and ``public_dir`` as the setting that moves it. None for
+    anything else: a real bug keeps its traceback behind ``--debug``.
+    """
+    if isinstance(e, DBAPIError) and urls.scheme(url) == "postgresql":
+        err = open_store(project, url).explain(e)
+        if err is not None and err.key in ("store_lost", "store_server_full"):
+            return err
+        return PublishError("pg_publish_failed", store=urls.redact(url), layer="-",
+                            detail=db_error(e))
+    return explain_os_error(e, str(where), "public_dir")
 
 
 def publish(project: Project, *, progress: Progress | None = None,
@@ -140,104 +172,137 @@ def publish(project: Project, *, progress: Progress | None = None,
 
     check_publish_crs(project.config.publish_crs)
     url = urls.resolve(project.config.store, store_url)
-    with release.publish_lock(public_dir):
-        plans = store.plan_store(project)
-        ans.check(project)  # open-data layouts (engine standards): before anything is written
-        source = store.locate_master(project, url)
-        previous = release.current_id(public_dir)
-        rid = release.new_release_id()
-        rdir = release.releases_dir(public_dir) / rid
-        rdir.mkdir(parents=True)
-        pgw = None
-        try:
-            t0 = time.perf_counter()
-            if urls.scheme(url) == "postgresql":
-                pgw = pgpublic.PgPublicWriter(project, url, rid)
-            layers = store.write_public_store(project, source, rdir / release.STORE, plans,
-                                              tick=tick, also=pgw.write if pgw else None)
-            timings["store"] = time.perf_counter() - t0
+    where = [public_dir]  # named by a disk fault whose error names no file: the release
+    previous = release.current_id(public_dir)
+    warnings: list[str] = []
+    try:
+        with release.publish_lock(public_dir):
+            plans = store.plan_store(project)
+            ans.check(project)  # open-data layouts (engine standards): before anything is written
+            source = store.locate_master(project, url)
+            previous = release.current_id(public_dir)
+            rid = release.new_release_id()
+            rdir = release.releases_dir(public_dir) / rid
+            rdir.mkdir(parents=True)
+            where[0] = rdir
+            pgw = None
+            try:
+                t0 = time.perf_counter()
+                if urls.scheme(url) == "postgresql":
+                    pgw = pgpublic.PgPublicWriter(project, url, rid)
+                simplified: dict[str, store.Simplified] = {}
+                layers = store.write_public_store(project, source, rdir / release.STORE, plans,
+                                                  tick=tick, also=pgw.write if pgw else None,
+                                                  simplified=simplified)
+                timings["store"] = time.perf_counter() - t0
 
-            t0 = time.perf_counter()
-            tick("check")
-            expected, forbidden = store.expected_tables(project), store.forbidden_columns(project)
-            counts = {lid: lay.features for lid, lay in layers.items()}
-            store.check_public_store(rdir / release.STORE, expected, forbidden, counts)
-            tick("routing")
-            answers = ans.walk_graph(project, rdir, rdir / release.STORE)
-            if pgw:
-                if answers.graph is not None:
-                    pgw.write_walk_graph(answers.graph)
-                pgw.grant()
-                allowed = set(pgpublic.release_schemas(pgw.conn, pgw.prefix))
-                pgpublic.check(pgw.conn, pgw.schema, pgw.reader, expected | pgw.extra_columns,
-                               forbidden, counts | pgw.extra_counts, allowed)
-                pgw.commit()  # visible to the reader role from here on; the switch is later
-            timings["check"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                tick("check")
+                expected = store.expected_tables(project)
+                forbidden = store.forbidden_columns(project)
+                counts = {lid: lay.features for lid, lay in layers.items()}
+                store.check_public_store(rdir / release.STORE, expected, forbidden, counts)
+                tick("routing")
+                answers = ans.walk_graph(project, rdir, rdir / release.STORE)
+                if pgw:
+                    if answers.graph is not None:
+                        pgw.write_walk_graph(answers.graph)
+                    pgw.grant()
+                    allowed = set(pgpublic.release_schemas(pgw.conn, pgw.prefix))
+                    pgpublic.check(pgw.conn, pgw.schema, pgw.reader,
+                                   expected | pgw.extra_columns, forbidden,
+                                   counts | pgw.extra_counts, allowed)
+                    pgw.commit()  # visible to the reader role from here; the switch is later
+                timings["check"] = time.perf_counter() - t0
 
-            t0 = time.perf_counter()  # search index, open data, change feed (answers.py)
-            prev = release.load_release(public_dir, previous) if previous else None
-            ans.build(project, rdir, rdir / release.STORE, rid,
-                      {lid: lay.data_date for lid, lay in layers.items() if lay.data_date},
-                      expected, (prev.id, prev.dir) if prev else None, answers, tick)
-            timings["answers"] = time.perf_counter() - t0
+                t0 = time.perf_counter()  # search index, open data, change feed (answers.py)
+                prev = release.load_release(public_dir, previous) if previous else None
+                ans.build(project, rdir, rdir / release.STORE, rid,
+                          {lid: lay.data_date for lid, lay in layers.items() if lay.data_date},
+                          expected, (prev.id, prev.dir) if prev else None, answers, tick)
+                timings["answers"] = time.perf_counter() - t0
 
-            t0 = time.perf_counter()
-            tick("config")
-            locale_dir = rdir / release.LOCALE
-            apiconfig.write_locale(locale_dir)
-            cfg = apiconfig.build_config(project, rdir / release.STORE, layers, plans,
-                                         locale_dir=locale_dir,
-                                         pg=pgw.target if pgw else None,
-                                         processes=answers.processes(),
-                                         downloads=answers.downloads)
-            apiconfig.validate(cfg)
-            apiconfig.dump_yaml(cfg, rdir / release.CONFIG)
-            timings["config"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                tick("config")
+                locale_dir = rdir / release.LOCALE
+                apiconfig.write_locale(locale_dir)
+                cfg = apiconfig.build_config(project, rdir / release.STORE, layers, plans,
+                                             locale_dir=locale_dir,
+                                             pg=pgw.target if pgw else None,
+                                             processes=answers.processes(),
+                                             downloads=answers.downloads)
+                apiconfig.validate(cfg)
+                apiconfig.dump_yaml(cfg, rdir / release.CONFIG)
+                timings["config"] = time.perf_counter() - t0
 
-            t0 = time.perf_counter()
-            tick("openapi")
-            oas = apiconfig.build_openapi(cfg, {lid: p.queryables for lid, p in plans.items()})
-            apiconfig.dump_yaml(oas, rdir / release.OPENAPI)
-            timings["openapi"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                tick("openapi")
+                oas = apiconfig.build_openapi(cfg, {lid: p.queryables
+                                                    for lid, p in plans.items()})
+                apiconfig.dump_yaml(oas, rdir / release.OPENAPI)
+                timings["openapi"] = time.perf_counter() - t0
 
-            t0 = time.perf_counter()
-            tick("tiles")  # vector tiles of every page: part of the release, leak-checked
-            site = rdir / release.SITE
-            (site / "maps").mkdir(parents=True, exist_ok=True)  # answers put search.json there
-            vtiles.write_site_tiles(project, rdir / release.STORE, site / "maps",
-                                    allowed={lid: set(p.names) for lid, p in plans.items()},
-                                    counts={lid: lay.features for lid, lay in layers.items()})
-            timings["tiles"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                tick("tiles")  # vector tiles of every page: part of the release, leak-checked
+                site = rdir / release.SITE
+                (site / "maps").mkdir(parents=True, exist_ok=True)  # answers' search.json too
+                vtiles.write_site_tiles(project, rdir / release.STORE, site / "maps",
+                                        allowed={lid: set(p.names) for lid, p in plans.items()},
+                                        counts={lid: lay.features
+                                                for lid, lay in layers.items()})
+                timings["tiles"] = time.perf_counter() - t0
 
-            t0 = time.perf_counter()
-            tick("site")
-            ctx = SiteContext(project, rid, site, rdir / release.STORE, layers, plans,
-                              (project.config.publish.base_url or "").rstrip("/"))
-            for build in [build_site, *(site_builders or [])]:
-                build(ctx)
-            timings["site"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                tick("site")
+                ctx = SiteContext(project, rid, site, rdir / release.STORE, layers, plans,
+                                  (project.config.publish.base_url or "").rstrip("/"))
+                for build in [build_site, *(site_builders or [])]:
+                    build(ctx)
+                precompress.write_copies(rdir)  # .br/.gz of large text files
+                timings["site"] = time.perf_counter() - t0
 
-            t0 = time.perf_counter()
-            tick("switch")
-            timings["total"] = time.perf_counter() - t_start
-            meta = _meta(project, rid, source, layers, plans, timings)
-            meta["processes"] += list(answers.processes())
-            meta.update(answers.meta)
-            meta["store"] = {"kind": urls.scheme(url), "url": urls.redact(url),
-                             "schema": pgw.schema if pgw else None}
-            release.write_meta(rdir, meta)
-            release.switch(public_dir, rid)
-            timings["switch"] = time.perf_counter() - t0
-        except BaseException as e:
-            shutil.rmtree(rdir, ignore_errors=True)
-            if pgw:
-                pgw.close()
-                pgpublic.drop_schema(url, pgw.schema)
-            e.add_note(msg.text("publish_failed", current=previous or "-"))
+                t0 = time.perf_counter()
+                tick("switch")
+                timings["total"] = time.perf_counter() - t_start
+                meta = _meta(project, rid, source, layers, plans, timings, simplified)
+                meta["processes"] += list(answers.processes())
+                meta.update(answers.meta)
+                meta["store"] = {"kind": urls.scheme(url), "url": urls.redact(url),
+                                 "schema": pgw.schema if pgw else None}
+                release.write_meta(rdir, meta)
+                release.switch(public_dir, rid)
+                timings["switch"] = time.perf_counter() - t0
+            except BaseException as e:
+                shutil.rmtree(rdir, ignore_errors=True)
+                if pgw:  # (the server may be gone: clean-up never hides the cause)
+                    with contextlib.suppress(Exception):
+                        pgw.close()
+                    pgpublic.drop_schema(url, pgw.schema)
+                e.add_note(msg.text("publish_failed", current=previous or "-"))
+                raise
+            # the new release is current from here: tidying up can no longer fail the publish
+            pruned = release.prune(public_dir,
+                                   keep if keep is not None else project.config.keep_runs)
+            if pgw:  # schemas of pruned (or earlier failed) releases; else the next publish
+                try:
+                    pgpublic.drop_except(project, url, release.list_releases(public_dir))
+                except (DBAPIError, EtlError) as e:  # server gone or unreachable: say so
+                    detail = db_error(e) if isinstance(e, DBAPIError) else \
+                        str(e.params.get("detail") or e)
+                    warnings.append(msg.text("publish_cleanup_failed", release=rid,
+                                             store=urls.redact(url), detail=detail[:200]))
+    except EtlError:
+        raise
+    except Exception as e:  # disk full, read-only, permissions, a database gone away
+        err = explain_fault(project, url, e, where[0])
+        if err is None:
             raise
-        pruned = release.prune(public_dir, keep if keep is not None else project.config.keep_runs)
-        if pgw:  # schemas of pruned (or earlier failed) releases
-            pgpublic.drop_except(project, url, release.list_releases(public_dir))
+        notes = getattr(e, "__notes__", None) or [msg.text("publish_failed",
+                                                          current=previous or "-")]
+        for note in notes:
+            err.add_note(note)
+        raise err from e
     timings["total"] = time.perf_counter() - t_start
     return PublishResult(rid, rdir, rdir / release.STORE, rdir / release.CONFIG,
-                         rdir / release.OPENAPI, layers, timings, previous, tuple(pruned))
+                         rdir / release.OPENAPI, layers, timings, previous, tuple(pruned),
+                         tuple(warnings))

@@ -13,6 +13,12 @@ writes into ``<release>/changes/``:
   one for a removed feature), which :func:`changed_since` answers from.
 
 A feature is *changed* when any public property or its geometry (as stored, 7 decimals) differs.
+
+Both stores are read in batches of :data:`BATCH_ROWS` rows (issue 17): each batch is reduced to
+the features' ids, row hashes and bboxes at once, so only those compact columns of a layer are
+held, never its rows. Each batch gets the dtypes a whole-layer read gives
+(:func:`publish.build.opendata.store_frames`), so the hashes, and the diff, are those of the
+whole-layer path (``batch_rows=None``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sqlite3
+from collections.abc import Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +42,8 @@ from feedgen.feed import FeedGenerator
 
 from config import Project
 from config.messages import both, en, ja
+from publish.build.opendata import layer_shape, process_pool, store_frames
+from publish.build.public_store import _qi
 from publish.model import ID_COLUMN
 
 CHANGES_DIR = "changes"
@@ -42,6 +53,13 @@ FEED_RELEASES = 50  # entries per layer feed
 MAX_EVENTS = 500_000  # history rows kept (oldest dropped first)
 IDS_IN_ENTRY = 200  # ids listed in one Atom entry's text (all are in the JSON)
 OPS = ("added", "removed", "changed")
+#: rows per batch when hashing a layer: memory follows this, not the layer's size
+BATCH_ROWS = 10_000
+#: pyogrio dtypes whose batches read exactly like the whole layer (else: read whole)
+STREAM_DTYPES = {"object", "bool", "int16", "int32", "int64", "float32", "float64"}
+TABLE_COLUMNS = ["hash", "minx", "miny", "maxx", "maxy"]
+HISTORY_COLUMNS = ["release", "at", "layer", "fid", "op", "minx", "miny", "maxx", "maxy"]
+HISTORY_CHUNK = 10_000  # events per write of history.json
 
 
 @dataclass
@@ -62,9 +80,22 @@ class LayerDiff:
                 "unchanged": self.unchanged}
 
 
-def feature_table(store: Path, layer: str) -> pd.DataFrame:
-    """fid -> content hash and bbox (CRS84) of every feature of a layer of a public store."""
-    gdf = pyogrio.read_dataframe(store, layer=layer, use_arrow=True)
+def feature_table(store: Path, layer: str, batch_rows: int | None = BATCH_ROWS
+                  ) -> pd.DataFrame:
+    """fid -> content hash and bbox (CRS84) of every feature of a layer of a public store.
+
+    Read in batches of ``batch_rows`` (``None``: the whole layer at once; the same table)."""
+    if batch_rows:
+        shape = layer_shape(store, layer)
+        if shape.rows and set(shape.dtypes.values()) <= STREAM_DTYPES:
+            parts = [_hashed(gdf) for gdf in store_frames(store, layer, None, batch_rows,
+                                                          shape)]
+            return pd.concat(parts, ignore_index=True).set_index("fid")
+    return _hashed(pyogrio.read_dataframe(store, layer=layer, use_arrow=True)).set_index("fid")
+
+
+def _hashed(gdf: Any) -> pd.DataFrame:
+    """fid, row hash and bbox of each row of a layer's frame (whole or a batch)."""
     props = sorted(c for c in gdf.columns if c != gdf.geometry.name)
     # every property as text (NULL apart from ""), then the geometry as stored: one row hash
     text = pd.DataFrame({c: gdf[c].astype("string").fillna("\u2205") for c in props})
@@ -74,7 +105,7 @@ def feature_table(store: Path, layer: str) -> pd.DataFrame:
     return pd.DataFrame({
         "fid": gdf[ID_COLUMN].astype(str).to_numpy(), "hash": hashes,
         "minx": bounds[:, 0], "miny": bounds[:, 1], "maxx": bounds[:, 2], "maxy": bounds[:, 3],
-    }).set_index("fid")
+    })
 
 
 def diff_tables(old: pd.DataFrame | None, new: pd.DataFrame) -> LayerDiff:
@@ -92,34 +123,98 @@ def _layers(store: Path) -> list[str]:
     return sorted(str(n) for n in pyogrio.list_layers(store)[:, 0])
 
 
-def diff_stores(old_store: Path | None, new_store: Path) -> tuple[dict[str, LayerDiff],
-                                                                   list[dict[str, Any]]]:
+def diff_stores(old_store: Path | None, new_store: Path, batch_rows: int | None = BATCH_ROWS
+                ) -> tuple[dict[str, LayerDiff], list[dict[str, Any]]]:
     """Per-layer diffs and the change events (with bboxes) between two public stores."""
     old_layers = set(_layers(old_store)) if old_store and old_store.exists() else set()
     diffs: dict[str, LayerDiff] = {}
-    events: list[dict[str, Any]] = []
+    events: list[tuple[str, str, str, list[float] | None]] = []  # layer, fid, op, bbox
     new_layers = _layers(new_store)
-    for lid in sorted(set(new_layers) | old_layers):
-        new = feature_table(new_store, lid) if lid in new_layers else \
-            pd.DataFrame(columns=["hash", "minx", "miny", "maxx", "maxy"])
-        old = feature_table(old_store, lid) if old_store and lid in old_layers else None
-        d = diff_tables(old, new)
-        diffs[lid] = d
-        for op, ids in (("added", d.added), ("changed", d.changed), ("removed", d.removed)):
-            src = old if op == "removed" else new
-            if src is None or not ids:  # nothing removed from a first release
-                continue
-            boxes = np.round(src.loc[ids, ["minx", "miny", "maxx", "maxy"]].to_numpy(float), 7)
-            for fid, b in zip(ids, boxes.tolist(), strict=True):
-                events.append({"layer": lid, "fid": fid, "op": op,
-                               "bbox": None if any(v != v for v in b) else b})
+    # a layer's two tables are hashed side by side in two processes where there is enough
+    pool = process_pool(_rows(new_store, new_layers) + _rows(old_store, old_layers)) \
+        if batch_rows else None
+    try:
+        for lid in sorted(set(new_layers) | old_layers):
+            old, new = _tables(pool, old_store if lid in old_layers else None,
+                               new_store if lid in new_layers else None, lid, batch_rows)
+            _diff_layer(lid, old, new, diffs, events)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return diffs, events
 
 
-def load_history(changes_dir: Path | None) -> list[dict[str, Any]]:
+def _rows(store: Path | None, layers: Iterable[str]) -> int:
+    """Rows of the layers of a GeoPackage (one SQLite connection, no GDAL open per layer)."""
+    if store is None:
+        return 0
+    con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        return sum(con.execute(f"SELECT count(*) FROM {_qi(lid)}").fetchone()[0]
+                   for lid in layers)
+    finally:
+        con.close()
+
+
+def _tables(pool: Executor | None, old_store: Path | None, new_store: Path | None, lid: str,
+            batch_rows: int | None) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """The old (None if the layer is new) and new feature tables of a layer (empty if gone)."""
+    if pool is not None:
+        jobs = [pool.submit(feature_table, s, lid, batch_rows) if s else None
+                for s in (old_store, new_store)]
+        old, new = (j.result() if j else None for j in jobs)
+    else:
+        old = feature_table(old_store, lid, batch_rows) if old_store else None
+        new = feature_table(new_store, lid, batch_rows) if new_store else None
+    return old, new if new is not None else pd.DataFrame(columns=TABLE_COLUMNS)
+
+
+def _diff_layer(lid: str, old: pd.DataFrame | None, new: pd.DataFrame,
+                diffs: dict[str, LayerDiff],
+                events: list[tuple[str, str, str, list[float] | None]]) -> None:
+    """One layer's diff and its change events (with the bboxes of the features)."""
+    d = diff_tables(old, new)
+    diffs[lid] = d
+    for op, ids in (("added", d.added), ("changed", d.changed), ("removed", d.removed)):
+        src = old if op == "removed" else new
+        if src is None or not ids:  # nothing removed from a first release
+            continue
+        boxes = np.round(src.loc[ids, ["minx", "miny", "maxx", "maxy"]].to_numpy(float), 7)
+        for fid, b in zip(ids, boxes.tolist(), strict=True):
+            events.append((lid, fid, op, None if any(v != v for v in b) else b))
+
+
+def load_history(changes_dir: Path | None) -> list[list[Any]]:
     if changes_dir is None or not (changes_dir / HISTORY_FILE).is_file():
         return []
-    return json.loads((changes_dir / HISTORY_FILE).read_text(encoding="utf-8"))["events"]
+    return history_events((changes_dir / HISTORY_FILE).read_text(encoding="utf-8"))
+
+
+def history_events(text: str) -> list[list[Any]]:
+    """The ``events`` of a ``history.json`` text, as ``json.loads`` gives them, but decoded a
+    row at a time with each release id, time, layer and operation one shared string (the file
+    repeats them on every row: about half the memory of the rows). A text not in the layout
+    :func:`_write_history` writes is read with ``json.loads``."""
+    head = '{"columns":' + json.dumps(HISTORY_COLUMNS, separators=(",", ":")) + ',"events":['
+    if not text.startswith(head):
+        return list(json.loads(text)["events"])
+    dec = json.JSONDecoder()
+    shared: dict[str, str] = {}
+    rows: list[list[Any]] = []
+    pos, end = len(head), len(text) - 2
+    while pos < end:
+        row, pos = dec.raw_decode(text, pos)
+        if not isinstance(row, list) or len(row) != len(HISTORY_COLUMNS):
+            return list(json.loads(text)["events"])
+        for k in (0, 1, 2, 4):
+            if isinstance(row[k], str):
+                row[k] = shared.setdefault(row[k], row[k])
+        rows.append(row)
+        if text[pos] == ",":
+            pos += 1
+    if text[pos:] != "]}":
+        return list(json.loads(text)["events"])
+    return rows
 
 
 def _tag(project: Project, day: str, rest: str) -> str:
@@ -174,26 +269,27 @@ def layer_feed(project: Project, lid: str, releases: list[dict[str, Any]], base_
 
 def release_changes(project: Project, new_store: Path, release_id: str, at: dt.datetime,
                     previous_dir: Path | None, out_dir: Path, *,
-                    previous_id: str | None = None, base_url: str = "") -> dict[str, Any]:
+                    previous_id: str | None = None, base_url: str = "",
+                    batch_rows: int | None = BATCH_ROWS) -> dict[str, Any]:
     """Write this release's diff, the per-layer JSON and Atom, and the carried history.
 
     ``previous_dir``: the previous release's folder (its ``public.gpkg`` and ``changes/``), or
     None for the first release (everything is then ``added``).
     """
     old_store = previous_dir / "public.gpkg" if previous_dir else None
-    diffs, events = diff_stores(old_store, new_store)
+    diffs, events = diff_stores(old_store, new_store, batch_rows)
     stamp = at.astimezone(dt.UTC).isoformat(timespec="seconds")
     prev_events = load_history(previous_dir / CHANGES_DIR if previous_dir else None)
-    new_events = [[release_id, stamp, e["layer"], e["fid"], e["op"], *(e["bbox"] or
-                   [None] * 4)] for e in events]
+    new_events = [[release_id, stamp, lid, fid, op, *(bbox or [None] * 4)]
+                  for lid, fid, op, bbox in events]
+    del events
     history = (prev_events + new_events)[-MAX_EVENTS:]
+    del prev_events, new_events
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {"release": release_id, "previous": previous_id, "at": stamp,
                "layers": {lid: d.as_dict() for lid, d in diffs.items()}}
     _write_json(out_dir / SUMMARY_FILE, summary)
-    _write_json(out_dir / HISTORY_FILE,
-                {"columns": ["release", "at", "layer", "fid", "op", "minx", "miny", "maxx",
-                             "maxy"], "events": history}, compact=True)
+    _write_history(out_dir / HISTORY_FILE, history)
     per_layer = _releases_by_layer(history)
     for lid in diffs:
         rel = per_layer.get(lid, [])[:FEED_RELEASES]
@@ -214,9 +310,28 @@ def _releases_by_layer(history: list[list[Any]]) -> dict[str, list[dict[str, Any
 
 
 def _write_json(path: Path, data: Any, compact: bool = False) -> None:
+    """The bytes of ``json.dumps`` (indent 1, or compact), written as they are encoded (a
+    first release lists every feature id: no one string of them all, nor a list of its
+    pieces)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":") if compact
-                              else None, indent=None if compact else 1), encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False, separators=(",", ":") if compact else None,
+                  indent=None if compact else 1)
+    tmp.replace(path)
+
+
+def _write_history(path: Path, history: list[list[Any]]) -> None:
+    """``history.json``: the bytes of ``json.dumps({"columns": ..., "events": history})``
+    (compact), written :data:`HISTORY_CHUNK` events at a time instead of as one string."""
+    def dumps(x: Any) -> str:
+        return json.dumps(x, ensure_ascii=False, separators=(",", ":"))
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write('{"columns":' + dumps(HISTORY_COLUMNS) + ',"events":[')
+        for i in range(0, len(history), HISTORY_CHUNK):
+            fh.write(("," if i else "") + dumps(history[i:i + HISTORY_CHUNK])[1:-1])
+        fh.write("]}")
     tmp.replace(path)
 
 

@@ -14,12 +14,30 @@ written with GDAL (pyogrio) into ``<release>/opendata/``:
   programs and the landing page: title, counts, data date, bytes, sha256).
 
 Licence and 出典 also travel inside the GeoPackage and GeoJSON (layer description).
+
+Each layer's own files are streamed (issue 17): the public GeoPackage is read in Arrow batches of
+:data:`BATCH_ROWS` rows, and each batch appended to the GeoPackage and the CSV (one pass) or to
+the GeoJSON (another pass) through one GDAL Arrow stream per file, so memory does not grow with
+the layer. GDAL holds the GIL while it writes, so the passes of all layers run in two forked
+processes (:func:`process_pool`) when there is enough to write. The files are those of the
+whole-layer path (``batch_rows=None``, also the fallback for a layer whose rows do not allow
+it): :func:`store_frames` gives every batch the dtypes a whole-layer read gives (an integer
+column with a NULL anywhere is float, a boolean one object), and the layer's geometry type is
+taken from the store before writing and checked against the rows after. CSV and GeoJSON are
+byte for byte the same; a GeoPackage differs only in the SQLite header's commit counters (GDAL
+commits once per batch). The standard layouts stay whole: they are lists of sites (shelters),
+small by nature.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
+import sqlite3
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,22 +45,40 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import shapely
 import yaml
 from pydantic import Field
+from pyogrio.raw import write_arrow
 
 from config import Project
 from config.errors import ConfigError
 from config.messages import both
 from config.models import I18nText, LayerSpec, OpenDataConfig, OpenDataLayout, Strict
-from publish.build.public_store import plan_layer
+from publish.build.public_store import _qi, plan_layer
 from publish.model import DECIMALS, ROWID_COLUMN, STORE_CRS, LayerPlan
 
 OPENDATA_DIR = "opendata"
 STANDARDS_FILE = Path(__file__).with_name("opendata_standards.yml")
 CSV_ENCODING = "utf-8-sig"  # UTF-8 with BOM
 LAT, LON, WKT = "緯度", "経度", "WKT"
+#: rows per batch of the streamed downloads: memory follows this, not the layer's size
+BATCH_ROWS = 10_000
+#: the geometry name a whole-layer ``read_dataframe`` gives (the downloads' geometry column)
+GEOMETRY = "geometry"
+#: layer geometry types a stream can declare before its first row (else: the whole path)
+STREAM_TYPES = {"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString",
+                "MultiPolygon"}
+#: dtypes (``pyogrio.read_info``) whose batches convert like the whole layer
+STREAM_DTYPES = {"object", "bool", "int16", "int32", "int64", "float32", "float64"}
+CHUNK = 1 << 20  # bytes read at a time for sha256
+#: processes writing the streamed downloads side by side (GDAL holds the GIL while it writes,
+#: so threads would not overlap): at most this many, at most the CPUs this process may use
+WORKERS = 2
+#: public rows from which the downloads are written by :data:`WORKERS` processes (below it the
+#: start of the pool costs more than it saves)
+POOL_ROWS = 50_000
 
 
 class Standard(Strict):
@@ -74,10 +110,21 @@ class Download:
     standard: str | None = None  # key of the standard layout, if any
 
     def entry(self) -> dict[str, Any]:
-        data = self.path.read_bytes()
+        digest, size = file_digest(self.path)
         return {"file": self.path.name, "format": self.format, "features": self.features,
-                "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": size, "sha256": digest,
                 **({"standard": self.standard} if self.standard else {})}
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """sha256 (hex) and size of a file, read :data:`CHUNK` bytes at a time."""
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
 
 
 def _credit(spec: LayerSpec) -> dict[str, str]:
@@ -123,41 +170,286 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 def _write_geo(gdf: gpd.GeoDataFrame, path: Path, layer: str, description: str,
                fmt: str) -> None:
+    pyogrio.write_dataframe(gdf, path, layer=layer, use_arrow=True,
+                            **_geo_options(layer, description, fmt))
+
+
+def _geo_options(layer: str, description: str, fmt: str) -> dict[str, Any]:
+    """Driver and options of a download (GeoPackage or GeoJSON), whole or streamed."""
     if fmt == "gpkg":
-        pyogrio.write_dataframe(gdf, path, layer=layer, driver="GPKG", use_arrow=True,
-                                layer_options={"DESCRIPTION": description,
-                                               "IDENTIFIER": layer, "FID": ROWID_COLUMN},
-                                dataset_options={"VERSION": "1.3"})
-    else:
-        pyogrio.write_dataframe(gdf, path, layer=layer, driver="GeoJSON", use_arrow=True,
-                                layer_options={"RFC7946": "YES", "DESCRIPTION": description,
-                                               "COORDINATE_PRECISION": str(DECIMALS),
-                                               "WRITE_NAME": "YES"})
+        return {"driver": "GPKG", "dataset_options": {"VERSION": "1.3"},
+                "layer_options": {"DESCRIPTION": description, "IDENTIFIER": layer,
+                                  "FID": ROWID_COLUMN}}
+    return {"driver": "GeoJSON",
+            "layer_options": {"RFC7946": "YES", "DESCRIPTION": description,
+                              "COORDINATE_PRECISION": str(DECIMALS), "WRITE_NAME": "YES"}}
 
 
-def layer_downloads(project: Project, store: Path, lid: str, out: Path) -> list[Download]:
-    """The layer in its own columns: GeoPackage, GeoJSON, CSV."""
-    spec = project.specs[lid]
-    plan = plan_layer(spec, project.codelists)
-    gdf = pyogrio.read_dataframe(store, layer=lid, use_arrow=True)
-    gdf = gdf[[*plan.names, gdf.geometry.name]]
-    desc = " / ".join(_credit(spec).values())
-    files = []
-    for fmt in ("gpkg", "geojson"):
-        path = out / f"{lid}.{fmt}"
-        _write_geo(gdf, path, lid, f"{spec.title.ja} / {spec.title.en}. {desc}", fmt)
-        files.append(Download(lid, fmt, path, len(gdf)))
-    titles = _titles(plan)
-    table = pd.DataFrame({titles[c]: _csv_text(gdf[c]) for c in plan.names})
-    if _is_point(gdf):
+def _csv_table(gdf: gpd.GeoDataFrame, names: list[str], titles: dict[str, str], point: bool
+               ) -> pd.DataFrame:
+    """The CSV rows of a layer (or of a batch of it): titled text columns, then 緯度/経度 for a
+    point layer, else WKT."""
+    table = pd.DataFrame({titles[c]: _csv_text(gdf[c]) for c in names})
+    if point:
         lon, lat = _lonlat(gdf)
         table[LAT], table[LON] = lat, lon
     else:
         table[WKT] = shapely.to_wkt(gdf.geometry.values, rounding_precision=DECIMALS)
-    path = out / f"{lid}.csv"
-    write_csv(table, path)
-    files.append(Download(lid, "csv", path, len(table)))
+    return table
+
+
+def _layer_files(spec: LayerSpec, out: Path) -> tuple[str, dict[str, Path]]:
+    desc = " / ".join(_credit(spec).values())
+    return (f"{spec.title.ja} / {spec.title.en}. {desc}",
+            {fmt: out / f"{spec.id}.{fmt}" for fmt in ("gpkg", "geojson", "csv")})
+
+
+def layer_downloads(project: Project, store: Path, lid: str, out: Path,
+                    batch_rows: int | None = BATCH_ROWS) -> list[Download]:
+    """The layer in its own columns: GeoPackage, GeoJSON, CSV.
+
+    Streamed in batches of ``batch_rows`` (:func:`_stream_downloads`) where the layer allows
+    it; ``batch_rows=None`` (and the fallback): the whole layer at once. Same bytes either way.
+    """
+    if batch_rows:
+        n = _stream_downloads(project, store, lid, out, batch_rows)
+        if n is not None:
+            _, paths = _layer_files(project.specs[lid], out)
+            return [Download(lid, fmt, paths[fmt], n) for fmt in ("gpkg", "geojson", "csv")]
+    return _whole_downloads(project, store, lid, out)
+
+
+def _whole_downloads(project: Project, store: Path, lid: str, out: Path) -> list[Download]:
+    spec = project.specs[lid]
+    plan = plan_layer(spec, project.codelists)
+    gdf = pyogrio.read_dataframe(store, layer=lid, use_arrow=True)
+    gdf = gdf[[*plan.names, gdf.geometry.name]]
+    desc, paths = _layer_files(spec, out)
+    for path in paths.values():  # a fallback after a stream: new files, as in a new release
+        path.unlink(missing_ok=True)
+    files = []
+    for fmt in ("gpkg", "geojson"):
+        _write_geo(gdf, paths[fmt], lid, desc, fmt)
+        files.append(Download(lid, fmt, paths[fmt], len(gdf)))
+    table = _csv_table(gdf, plan.names, _titles(plan), _is_point(gdf))
+    write_csv(table, paths["csv"])
+    files.append(Download(lid, "csv", paths["csv"], len(table)))
     return files
+
+
+# ---- streamed downloads: a whole-layer read's frames, a batch at a time
+
+@dataclass(frozen=True)
+class LayerShape:
+    """What a whole-layer read of a public store layer would decide from all its rows."""
+
+    rows: int
+    nulls: dict[str, int]  # column -> NULL count
+    geometry_type: str  # as declared in the store (pyogrio's name)
+    dtypes: dict[str, str]  # column -> pyogrio dtype
+
+    def streamable(self) -> bool:
+        """Batches convert exactly like the whole layer: rows, known dtypes, and one declared
+        geometry type (a mixed or empty layer is written whole)."""
+        base = self.geometry_type.removesuffix(" Z")
+        return (self.rows > 0 and base in STREAM_TYPES
+                and set(self.dtypes.values()) <= STREAM_DTYPES)
+
+
+def layer_shape(store: Path, lid: str, columns: list[str] | None = None) -> LayerShape:
+    """Row count and NULLs per column (one SQL pass, no geometry read), declared geometry
+    type and dtypes of a layer of a GeoPackage."""
+    info = pyogrio.read_info(store, layer=lid)
+    fields = [str(f) for f in info["fields"]]
+    cols = [c for c in fields if columns is None or c in columns]
+    sel = ", ".join(["count(*)", *(f"sum({_qi(c)} IS NULL)" for c in cols)])
+    con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        row = con.execute(f"SELECT {sel} FROM {_qi(lid)}").fetchone()
+    finally:
+        con.close()
+    return LayerShape(int(row[0]), {c: int(v or 0) for c, v in zip(cols, row[1:], strict=True)},
+                      str(info["geometry_type"]),
+                      {f: str(d) for f, d in zip(fields, info["dtypes"], strict=True)
+                       if f in cols})
+
+
+def _batches(store: Path, lid: str, columns: list[str] | None, batch_rows: int,
+             geometry: bool = True) -> Iterator[tuple[pa.RecordBatch, str, Any]]:
+    """GDAL's Arrow batches of a layer (with the name of its geometry column and its CRS)."""
+    with pyogrio.open_arrow(store, layer=lid, columns=columns, batch_size=batch_rows,
+                            read_geometry=geometry, use_pyarrow=True,
+                            datetime_as_string=True) as (meta, reader):
+        gname = meta["geometry_name"] or "wkb_geometry"
+        for batch in reader:
+            yield batch, gname, meta["crs"]
+
+
+def _frame(batch: pa.RecordBatch, gname: str, shape: LayerShape, crs: Any) -> Any:
+    """One Arrow batch as the same rows of a whole-layer ``read_dataframe(use_arrow=True)``."""
+    df = pa.Table.from_batches([batch]).to_pandas()
+    for c, n in shape.nulls.items():
+        if n and c in df.columns:
+            if pd.api.types.is_integer_dtype(df[c].dtype):
+                df[c] = df[c].astype("float64")
+            elif pd.api.types.is_bool_dtype(df[c].dtype):
+                df[c] = df[c].astype(object)
+    if gname not in df.columns:
+        return df
+    wkb = df.pop(gname)
+    df[GEOMETRY] = shapely.from_wkb(wkb.to_numpy())
+    return gpd.GeoDataFrame(df, geometry=GEOMETRY, crs=crs)
+
+
+def store_frames(store: Path, lid: str, columns: list[str] | None, batch_rows: int,
+                 shape: LayerShape, geometry: bool = True) -> Iterator[gpd.GeoDataFrame]:
+    """A layer of a public store in frames of ``batch_rows`` rows, each as the same rows of
+    ``pyogrio.read_dataframe(store, layer=lid, columns=columns, use_arrow=True)`` would be:
+    Arrow turns an integer column with a NULL into float and a boolean one into object, so a
+    column with a NULL anywhere in the layer (``shape.nulls``) gets that dtype in every batch.
+    """
+    for batch, gname, crs in _batches(store, lid, columns, batch_rows, geometry):
+        yield _frame(batch, gname, shape, crs)
+
+
+def _gdal_batch(batch: pa.RecordBatch, gname: str, names: list[str], shape: LayerShape
+                ) -> pa.RecordBatch:
+    """One Arrow batch as GDAL receives the same rows from ``write_dataframe(use_arrow=True)``
+    of a whole-layer frame, without the round trip through pandas: the columns in ``names``
+    order, an integer column with a NULL in the layer as float, a column NULL in every row of
+    the layer as text (pandas makes it an untyped column, pyogrio text), the geometry's WKB
+    (GDAL parses it either way)."""
+    cols = []
+    for c in names:
+        a = batch.column(c)
+        n = shape.nulls.get(c, 0)
+        if n and pa.types.is_integer(a.type):
+            a = a.cast(pa.float64())
+        elif (n == shape.rows and pa.types.is_boolean(a.type)) or pa.types.is_null(a.type):
+            a = a.cast(pa.string())
+        cols.append(a)
+    geo = batch.column(gname)
+    if not pa.types.is_binary(geo.type):
+        geo = geo.cast(pa.binary())
+    return pa.RecordBatch.from_arrays([*cols, geo], names=[*names, GEOMETRY])
+
+
+def _inferred_type(types: set[str], has_z: bool) -> str:
+    """The layer type ``write_dataframe`` infers from a layer's geometry types (one type)."""
+    if len(types) != 1:
+        return "Unknown"
+    return next(iter(types)) + (" Z" if has_z else "")
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One streamed pass over a layer: its GeoPackage and CSV, or its GeoJSON (two passes that
+    can run in two processes: GDAL holds the GIL while it writes)."""
+
+    store: Path
+    lid: str
+    names: list[str]
+    titles: dict[str, str]
+    description: str
+    paths: dict[str, Path]
+    shape: LayerShape
+    batch_rows: int
+    fmt: str  # gpkg (with the CSV) | geojson
+
+
+@dataclass(frozen=True)
+class _Written:
+    rows: int
+    types: frozenset[str] | None  # geometry types seen (the GeoPackage pass)
+    has_z: bool | None
+
+
+def _stream_task(task: _Task) -> _Written:
+    """Write one pass of a layer's downloads batch by batch (``write_arrow`` pulls the
+    batches); what was seen, for the whole-layer checks (the GeoPackage pass)."""
+    shape, names = task.shape, task.names
+    gtype = shape.geometry_type
+    point = gtype.removesuffix(" Z") == "Point"
+    types: set[str] = set()
+    has_z = False
+    n = 0
+    batches = _batches(task.store, task.lid, names, task.batch_rows)
+    first, gname, crs_info = next(batches)
+    crs = None  # as write_dataframe names the layer's CRS
+    if crs_info:
+        c = gpd.GeoSeries([], crs=crs_info).crs
+        epsg = c.to_epsg()
+        crs = f"EPSG:{epsg}" if epsg else c.to_wkt("WKT1_GDAL")
+    schema = _gdal_batch(first, gname, names, shape).schema
+    path = task.paths[task.fmt]
+    path.unlink(missing_ok=True)
+    fh = (task.paths["csv"].open("w", encoding=CSV_ENCODING, newline="")
+          if task.fmt == "gpkg" else None)
+
+    def rows() -> Iterator[pa.RecordBatch]:
+        nonlocal n, has_z
+        for batch, _, _ in _chain((first, gname, crs_info), batches):
+            if fh is not None:  # the GeoPackage pass also writes the CSV and checks the types
+                gdf = _frame(batch, gname, shape, crs_info)
+                geo = gdf.geometry
+                ok = geo.notna() & ~geo.is_empty
+                types.update(str(t) for t in pd.unique(geo.geom_type.dropna()))
+                has_z = has_z or bool(geo[ok].has_z.any())
+                _csv_table(gdf, names, task.titles, point).to_csv(
+                    fh, index=False, header=n == 0, lineterminator="\r\n")
+            n += batch.num_rows
+            yield _gdal_batch(batch, gname, names, shape).cast(schema)
+
+    try:
+        write_arrow(pa.RecordBatchReader.from_batches(schema, rows()), path,
+                    layer=task.lid, geometry_name=GEOMETRY, geometry_type=gtype, crs=crs,
+                    **_geo_options(task.lid, task.description, task.fmt))
+    finally:
+        if fh is not None:
+            fh.close()
+    return _Written(n, frozenset(types), has_z) if fh is not None else _Written(n, None, None)
+
+
+def _stream_tasks(project: Project, store: Path, lid: str, out: Path, batch_rows: int
+                  ) -> list[_Task]:
+    """The two passes of a layer's streamed downloads; [] where the whole-layer path writes
+    them (a mixed or empty geometry type, an unknown dtype)."""
+    spec = project.specs[lid]
+    plan = plan_layer(spec, project.codelists)
+    shape = layer_shape(store, lid, plan.names)
+    if not shape.streamable() or set(plan.names) - set(shape.dtypes):
+        return []
+    desc, paths = _layer_files(spec, out)
+    return [_Task(store, lid, plan.names, _titles(plan), desc, paths, shape, batch_rows, fmt)
+            for fmt in ("gpkg", "geojson")]
+
+
+def _as_whole(tasks: list[_Task], written: list[_Written]) -> bool:
+    """True when the streamed files are those the whole-layer path writes: every row, and the
+    geometry type declared before writing is the one the whole layer's rows give."""
+    shape = tasks[0].shape
+    gtype = shape.geometry_type
+    point = gtype.removesuffix(" Z") == "Point"
+    seen = [w for w in written if w.types is not None]
+    return (all(w.rows == shape.rows for w in written) and len(seen) == 1
+            and _inferred_type(set(seen[0].types or ()), bool(seen[0].has_z)) == gtype
+            and (not point or seen[0].types == {"Point"}))
+
+
+def _stream_downloads(project: Project, store: Path, lid: str, out: Path, batch_rows: int
+                      ) -> int | None:
+    """Write the layer's GeoPackage, GeoJSON and CSV batch by batch (in this process); the
+    feature count, or None where the whole-layer path must write them."""
+    tasks = _stream_tasks(project, store, lid, out, batch_rows)
+    if not tasks:
+        return None
+    written = [_stream_task(t) for t in tasks]
+    return tasks[0].shape.rows if _as_whole(tasks, written) else None
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
 
 
 def spec_file(project: Project, lid: str) -> str:
@@ -268,18 +560,60 @@ def _readme(project: Project, entries: dict[str, Any], cfg: OpenDataConfig) -> s
     return "\r\n".join(lines) + "\r\n"
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def process_pool(rows: int, tasks: int = WORKERS) -> ProcessPoolExecutor | None:
+    """:data:`WORKERS` forked processes (at most the CPUs this process may use) for work over
+    ``rows`` public rows in ``tasks`` independent parts; None where one process is as good
+    (little work, one CPU, no ``fork``). Forked: the children share the loaded modules."""
+    workers = min(WORKERS, _cpus(), tasks)
+    if workers < 2 or rows < POOL_ROWS or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+
+def _run_tasks(tasks: list[_Task]) -> list[_Written]:
+    """Every pass, in :func:`process_pool` when there is enough to write (largest layers
+    first), else here; results in the order of ``tasks``."""
+    pool = process_pool(sum(t.shape.rows for t in tasks), len(tasks))
+    if pool is None:
+        return [_stream_task(t) for t in tasks]
+    order = sorted(range(len(tasks)), key=lambda i: -tasks[i].shape.rows)
+    with pool:
+        futures = {i: pool.submit(_stream_task, tasks[i]) for i in order}
+        return [futures[i].result() for i in range(len(tasks))]
+
+
 def release_artifact(project: Project, store: Path, release_dir: Path,
-                     data_dates: dict[str, str] | None = None) -> dict[str, Any]:
-    """Write every public layer's downloads into ``<release>/opendata/``; the catalogue."""
+                     data_dates: dict[str, str] | None = None,
+                     batch_rows: int | None = BATCH_ROWS) -> dict[str, Any]:
+    """Write every public layer's downloads into ``<release>/opendata/``; the catalogue.
+
+    Each layer's own files are streamed in batches of ``batch_rows`` (``None``: whole layers,
+    the former path; the same files)."""
     cfg = project.config.publish.opendata
     out = release_dir / OPENDATA_DIR
     out.mkdir(parents=True, exist_ok=True)
     have = {str(n) for n in pyogrio.list_layers(store)[:, 0]}
     std_layers = layouts(project)
+    tasks = {lid: _stream_tasks(project, store, lid, out, batch_rows) if batch_rows else []
+             for lid in sorted(have)}
+    flat = [t for ts in tasks.values() for t in ts]
+    done = dict(zip(((t.lid, t.fmt) for t in flat), _run_tasks(flat), strict=True))
     catalog: dict[str, Any] = {}
     for lid in sorted(have):
         spec = project.specs[lid]
-        files = layer_downloads(project, store, lid, out)
+        ts = tasks[lid]
+        if ts and _as_whole(ts, [done[(lid, t.fmt)] for t in ts]):
+            files = [Download(lid, fmt, ts[0].paths[fmt], ts[0].shape.rows)
+                     for fmt in ("gpkg", "geojson", "csv")]
+        else:
+            files = _whole_downloads(project, store, lid, out)
         stds: dict[str, Any] = {}
         if lid in std_layers:
             od = std_layers[lid]
@@ -297,4 +631,3 @@ def release_artifact(project: Project, store: Path, release_dir: Path,
                                                indent=1), encoding="utf-8")
     (out / "README.txt").write_text(_readme(project, catalog, cfg), encoding="utf-8-sig")
     return catalog
-

@@ -26,9 +26,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from config import Project
+from config.errors import EtlError
 from config.models import LayerSpec
 from etl.stores import url as store_url
 from etl.stores.postgis import (
+    PostgisStore,
     Transaction,
     connect,
     db_error,
@@ -85,6 +87,8 @@ class PgPublicWriter:
         #: tables besides the public layers (the walking graph), for the leak check
         self.extra_columns: dict[str, set[str]] = {}
         self.extra_counts: dict[str, int] = {}
+        #: the master store on the same server: its explain() names a lost or full server
+        self.store = PostgisStore(url, project)
         self.engine = make_engine(url)
         self.db = Transaction(self.engine, url)
         self.conn: Connection = self.db.conn
@@ -96,6 +100,22 @@ class PgPublicWriter:
             self.db.close()
             raise
 
+    def failed(self, layer: str, e: DBAPIError) -> EtlError:
+        """A database error writing ``layer``: the server went away or ran out of disk
+        (``store_lost``, ``store_server_full``, as for a merge), else ``pg_publish_failed``;
+        each names the server (never its password) and the fix, never the SQL."""
+        err = self.store.explain(e)
+        if err is not None and err.key in ("store_lost", "store_server_full"):
+            return err
+        return PublishError("pg_publish_failed", store=store_url.redact(self.url), layer=layer,
+                            detail=db_error(e))
+
+    def _raise_if_gone(self, e: DBAPIError) -> None:
+        """A lost or full server is that, not a missing role or extension."""
+        err = self.failed("-", e)
+        if err.key != "pg_publish_failed":
+            raise err from e
+
     def _ensure_reader(self) -> None:
         exists = self.conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"),
                                    {"r": self.reader}).first()
@@ -105,6 +125,7 @@ class PgPublicWriter:
             with self.conn.begin_nested():
                 self.conn.execute(text(f"CREATE ROLE {qi(self.reader)} LOGIN NOINHERIT"))
         except DBAPIError as e:
+            self._raise_if_gone(e)
             raise PublishError("pg_reader_missing", role=self.reader, detail=db_error(e)) from e
 
     def write(self, spec: LayerSpec, table: gpd.GeoDataFrame) -> None:
@@ -119,7 +140,7 @@ class PgPublicWriter:
             self.conn.execute(text(f"ALTER TABLE {qi(self.schema)}.{qi(spec.id)} ALTER COLUMN "
                                    f'{qi(ID_COLUMN)} TYPE text COLLATE "C"'))
         except DBAPIError as e:
-            raise PublishError("pg_publish_failed", layer=spec.id, detail=db_error(e)) from e
+            raise self.failed(spec.id, e) from e
 
     def write_walk_graph(self, graph: routing.WalkGraph) -> None:
         """The release's walking graph as pgRouting tables beside the public layers.
@@ -131,12 +152,12 @@ class PgPublicWriter:
             with self.conn.begin_nested():
                 routing.ensure_pgrouting(self.conn)
         except DBAPIError as e:
+            self._raise_if_gone(e)
             raise PublishError("pg_pgrouting_missing", detail=db_error(e)) from e
         try:
             routing.write_pg_graph(self.conn, self.schema, graph)
         except DBAPIError as e:
-            raise PublishError("pg_publish_failed", layer=routing.PG_EDGES,
-                               detail=db_error(e)) from e
+            raise self.failed(routing.PG_EDGES, e) from e
         cols, counts = routing.pg_tables(graph)
         self.extra_columns.update(cols)
         self.extra_counts.update(counts)

@@ -48,7 +48,7 @@ from pyogrio.raw import write_arrow
 
 from config import Project
 from config import messages as msg
-from config.models import CodeList, I18nText, LayerSpec
+from config.models import CodeList, I18nText, LayerSpec, PublishGeometry
 from etl.schema import GEOMETRY_COLUMN, LINEAGE_COLUMNS, output_columns, public_columns
 from etl.stores import MasterStore, open_store
 from etl.stores.base import MASTER
@@ -87,6 +87,40 @@ GPKG_TYPE_NAMES = {"Unknown": "GEOMETRY", "Point": "POINT", "LineString": "LINES
                    "Polygon": "POLYGON", "MultiPoint": "MULTIPOINT",
                    "MultiLineString": "MULTILINESTRING", "MultiPolygon": "MULTIPOLYGON",
                    "GeometryCollection": "GEOMETRYCOLLECTION"}
+
+
+@dataclass
+class Simplified:
+    """What a layer's publication rule (``publish_geometry``) did to its public copy.
+
+    Recorded per layer in ``release.json`` (``layers.<id>.publish_geometry``): the rule, how many
+    features were simplified, their vertices before and after, and the largest tolerance used
+    (the rule's ``tolerance_m``, doubled while a feature stayed over the budget). The master
+    keeps the exact geometry.
+    """
+
+    rule: PublishGeometry
+    features: int = 0
+    vertices_before: int = 0
+    vertices_after: int = 0
+    max_tolerance_m: float = 0.0
+
+    def add(self, exact: np.ndarray, simple: np.ndarray, over: np.ndarray,
+            tol: np.ndarray) -> None:
+        if not over.any():
+            return
+        self.features += int(over.sum())
+        self.vertices_before += int(shapely.get_num_coordinates(exact[over]).sum())
+        self.vertices_after += int(shapely.get_num_coordinates(simple[over]).sum())
+        self.max_tolerance_m = max(self.max_tolerance_m, float(tol[over].max()))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule": {"max_vertices": self.rule.max_vertices,
+                         "tolerance_m": self.rule.tolerance_m},
+                "simplified_features": self.features,
+                "vertices_before": self.vertices_before,
+                "vertices_after": self.vertices_after,
+                "max_tolerance_m": self.max_tolerance_m}
 
 
 @dataclass(frozen=True)
@@ -285,8 +319,12 @@ def _public_ids(df: pd.DataFrame, plan: LayerPlan) -> pd.Series:
 
 
 def _table_rows(df: gpd.GeoDataFrame, fid: pd.Series, plan: LayerPlan,
-                codelists: dict[str, CodeList]) -> gpd.GeoDataFrame:
-    """Public columns, labels and geometry of filtered master rows, row by row (no order)."""
+                codelists: dict[str, CodeList], simplified: Simplified | None = None
+                ) -> gpd.GeoDataFrame:
+    """Public columns, labels and geometry of filtered master rows, row by row (no order).
+
+    ``simplified`` (if given) adds up what the layer's publication rule did to these rows.
+    """
     spec = plan.spec
     data: dict[str, Any] = {}
     for col in plan.columns:
@@ -304,7 +342,10 @@ def _table_rows(df: gpd.GeoDataFrame, fid: pd.Series, plan: LayerPlan,
     if geo.crs is None:
         raise PublishError("master_columns_missing", layer=spec.id, columns="geometry CRS")
     # the spec's publication rule, in metres of the master's plane CRS; the master stays exact
-    simple, _, _ = simplify_for_publication(geo.values, spec.publish_geometry)
+    exact = np.asarray(geo.values, dtype=object)
+    simple, over, tol = simplify_for_publication(exact, spec.publish_geometry)
+    if simplified is not None:
+        simplified.add(exact, simple, over, tol)
     geo = gpd.GeoSeries(simple, index=geo.index, crs=geo.crs).to_crs(STORE_CRS)
     out = gpd.GeoDataFrame(data, geometry=_round(geo), crs=STORE_CRS)
     for col in plan.columns:  # to_numpy() loses nullable dtypes; restore them for GDAL types
@@ -312,10 +353,10 @@ def _table_rows(df: gpd.GeoDataFrame, fid: pd.Series, plan: LayerPlan,
     return out
 
 
-def build_table(df: gpd.GeoDataFrame, plan: LayerPlan,
-                codelists: dict[str, CodeList]) -> gpd.GeoDataFrame:
+def build_table(df: gpd.GeoDataFrame, plan: LayerPlan, codelists: dict[str, CodeList],
+                simplified: Simplified | None = None) -> gpd.GeoDataFrame:
     """Filtered master rows -> the public table (allow-listed columns, CRS84, labels, fid)."""
-    out = _table_rows(df, _public_ids(df, plan), plan, codelists)
+    out = _table_rows(df, _public_ids(df, plan), plan, codelists, simplified)
     return out.sort_values(ID_COLUMN, kind="stable").reset_index(drop=True)
 
 
@@ -472,7 +513,8 @@ def _arrow_rows(table: gpd.GeoDataFrame, promote: bool) -> pa.Table:
 
 
 def _stream_layer(path: Path, master: Path, plan: LayerPlan, sp: _Plan,
-                  codelists: dict[str, CodeList], batch_rows: int
+                  codelists: dict[str, CodeList], batch_rows: int,
+                  simplified: Simplified | None = None
                   ) -> tuple[int, tuple[float, ...] | None]:
     """Write one public layer batch by batch; returns (features, bbox)."""
     spec = plan.spec
@@ -491,7 +533,7 @@ def _stream_layer(path: Path, master: Path, plan: LayerPlan, sp: _Plan,
             want = sp.fids.slice(done, len(fid))
             if len(want) != len(fid) or want.to_pylist() != fid.tolist():
                 raise RuntimeError(f"{spec.id}: streamed rows out of public id order")
-            table = _table_rows(df, fid, plan, codelists).reset_index(drop=True)
+            table = _table_rows(df, fid, plan, codelists, simplified).reset_index(drop=True)
             done += len(table)
             geo = table.geometry.values
             ok = ~(shapely.is_missing(np.asarray(geo)) | shapely.is_empty(np.asarray(geo)))
@@ -536,7 +578,9 @@ def _stream_layer(path: Path, master: Path, plan: LayerPlan, sp: _Plan,
 def write_public_store(project: Project, source: MasterSource, path: Path,
                        plans: dict[str, LayerPlan], *, tick: Any = None,
                        also: Callable[[LayerSpec, gpd.GeoDataFrame], None] | None = None,
-                       batch_rows: int | None = BATCH_ROWS) -> dict[str, StoreLayer]:
+                       batch_rows: int | None = BATCH_ROWS,
+                       simplified: dict[str, Simplified] | None = None
+                       ) -> dict[str, StoreLayer]:
     """Write every public layer of ``source`` into the new GeoPackage ``path``.
 
     From a GeoPackage master each layer is streamed (:func:`_stream_plan`, then batches of
@@ -544,6 +588,8 @@ def write_public_store(project: Project, source: MasterSource, path: Path,
     with the layer; the rows written are those of the whole-layer path (``batch_rows=None``,
     also used for PostGIS masters, for ``also`` and when the id order cannot be streamed).
     ``also`` receives each finished public table too (the PostGIS public store).
+    ``simplified`` (if given) receives per layer what its publication rule did
+    (:class:`Simplified`).
     """
     if path.exists():
         path.unlink()
@@ -553,6 +599,9 @@ def write_public_store(project: Project, source: MasterSource, path: Path,
         t0 = time.perf_counter()
         if tick:
             tick("read", lid, i, len(plans))
+        simp = Simplified(plan.spec.publish_geometry)
+        if simplified is not None:
+            simplified[lid] = simp
         if master is not None and batch_rows:
             if plan.id not in source.store.layers(source.run_id):
                 raise PublishError("master_layer_missing", layer=plan.id,
@@ -566,7 +615,8 @@ def write_public_store(project: Project, source: MasterSource, path: Path,
             if sp is not None:
                 if tick:
                     tick("store", lid, i, len(plans))
-                n, bbox = _stream_layer(path, master, plan, sp, project.codelists, batch_rows)
+                n, bbox = _stream_layer(path, master, plan, sp, project.codelists, batch_rows,
+                                        simp)
                 out[lid] = StoreLayer(lid, n, sp.n_master, bbox,  # type: ignore[arg-type]
                                       source.data_date(lid), time.perf_counter() - t0,
                                       plan.names)
@@ -574,7 +624,7 @@ def write_public_store(project: Project, source: MasterSource, path: Path,
         df = _read_layer(source, plan)
         n_master = len(df)
         df = _apply_filter(df, plan)
-        table = build_table(df, plan, project.codelists)
+        table = build_table(df, plan, project.codelists, simp)
         del df  # the frame with any filter-only internal column goes out of scope here
         if tick:
             tick("store", lid, i, len(plans))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,14 @@ from config.i18n import reading_forms
 from config.models import SearchConfig
 from etl.normalize import chiban as chiban_normalizer
 from etl.normalize import nfkc as nfkc_normalizer
+from publish.build.opendata import STREAM_DTYPES, layer_shape, store_frames
 from publish.model import ID_COLUMN
 
 INDEX_FILE = "search.json"
 FORMAT = 1
 COORD_DECIMALS = 6  # ~0.1 m: enough to centre a map on a parcel
+#: rows per batch read from the public store (only the columns the index needs)
+BATCH_ROWS = 10_000
 
 _KANJI_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
                  "八": 8, "九": 9}
@@ -153,11 +157,24 @@ def _strip_prefixes(s: str, prefixes: list[str]) -> str:
     return s
 
 
-def build_index(project: Project, store: Path, cfg: SearchConfig | None = None
-                ) -> dict[str, Any]:
+def _frames(store: Path, lid: str, columns: list[str], batch_rows: int | None
+            ) -> Iterator[Any]:
+    """The columns of a layer the index needs (and the geometry), in batches of
+    ``batch_rows`` rows as a whole-layer read gives them (``None``: the whole layer)."""
+    shape = layer_shape(store, lid, columns)
+    if batch_rows and shape.rows and set(shape.dtypes.values()) <= STREAM_DTYPES:
+        yield from store_frames(store, lid, columns, batch_rows, shape)
+    else:
+        yield pyogrio.read_dataframe(store, layer=lid, columns=columns)
+
+
+def build_index(project: Project, store: Path, cfg: SearchConfig | None = None,
+                batch_rows: int | None = BATCH_ROWS) -> dict[str, Any]:
     """The search index of a release, read from its public store only.
 
-    ``cfg`` overrides the project's ``publish.search``.
+    ``cfg`` overrides the project's ``publish.search``. The layers are read in batches of
+    ``batch_rows`` rows, only the columns the index needs (``None``: whole layers; the same
+    index).
     """
     cfg = cfg or project.config.publish.search
     src = sources(project, cfg)
@@ -181,21 +198,23 @@ def build_index(project: Project, store: Path, cfg: SearchConfig | None = None
     for lid, of, cf in src.parcels:
         if lid not in have:
             continue
-        df = pyogrio.read_dataframe(store, layer=lid, columns=[ID_COLUMN, of, cf])
-        pts = _points(df)
-        names = df[of].astype("string").fillna("").tolist()
-        keys = fold_many(names)
-        raw = df[cf].astype("string").fillna("").tolist()
-        chibans = [k or f for k, f in zip(chiban_keys(raw), fold_many(raw), strict=True)]
-        for i, (name, key) in enumerate(zip(names, keys, strict=True)):
-            if not key:
-                continue
-            e = oaza.setdefault(key, {"n": name, "k": key, "layer": lid, **info.get(key, {}),
-                                      "ch": [], "id": [], "x": [], "y": []})
-            e["ch"].append(chibans[i])
-            e["id"].append(str(df[ID_COLUMN].iloc[i]))
-            e["x"].append(float(pts[i, 0]))
-            e["y"].append(float(pts[i, 1]))
+        for df in _frames(store, lid, [ID_COLUMN, of, cf], batch_rows):
+            pts = _points(df).tolist()
+            names = df[of].astype("string").fillna("").tolist()
+            keys = fold_many(names)
+            raw = df[cf].astype("string").fillna("").tolist()
+            chibans = [k or f for k, f in zip(chiban_keys(raw), fold_many(raw), strict=True)]
+            ids = [str(v) for v in df[ID_COLUMN].tolist()]
+            for i, (name, key) in enumerate(zip(names, keys, strict=True)):
+                if not key:
+                    continue
+                e = oaza.setdefault(key, {"n": name, "k": key, "layer": lid,
+                                          **info.get(key, {}), "ch": [], "id": [], "x": [],
+                                          "y": []})
+                e["ch"].append(chibans[i])
+                e["id"].append(ids[i])
+                e["x"].append(pts[i][0])
+                e["y"].append(pts[i][1])
     for e in oaza.values():  # the 大字's own point: the median of its parcels
         e["c"] = [round(float(np.median(e["x"])), COORD_DECIMALS),
                   round(float(np.median(e["y"])), COORD_DECIMALS)]
@@ -206,18 +225,18 @@ def build_index(project: Project, store: Path, cfg: SearchConfig | None = None
     for lid, nf, af in src.places:
         if lid not in have:
             continue
-        cols = [ID_COLUMN, nf, *([af] if af else [])]
-        df = pyogrio.read_dataframe(store, layer=lid, columns=list(dict.fromkeys(cols)))
-        pts = _points(df)
-        names = df[nf].astype("string").fillna("").tolist()
-        addrs = df[af].astype("string").fillna("").tolist() if af else [""] * len(df)
-        for i, (nk, ak) in enumerate(zip(fold_many(names), fold_many(addrs), strict=True)):
-            if not nk and not ak:
-                continue
-            places.append({"n": names[i], "k": nk, "a": addrs[i],
-                           "ak": _strip_prefixes(ak, prefixes), "layer": lid,
-                           "id": str(df[ID_COLUMN].iloc[i]),
-                           "c": [float(pts[i, 0]), float(pts[i, 1])]})
+        cols = list(dict.fromkeys([ID_COLUMN, nf, *([af] if af else [])]))
+        for df in _frames(store, lid, cols, batch_rows):
+            pts = _points(df).tolist()
+            names = df[nf].astype("string").fillna("").tolist()
+            addrs = df[af].astype("string").fillna("").tolist() if af else [""] * len(df)
+            ids = [str(v) for v in df[ID_COLUMN].tolist()]
+            for i, (nk, ak) in enumerate(zip(fold_many(names), fold_many(addrs), strict=True)):
+                if not nk and not ak:
+                    continue
+                places.append({"n": names[i], "k": nk, "a": addrs[i],
+                               "ak": _strip_prefixes(ak, prefixes), "layer": lid,
+                               "id": ids[i], "c": pts[i]})
     layers = {lid for lid, _, _ in src.parcels} | {lid for lid, _, _ in src.places}
     pages = {lid: f"{project.specs[lid].map.pages[0]}.html" for lid in sorted(layers)
              if lid in have and project.specs[lid].map.pages}

@@ -122,7 +122,7 @@ def _read(store: Path, layer: TileLayer, columns: Sequence[str]) -> gpd.GeoDataF
 
 
 def _general(gdf: gpd.GeoDataFrame, layer: TileLayer) -> gpd.GeoDataFrame:
-    """Features dissolved by the style columns (lines merged): one feature per style."""
+    """Features dissolved by the style columns: one feature per style (per merged line)."""
     style = [c for c in layer.style if c in gdf.columns]
     if not style:
         out = gpd.GeoDataFrame(geometry=[shapely.union_all(gdf.geometry.values)], crs=gdf.crs)
@@ -130,6 +130,10 @@ def _general(gdf: gpd.GeoDataFrame, layer: TileLayer) -> gpd.GeoDataFrame:
         out = gdf[[*style, "geometry"]].dissolve(by=style, as_index=False, dropna=False)
     if layer.geometry == "line":
         out["geometry"] = shapely.line_merge(out.geometry.values)
+        # one feature per merged line: GDAL's MVT writer drops parts of a many-part
+        # MultiLineString in some tiles (the whole-network-at-city-zoom test found 0.1-0.6 %
+        # of the water mains missing)
+        out = out.explode(index_parts=False).reset_index(drop=True)
     return out
 
 

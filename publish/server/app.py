@@ -34,6 +34,7 @@ names a file of the server.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -55,6 +56,7 @@ from flask import (
     request,
     send_from_directory,
 )
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from config import Project, i18n, load_project
@@ -71,6 +73,7 @@ from publish.build.apiconfig import (
 )
 from publish.errors import PublishError
 from publish.model import API_PATH
+from publish.pages.common import asset_url
 from publish.server import answers as answers_routes
 from publish.server import api as pyapi
 from publish.server import pdf_pool
@@ -123,6 +126,30 @@ def _map_file(r: rel.Release, name: str) -> tuple[Path, str] | None:
     return (base, str(target.relative_to(base))) if ok else None
 
 
+@functools.lru_cache(maxsize=64)
+def _asset_at(rel_path: str, mtime_ns: int) -> str:
+    return asset_url(rel_path)
+
+
+def _asset(rel_path: str) -> str:
+    """``/static/<rel>?v=<hash>`` (the pages' one fingerprint, :func:`asset_url`): sent
+    ``immutable`` by :mod:`publish.server.transfer`; hashed again only when the file changes."""
+    return _asset_at(rel_path, (STATIC_DIR / rel_path).stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _lang_script(mtime_ns: int) -> Markup:
+    src = (STATIC_DIR / "lang.js").read_text(encoding="utf-8")
+    assert "</" not in src, "lang.js must not close the inline <script>"
+    return Markup(src)
+
+
+def _lang_js() -> Markup:
+    """``static/lang.js`` inlined in <head> like the map pages: the page paints in its language
+    without a blocking request."""
+    return _lang_script((STATIC_DIR / "lang.js").stat().st_mtime_ns)
+
+
 def _is_api(path: str) -> bool:
     return path == API_PATH or path.startswith(API_PATH + "/")
 
@@ -146,6 +173,7 @@ def create_app(project: Project, *, base_url: str | None = None) -> Flask:
     app.extensions["release_apis"] = apis
     app.jinja_env.globals.update(ja=msg.ja, en=msg.en, langs=i18n.langs,
                                  names=i18n.entry_langs, languages=i18n.LANGUAGES,
+                                 asset=_asset, lang_js=_lang_js,
                                  site_text={k: i18n.templates(k) for k in i18n.public_keys()
                                             if k.startswith("search_")})
     app.register_blueprint(pyapi.blueprint())

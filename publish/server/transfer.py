@@ -9,11 +9,21 @@ One thin WSGI middleware around the whole server (pages, static files, tiles, py
 * **compression**: text of any kind (HTML, CSS, JS, JSON, GeoJSON, OpenAPI, XML, SVG) is sent
   with brotli when the client accepts it, else gzip (the ``brotli`` library and the standard
   library's ``gzip`` do the work); ``Vary: Accept-Encoding`` on every compressible response.
-  Files with a validator are compressed once at the highest setting and kept (LRU);
-  API answers are compressed on the fly at a fast setting;
+  Nothing slow happens in the request path (brotli's best setting runs at about 0.4 MB/s: a
+  7 MB GeoJSON took 69 s, past the worker timeout):
+
+  - a release file with a precompressed copy (``<file>.br`` / ``<file>.gz``, written at publish
+    by :mod:`publish.build.precompress`, current only while it has its file's mtime) is sent as
+    it is, through the server's file wrapper (``sendfile``), with its own length;
+  - other files with a validator are compressed once, at the best setting only below
+    :data:`BEST_BELOW` (256 KB), and kept (LRU, per worker); above :data:`STREAM_ABOVE` they
+    are compressed while they are sent (brotli 4 / gzip 6, chunked), never held whole;
+  - answers made per request (API) at a fast setting (brotli 5, 4 above 1 MB; gzip 6),
+    streamed above :data:`STREAM_ABOVE`;
 * **caching**: fingerprinted files (``/static/...?v=<hash>`` whose body really has that hash,
   and ``<name>.<hash>.pmtiles``) are ``public, max-age=31536000, immutable``; other static files
-  (images and fonts named in stylesheets) a day; pages and data ``no-cache`` with an ETag and
+  (images and fonts named in stylesheets, pygeoapi's ``/api/static/``) a day, then revalidated
+  with their ETag / Last-Modified; pages and data ``no-cache`` with an ETag and
   Last-Modified where the app gave one, so a phone revalidates with a 304 instead of
   downloading again; errors and POST answers are ``no-store``;
 * **revalidation**: a strong ETag (SHA-256 of the body) is added where the app gave none, per
@@ -26,8 +36,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import re
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -35,6 +47,9 @@ from urllib.parse import parse_qs
 
 import brotli
 from werkzeug.http import parse_accept_header, parse_etags
+from werkzeug.wsgi import FileWrapper
+
+from publish.build import precompress
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -45,12 +60,30 @@ REVALIDATE = "no-cache"
 NO_STORE = "no-store"
 MIN_SIZE = 512  # smaller bodies are not worth a compressor's header
 CACHE_BYTES = 64 * 1024 * 1024  # compressed files kept in memory (per worker)
+#: brotli 11 / gzip 9 only below this (a file, compressed once per worker and kept); above it
+#: the request-time settings (brotli 5, gzip 6): brotli 11 runs at about 0.4 MB/s, so a 7 MB
+#: download took longer than the worker timeout. Release files this large have copies
+#: compressed at publish (:mod:`publish.build.precompress`) that are sent as they are.
+BEST_BELOW = precompress.MIN_SIZE
+LARGE = 1024 * 1024  # dynamic answers above this: brotli 4 (about 17 MB/s)
+#: answers above this are compressed while they are sent (no Content-Length), never held whole
+STREAM_ABOVE = 4 * 1024 * 1024
+BLOCK = 256 * 1024
+#: media types sent compressed (compared with the type without its parameters): all text, JSON
+#: and XML, the structured-syntax suffixes (+json: GeoJSON, JSON Schema, problem details, the
+#: OpenAPI document; +xml: Atom feeds, GML), JavaScript, YAML and SVG
 COMPRESSIBLE = re.compile(
-    r"^(text/|application/(json|geo\+json|javascript|x-javascript|ecmascript|xml|"
-    r"schema\+json|ld\+json|vnd\.oai\.openapi(\+json)?|problem\+json|x-yaml|yaml)|"
-    r"image/svg\+xml)", re.I)
+    r"text/[\w.+-]+|application/(json|javascript|x-javascript|ecmascript|xml|x-yaml|yaml|"
+    r"vnd\.oai\.openapi|[\w.-]+\+(json|xml))|image/svg\+xml", re.I)
 FINGERPRINT_FILE = re.compile(r"\.[0-9a-f]{10}\.[A-Za-z0-9]+$")
 FINGERPRINT_PARAM = "v"
+#: URL paths of vendored files (the site's, and pygeoapi's own under the API)
+STATIC_PREFIXES = ("/static/", "/api/static/")
+
+
+def compressible(content_type: str) -> bool:
+    """Is an answer of this ``Content-Type`` sent compressed?"""
+    return COMPRESSIBLE.fullmatch(content_type.split(";", 1)[0].strip()) is not None
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -87,10 +120,34 @@ def choose_encoding(accept: str | None) -> str | None:
 
 
 def compress(body: bytes, encoding: str, *, best: bool) -> bytes:
-    """Brotli or gzip through the libraries; ``best`` for bodies that will be reused."""
+    """Brotli or gzip through the libraries.
+
+    ``best`` (a file, compressed once and kept): brotli 11 / gzip 9 below :data:`BEST_BELOW`;
+    otherwise, and for answers made per request, brotli 5 (4 above :data:`LARGE`) / gzip 6.
+    """
+    top = best and len(body) < BEST_BELOW
     if encoding == "br":
-        return brotli.compress(body, quality=11 if best else 5, lgwin=22)
-    return gzip.compress(body, compresslevel=9 if best else 6, mtime=0)
+        return brotli.compress(body, quality=11 if top else 5 if len(body) <= LARGE else 4,
+                               lgwin=22)
+    return gzip.compress(body, compresslevel=9 if top else 6, mtime=0)
+
+
+def compress_stream(chunks: Iterable[bytes], encoding: str) -> Iterator[bytes]:
+    """Compress while sending (brotli 4 / gzip 6): a large answer is never held whole."""
+    if encoding == "br":
+        br = brotli.Compressor(quality=4, lgwin=22)
+        for chunk in chunks:
+            out = br.process(chunk)
+            if out:
+                yield out
+        yield br.finish()
+        return
+    gz = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: the gzip container
+    for chunk in chunks:
+        out = gz.compress(chunk)
+        if out:
+            yield out
+    yield gz.flush()
 
 
 def _etag_value(tag: str) -> tuple[str, bool]:
@@ -130,13 +187,13 @@ class _LRU:
 class Transfer:
     """WSGI middleware: compression, cache headers, ETag revalidation (see the module doc).
 
-    ``static_prefix``: URL path of the static files (``/static/``).
+    ``static_prefixes``: URL paths of vendored files (``/static/``, ``/api/static/``).
     """
 
-    def __init__(self, app: WSGIApp, *, static_prefix: str = "/static/",
+    def __init__(self, app: WSGIApp, *, static_prefixes: tuple[str, ...] = STATIC_PREFIXES,
                  min_size: int = MIN_SIZE, cache_bytes: int = CACHE_BYTES) -> None:
         self.app = app
-        self.static_prefix = static_prefix
+        self.static_prefixes = static_prefixes
         self.min_size = min_size
         self.cache = _LRU(cache_bytes)
 
@@ -150,7 +207,7 @@ class Transfer:
             return REVALIDATE
         if FINGERPRINT_FILE.search(path):
             return IMMUTABLE
-        if path.startswith(self.static_prefix):
+        if path.startswith(self.static_prefixes):
             v = parse_qs(environ.get("QUERY_STRING", "")).get(FINGERPRINT_PARAM)
             if v and body is not None and hashlib.sha256(body).hexdigest()[:len(v[0])] == v[0]:
                 return IMMUTABLE
@@ -173,12 +230,10 @@ class Transfer:
         status = int(status_line.split(" ", 1)[0])
         method = environ.get("REQUEST_METHOD", "GET")
         ctype = _header(headers, "Content-Type") or ""
-        compressible = (method in ("GET", "HEAD") and status in (200, 304)
-                        and COMPRESSIBLE.match(ctype) is not None
-                        and not _header(headers, "Content-Encoding"))
-        need_body = compressible and method == "GET" and status == 200
-        if not need_body:
-            if compressible:
+        can = (method in ("GET", "HEAD") and status in (200, 304) and compressible(ctype)
+               and not _header(headers, "Content-Encoding"))
+        if not (can and method == "GET" and status == 200):
+            if can:
                 _add_vary(headers, "Accept-Encoding")
                 tag = _header(headers, "ETag")
                 enc = choose_encoding(environ.get("HTTP_ACCEPT_ENCODING"))
@@ -187,6 +242,10 @@ class Transfer:
             _set(headers, "Cache-Control", self.cache_control(environ, status, headers, None))
             start_response(status_line, headers, captured.get("exc_info"))
             return self._passthrough(result, captured)
+        given = _header(headers, "ETag")
+        if given:  # a file (or an answer the app tagged): decided before reading its body
+            return self._tagged(environ, start_response, status_line, headers, given, result,
+                                captured)
         body = self._collect(result, captured)
         return self._finish(environ, start_response, status_line, headers, body)
 
@@ -209,6 +268,16 @@ class Transfer:
             close = getattr(result, "close", None)
             if close:
                 close()
+
+    @staticmethod
+    def _file_name(result: Iterable[bytes], captured: dict[str, Any]) -> str | None:
+        """The path of the file a ``send_file`` answer streams (werkzeug's or the server's
+        ``wsgi.file_wrapper``), or None."""
+        if captured.get("written"):
+            return None
+        f = getattr(result, "file", None) or getattr(result, "filelike", None)
+        name = getattr(f, "name", None)
+        return name if isinstance(name, str) else None
 
     @staticmethod
     def _derived_tag(environ: dict[str, Any], headers: list[tuple[str, str]], body: bytes) -> str:
@@ -235,33 +304,103 @@ class Transfer:
             value = value.removesuffix(f"-{e}")
         return f'{"W/" if weak else ""}"{value}-{enc}"'
 
+    @staticmethod
+    def _not_modified(environ: dict[str, Any], tag: str) -> bool:
+        inm = environ.get("HTTP_IF_NONE_MATCH")
+        return bool(inm) and parse_etags(inm).contains_weak(_etag_value(tag)[0])
+
+    @staticmethod
+    def _send_304(start_response: StartResponse, headers: list[tuple[str, str]]) -> list[bytes]:
+        for h in ("Content-Length", "Content-Type", "Accept-Ranges", "Content-Encoding"):
+            _set(headers, h, None)
+        start_response("304 Not Modified", headers)
+        return []
+
+    def _tagged(self, environ: dict[str, Any], start_response: StartResponse, status_line: str,
+                headers: list[tuple[str, str]], given: str, result: Iterable[bytes],
+                captured: dict[str, Any]) -> Iterable[bytes]:
+        """A tagged answer (files): 304 before any reading; a release file's precompressed copy
+        as it is; a small body compressed at the best setting once and kept; a large one
+        compressed while it is sent."""
+        length = _header(headers, "Content-Length")
+        size = int(length) if length and length.isdigit() else None
+        enc = choose_encoding(environ.get("HTTP_ACCEPT_ENCODING"))
+        if size is not None and size < self.min_size:
+            enc = None
+        tag = self._encoded_tag(given, enc) if enc else given
+        _set(headers, "ETag", tag)
+        _add_vary(headers, "Accept-Encoding")
+        if self._not_modified(environ, tag):
+            self._collect(result, {})  # closes the file
+            _set(headers, "Cache-Control", self.cache_control(environ, 200, headers, None))
+            return self._send_304(start_response, headers)
+        if enc is None:
+            _set(headers, "Cache-Control", self.cache_control(environ, 200, headers, None))
+            start_response(status_line, headers)
+            return self._passthrough(result, captured)
+        name = self._file_name(result, captured)
+        copy = precompress.fresh_copy(name, enc) if name else None
+        fh = None
+        if copy is not None:
+            try:
+                fh = open(copy, "rb")  # noqa: SIM115 (closed by the server through the wrapper)
+            except OSError:
+                fh = None
+        if fh is not None:
+            self._collect(result, {})  # closes the original file unread
+            wrapper = environ.get("wsgi.file_wrapper", FileWrapper)
+            _set(headers, "Content-Encoding", enc)
+            _set(headers, "Content-Length", str(os.fstat(fh.fileno()).st_size))
+            _set(headers, "Accept-Ranges", None)
+            _set(headers, "Cache-Control", self.cache_control(environ, 200, headers, None))
+            start_response(status_line, headers)
+            return wrapper(fh, BLOCK)  # type: ignore[no-any-return]
+        if size is not None and size <= STREAM_ABOVE:
+            body = self._collect(result, captured)
+            key = (given, enc)
+            out = self.cache.get(key)
+            if out is None:
+                out = compress(body, enc, best=True)
+                self.cache.put(key, out)
+            _set(headers, "Content-Encoding", enc)
+            _set(headers, "Accept-Ranges", None)  # ranges of the encoded body are not offered
+            _set(headers, "Content-Length", str(len(out)))
+            _set(headers, "Cache-Control", self.cache_control(environ, 200, headers, body))
+            start_response(status_line, headers)
+            return [out]
+        _set(headers, "Content-Encoding", enc)
+        _set(headers, "Accept-Ranges", None)
+        _set(headers, "Content-Length", None)  # chunked: the encoded size is known at the end
+        _set(headers, "Cache-Control", self.cache_control(environ, 200, headers, None))
+        start_response(status_line, headers)
+        return compress_stream(self._passthrough(result, captured), enc)
+
     def _finish(self, environ: dict[str, Any], start_response: StartResponse, status_line: str,
-                headers: list[tuple[str, str]], body: bytes) -> list[bytes]:
+                headers: list[tuple[str, str]], body: bytes) -> Iterable[bytes]:
+        """An untagged answer (made per request): tagged here, compressed at a fast setting."""
         enc = choose_encoding(environ.get("HTTP_ACCEPT_ENCODING"))
         if len(body) < self.min_size:
             enc = None
-        given = _header(headers, "ETag")
-        base = given or self._derived_tag(environ, headers, body)
+        base = self._derived_tag(environ, headers, body)
         tag = self._encoded_tag(base, enc) if enc else base
         _set(headers, "ETag", tag)
         _add_vary(headers, "Accept-Encoding")
         _set(headers, "Cache-Control", self.cache_control(environ, 200, headers, body))
-        inm = environ.get("HTTP_IF_NONE_MATCH")
-        if inm and parse_etags(inm).contains_weak(_etag_value(tag)[0]):
-            for h in ("Content-Length", "Content-Type", "Accept-Ranges", "Content-Encoding"):
-                _set(headers, h, None)
-            start_response("304 Not Modified", headers)
-            return []
-        if enc:
-            key = (base, enc)
-            out = self.cache.get(key) if given else None
-            if out is None:
-                out = compress(body, enc, best=bool(given))
-                if given:
-                    self.cache.put(key, out)
-            body = out
-            _set(headers, "Content-Encoding", enc)
-            _set(headers, "Accept-Ranges", None)  # ranges of the encoded body are not offered
-        _set(headers, "Content-Length", str(len(body)))
+        if self._not_modified(environ, tag):
+            return self._send_304(start_response, headers)
+        if not enc:
+            _set(headers, "Content-Length", str(len(body)))
+            start_response(status_line, headers)
+            return [body]
+        _set(headers, "Content-Encoding", enc)
+        _set(headers, "Accept-Ranges", None)
+        if len(body) > STREAM_ABOVE:  # not held twice: encoded block by block as it is sent
+            _set(headers, "Content-Length", None)
+            start_response(status_line, headers)
+            view = memoryview(body)
+            return compress_stream((bytes(view[i:i + BLOCK])
+                                    for i in range(0, len(body), BLOCK)), enc)
+        out = compress(body, enc, best=False)
+        _set(headers, "Content-Length", str(len(out)))
         start_response(status_line, headers)
-        return [body]
+        return [out]
