@@ -180,8 +180,7 @@ class Redactor:
             if col in q.columns:
                 a = q[col].astype(object).to_numpy()
                 b = out[col].astype(object).to_numpy()
-                changed |= np.array([x != y and not (pd.isna(x) and pd.isna(y))
-                                     for x, y in zip(a, b, strict=True)], dtype=bool)
+                changed |= (a != b) & ~(pd.isna(a) & pd.isna(b))
         return out, changed
 
     def example(self, eg: str) -> str:

@@ -217,6 +217,13 @@ def drawn(page: Any, layer: str) -> set[str]:
     return set(page.evaluate(DRAWN, layer))
 
 
+def repainted(page: Any, layer: str, *, shown: bool) -> None:
+    """Wait for the vector layer's repaint after a toggle (it is asynchronous: on a loaded
+    machine the tiles of the view may still show the state before the tap)."""
+    page.wait_for_function(f"() => (GisMap.app.drawnIds({json.dumps(layer)}).length > 0) "
+                           f"=== {json.dumps(shown)}")
+
+
 def close(page: Any) -> None:
     errors = page.errors
     page.context.close()
@@ -465,10 +472,13 @@ def test_layer_control_toggles_paths(browser: Any, site: Site) -> None:
     tsunami = page.locator(".leaflet-control-layers-overlays label",
                            has=page.locator(f"[data-layer={TSUNAMI}]"))
     flood.tap()
+    repainted(page, FLOOD, shown=False)
     assert drawn(page, FLOOD) == set()
     tsunami.tap()
+    repainted(page, TSUNAMI, shown=True)
     assert drawn(page, TSUNAMI) == set(tables(site)[TSUNAMI].fid)
     flood.tap()
+    repainted(page, FLOOD, shown=True)
     assert len(drawn(page, FLOOD)) == n_flood
     attr = page.locator(".leaflet-control-attribution").inner_text()
     assert site.project.specs[TSUNAMI].attribution.ja in attr

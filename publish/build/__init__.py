@@ -141,11 +141,7 @@ def explain_fault(project: Project, url: str, e: BaseException, where: Path
     anything else: a real bug keeps its traceback behind ``--debug``.
     """
     if isinstance(e, DBAPIError) and urls.scheme(url) == "postgresql":
-        err = open_store(project, url).explain(e)
-        if err is not None and err.key in ("store_lost", "store_server_full"):
-            return err
-        return PublishError("pg_publish_failed", store=urls.redact(url), layer="-",
-                            detail=db_error(e))
+        return pgpublic.db_fault(open_store(project, url), url, "-", e)
     return explain_os_error(e, str(where), "public_dir")
 
 
@@ -172,7 +168,7 @@ def publish(project: Project, *, progress: Progress | None = None,
 
     check_publish_crs(project.config.publish_crs)
     url = urls.resolve(project.config.store, store_url)
-    where = [public_dir]  # named by a disk fault whose error names no file: the release
+    rdir: Path | None = None  # named by a disk fault whose error names no file
     previous = release.current_id(public_dir)
     warnings: list[str] = []
     try:
@@ -184,7 +180,6 @@ def publish(project: Project, *, progress: Progress | None = None,
             rid = release.new_release_id()
             rdir = release.releases_dir(public_dir) / rid
             rdir.mkdir(parents=True)
-            where[0] = rdir
             pgw = None
             try:
                 t0 = time.perf_counter()
@@ -294,7 +289,7 @@ def publish(project: Project, *, progress: Progress | None = None,
     except EtlError:
         raise
     except Exception as e:  # disk full, read-only, permissions, a database gone away
-        err = explain_fault(project, url, e, where[0])
+        err = explain_fault(project, url, e, rdir or public_dir)
         if err is None:
             raise
         notes = getattr(e, "__notes__", None) or [msg.text("publish_failed",

@@ -55,8 +55,6 @@ IDS_IN_ENTRY = 200  # ids listed in one Atom entry's text (all are in the JSON)
 OPS = ("added", "removed", "changed")
 #: rows per batch when hashing a layer: memory follows this, not the layer's size
 BATCH_ROWS = 10_000
-#: pyogrio dtypes whose batches read exactly like the whole layer (else: read whole)
-STREAM_DTYPES = {"object", "bool", "int16", "int32", "int64", "float32", "float64"}
 TABLE_COLUMNS = ["hash", "minx", "miny", "maxx", "maxy"]
 HISTORY_COLUMNS = ["release", "at", "layer", "fid", "op", "minx", "miny", "maxx", "maxy"]
 HISTORY_CHUNK = 10_000  # events per write of history.json
@@ -87,7 +85,7 @@ def feature_table(store: Path, layer: str, batch_rows: int | None = BATCH_ROWS
     Read in batches of ``batch_rows`` (``None``: the whole layer at once; the same table)."""
     if batch_rows:
         shape = layer_shape(store, layer)
-        if shape.rows and set(shape.dtypes.values()) <= STREAM_DTYPES:
+        if shape.batchable():  # else: read whole
             parts = [_hashed(gdf) for gdf in store_frames(store, layer, None, batch_rows,
                                                           shape)]
             return pd.concat(parts, ignore_index=True).set_index("fid")

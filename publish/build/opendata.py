@@ -32,6 +32,7 @@ small by nature.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -208,14 +209,20 @@ def layer_downloads(project: Project, store: Path, lid: str, out: Path,
                     batch_rows: int | None = BATCH_ROWS) -> list[Download]:
     """The layer in its own columns: GeoPackage, GeoJSON, CSV.
 
-    Streamed in batches of ``batch_rows`` (:func:`_stream_downloads`) where the layer allows
-    it; ``batch_rows=None`` (and the fallback): the whole layer at once. Same bytes either way.
+    Streamed in batches of ``batch_rows`` (in this process) where the layer allows it;
+    ``batch_rows=None`` (and the fallback): the whole layer at once. Same bytes either way.
     """
-    if batch_rows:
-        n = _stream_downloads(project, store, lid, out, batch_rows)
-        if n is not None:
-            _, paths = _layer_files(project.specs[lid], out)
-            return [Download(lid, fmt, paths[fmt], n) for fmt in ("gpkg", "geojson", "csv")]
+    tasks = _stream_tasks(project, store, lid, out, batch_rows) if batch_rows else []
+    return _downloads(project, store, lid, out, tasks, [_stream_task(t) for t in tasks])
+
+
+def _downloads(project: Project, store: Path, lid: str, out: Path, tasks: list[_Task],
+               written: list[_Written]) -> list[Download]:
+    """A layer's own files: those its streamed ``tasks`` wrote where they are those of the
+    whole-layer path (:func:`_as_whole`), else written whole now."""
+    if tasks and _as_whole(tasks, written):
+        return [Download(lid, fmt, tasks[0].paths[fmt], tasks[0].shape.rows)
+                for fmt in ("gpkg", "geojson", "csv")]
     return _whole_downloads(project, store, lid, out)
 
 
@@ -248,12 +255,15 @@ class LayerShape:
     geometry_type: str  # as declared in the store (pyogrio's name)
     dtypes: dict[str, str]  # column -> pyogrio dtype
 
+    def batchable(self) -> bool:
+        """Batches read exactly like the whole layer (:func:`store_frames`): rows, known
+        dtypes."""
+        return self.rows > 0 and set(self.dtypes.values()) <= STREAM_DTYPES
+
     def streamable(self) -> bool:
-        """Batches convert exactly like the whole layer: rows, known dtypes, and one declared
-        geometry type (a mixed or empty layer is written whole)."""
-        base = self.geometry_type.removesuffix(" Z")
-        return (self.rows > 0 and base in STREAM_TYPES
-                and set(self.dtypes.values()) <= STREAM_DTYPES)
+        """Batches also write exactly like the whole layer: one declared geometry type (a mixed
+        or empty layer is written whole)."""
+        return self.batchable() and self.geometry_type.removesuffix(" Z") in STREAM_TYPES
 
 
 def layer_shape(store: Path, lid: str, columns: list[str] | None = None) -> LayerShape:
@@ -388,7 +398,7 @@ def _stream_task(task: _Task) -> _Written:
 
     def rows() -> Iterator[pa.RecordBatch]:
         nonlocal n, has_z
-        for batch, _, _ in _chain((first, gname, crs_info), batches):
+        for batch, _, _ in itertools.chain([(first, gname, crs_info)], batches):
             if fh is not None:  # the GeoPackage pass also writes the CSV and checks the types
                 gdf = _frame(batch, gname, shape, crs_info)
                 geo = gdf.geometry
@@ -428,28 +438,10 @@ def _as_whole(tasks: list[_Task], written: list[_Written]) -> bool:
     """True when the streamed files are those the whole-layer path writes: every row, and the
     geometry type declared before writing is the one the whole layer's rows give."""
     shape = tasks[0].shape
-    gtype = shape.geometry_type
-    point = gtype.removesuffix(" Z") == "Point"
     seen = [w for w in written if w.types is not None]
     return (all(w.rows == shape.rows for w in written) and len(seen) == 1
-            and _inferred_type(set(seen[0].types or ()), bool(seen[0].has_z)) == gtype
-            and (not point or seen[0].types == {"Point"}))
-
-
-def _stream_downloads(project: Project, store: Path, lid: str, out: Path, batch_rows: int
-                      ) -> int | None:
-    """Write the layer's GeoPackage, GeoJSON and CSV batch by batch (in this process); the
-    feature count, or None where the whole-layer path must write them."""
-    tasks = _stream_tasks(project, store, lid, out, batch_rows)
-    if not tasks:
-        return None
-    written = [_stream_task(t) for t in tasks]
-    return tasks[0].shape.rows if _as_whole(tasks, written) else None
-
-
-def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
-    yield first
-    yield from rest
+            and _inferred_type(set(seen[0].types or ()), bool(seen[0].has_z))
+            == shape.geometry_type)
 
 
 def spec_file(project: Project, lid: str) -> str:
@@ -608,12 +600,8 @@ def release_artifact(project: Project, store: Path, release_dir: Path,
     catalog: dict[str, Any] = {}
     for lid in sorted(have):
         spec = project.specs[lid]
-        ts = tasks[lid]
-        if ts and _as_whole(ts, [done[(lid, t.fmt)] for t in ts]):
-            files = [Download(lid, fmt, ts[0].paths[fmt], ts[0].shape.rows)
-                     for fmt in ("gpkg", "geojson", "csv")]
-        else:
-            files = _whole_downloads(project, store, lid, out)
+        files = _downloads(project, store, lid, out, tasks[lid],
+                           [done[(lid, t.fmt)] for t in tasks[lid]])
         stds: dict[str, Any] = {}
         if lid in std_layers:
             od = std_layers[lid]

@@ -70,6 +70,17 @@ class PgTarget:
                 "search_path": [self.schema]}
 
 
+def db_fault(master: PostgisStore, url: str, layer: str, e: DBAPIError) -> EtlError:
+    """A database error during a publish: the server went away or ran out of disk
+    (``store_lost``, ``store_server_full``, as for a merge), else ``pg_publish_failed``; each
+    names the server (never its password) and the fix, never the SQL."""
+    err = master.explain(e)
+    if err is not None and err.key in ("store_lost", "store_server_full"):
+        return err
+    return PublishError("pg_publish_failed", store=store_url.redact(url), layer=layer,
+                        detail=db_error(e))
+
+
 class PgPublicWriter:
     """Write one release's public tables in one transaction; :meth:`commit` makes them visible."""
 
@@ -101,14 +112,8 @@ class PgPublicWriter:
             raise
 
     def failed(self, layer: str, e: DBAPIError) -> EtlError:
-        """A database error writing ``layer``: the server went away or ran out of disk
-        (``store_lost``, ``store_server_full``, as for a merge), else ``pg_publish_failed``;
-        each names the server (never its password) and the fix, never the SQL."""
-        err = self.store.explain(e)
-        if err is not None and err.key in ("store_lost", "store_server_full"):
-            return err
-        return PublishError("pg_publish_failed", store=store_url.redact(self.url), layer=layer,
-                            detail=db_error(e))
+        """A database error writing ``layer`` (:func:`db_fault`)."""
+        return db_fault(self.store, self.url, layer, e)
 
     def _raise_if_gone(self, e: DBAPIError) -> None:
         """A lost or full server is that, not a missing role or extension."""

@@ -39,7 +39,7 @@ from config.i18n import reading_forms
 from config.models import SearchConfig
 from etl.normalize import chiban as chiban_normalizer
 from etl.normalize import nfkc as nfkc_normalizer
-from publish.build.opendata import STREAM_DTYPES, layer_shape, store_frames
+from publish.build.opendata import layer_shape, store_frames
 from publish.model import ID_COLUMN
 
 INDEX_FILE = "search.json"
@@ -161,8 +161,8 @@ def _frames(store: Path, lid: str, columns: list[str], batch_rows: int | None
             ) -> Iterator[Any]:
     """The columns of a layer the index needs (and the geometry), in batches of
     ``batch_rows`` rows as a whole-layer read gives them (``None``: the whole layer)."""
-    shape = layer_shape(store, lid, columns)
-    if batch_rows and shape.rows and set(shape.dtypes.values()) <= STREAM_DTYPES:
+    shape = layer_shape(store, lid, columns) if batch_rows else None
+    if batch_rows and shape is not None and shape.batchable():
         yield from store_frames(store, lid, columns, batch_rows, shape)
     else:
         yield pyogrio.read_dataframe(store, layer=lid, columns=columns)

@@ -125,11 +125,11 @@ def compress(body: bytes, encoding: str, *, best: bool) -> bytes:
     ``best`` (a file, compressed once and kept): brotli 11 / gzip 9 below :data:`BEST_BELOW`;
     otherwise, and for answers made per request, brotli 5 (4 above :data:`LARGE`) / gzip 6.
     """
-    top = best and len(body) < BEST_BELOW
+    if best and len(body) < BEST_BELOW:  # the publish copies' settings (brotli 11 / gzip 9)
+        return precompress.encode(body, encoding)
     if encoding == "br":
-        return brotli.compress(body, quality=11 if top else 5 if len(body) <= LARGE else 4,
-                               lgwin=22)
-    return gzip.compress(body, compresslevel=9 if top else 6, mtime=0)
+        return brotli.compress(body, quality=5 if len(body) <= LARGE else 4, lgwin=22)
+    return gzip.compress(body, compresslevel=6, mtime=0)
 
 
 def compress_stream(chunks: Iterable[bytes], encoding: str) -> Iterator[bytes]:
