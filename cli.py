@@ -222,8 +222,9 @@ def sample(ctx: Ctx, scale: float, seed: int, out: str | None) -> None:
 
 @cli.command()
 @click.argument("layers", nargs=-1)
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help=text("opt_jobs"))
 @click.pass_obj
-def validate(ctx: Ctx, layers: tuple[str, ...]) -> None:
+def validate(ctx: Ctx, layers: tuple[str, ...], jobs: int | None) -> None:
     """定義と入力を検査 (書込なし) / Dry run of merge: every record, nothing written.
 
     Reads and normalizes every record through the same steps as merge and prints what merge
@@ -242,7 +243,7 @@ def validate(ctx: Ctx, layers: tuple[str, ...]) -> None:
         try:
             with ProgressBars(ctx) as progress:
                 res = run_merge(ctx.project, only=list(layers) or None, dry_run=True,
-                                progress=progress)
+                                progress=progress, jobs=jobs)
         except RunErrors as e:
             if e.manifest and e.manifest.get("layers") and not ctx.json:
                 click.echo(summary_text(e.manifest, project=ctx.project))
@@ -256,8 +257,9 @@ def validate(ctx: Ctx, layers: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.argument("layers", nargs=-1)
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help=text("opt_jobs"))
 @click.pass_obj
-def merge(ctx: Ctx, layers: tuple[str, ...]) -> None:
+def merge(ctx: Ctx, layers: tuple[str, ...], jobs: int | None) -> None:
     """元データを統合してマスタを作成 / Merge the sources into the master (GeoPackage or PostGIS).
 
     With LAYER names only those layers (and what they depend on) are rebuilt; the rest of the
@@ -274,7 +276,7 @@ def merge(ctx: Ctx, layers: tuple[str, ...]) -> None:
         store = ctx.open_store()
         with ProgressBars(ctx) as progress:
             res = run_merge(ctx.project, only=list(layers) or None, progress=progress,
-                            argv=sys.argv[1:], store=store)
+                            argv=sys.argv[1:], store=store, jobs=jobs)
         if store.kind == "postgresql" and ctx.project.config.departments:
             # department views name the run they were built on: move them to the new run now
             from staff.grants import apply_grants

@@ -38,6 +38,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -103,33 +104,78 @@ def prepare(work: Path, scale: float, seed: int) -> tuple[Path, dict[str, int]]:
 # ----------------------------------------------------------------------------------- timing
 
 
-def timed(cmd: list[str], *, env: dict | None = None, shell: bool = False) -> dict:
-    """Run under /usr/bin/time -v: wall s, peak RSS MB, user+sys s, stdout."""
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc/<pid>/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        q = todo.pop()
+        out.append(q)
+        for t in Path(f"/proc/{q}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in t.read_text().split()]
+    return out
+
+
+def _pss_kb(pids: list[int]) -> int:
+    """The sum of the proportional set sizes of ``pids`` (shared pages counted once overall:
+    what a run of several processes really holds)."""
+    total = 0
+    for q in pids:
+        try:
+            for line in Path(f"/proc/{q}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            pass
+    return total
+
+
+def timed(cmd: list[str], *, env: dict | None = None, shell: bool = False,
+          pss: bool = False) -> dict:
+    """Run under /usr/bin/time -v: wall s, peak RSS MB (of the largest single process),
+    user+sys s, stdout; with ``pss`` also the peak of the PSS summed over the process tree
+    (sampled every 0.1 s: a merge with child processes holds more than its largest one)."""
     full = ["/usr/bin/time", "-v"] + (["sh", "-c", cmd] if shell else cmd)  # type: ignore[operator]
-    p = subprocess.run(full, capture_output=True, text=True, env=env)
-    err = p.stderr
+    proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    peak = 0
+    if pss:
+        while proc.poll() is None:
+            peak = max(peak, _pss_kb(_tree(proc.pid)[1:]))  # not /usr/bin/time itself
+            time.sleep(0.1)
+    out, err = proc.communicate()
+    p = subprocess.CompletedProcess(full, proc.returncode, out, err)
     if p.returncode != 0:
         raise RuntimeError(f"{cmd} failed ({p.returncode}):\n{err[-3000:]}")
     h, m, s = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", err).groups()
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1))
     user = float(re.search(r"User time \(seconds\): ([\d.]+)", err).group(1))
     sys_ = float(re.search(r"System time \(seconds\): ([\d.]+)", err).group(1))
-    return {"wall_s": int(h or 0) * 3600 + int(m) * 60 + float(s), "rss_mb": rss / 1024,
-            "cpu_s": user + sys_, "stdout": p.stdout}
+    r = {"wall_s": int(h or 0) * 3600 + int(m) * 60 + float(s), "rss_mb": rss / 1024,
+         "cpu_s": user + sys_, "stdout": p.stdout}
+    if pss:
+        r["pss_sum_mb"] = round(peak / 1024, 1)
+    return r
 
 
-def run_merge(p: Path, pythonpath: str | None, batch: str | None = None) -> dict:
+def run_merge(p: Path, pythonpath: str | None, batch: str | None = None,
+              jobs: str | None = None) -> dict:
     """One merge of project ``p`` (``pythonpath``: another ``etl/``; ``batch``: the
-    ``UOZU_GIS_BATCH`` records per batch of a streamed layer, "0" = every layer whole)."""
+    ``UOZU_GIS_BATCH`` records per batch of a streamed layer, "0" = every layer whole;
+    ``jobs``: ``UOZU_GIS_JOBS``, layers merged at once in child processes)."""
     shutil.rmtree(p / "data" / "merged", ignore_errors=True)
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     env.pop("UOZU_GIS_BATCH", None)
+    env.pop("UOZU_GIS_JOBS", None)
     if pythonpath:
         env["PYTHONPATH"] = str(Path(pythonpath).resolve())
     if batch is not None:
         env["UOZU_GIS_BATCH"] = batch
-    r = timed([str(UOZU), "--project", str(p), "-q", "--json", "merge"], env=env)
+    if jobs is not None:
+        env["UOZU_GIS_JOBS"] = jobs
+    r = timed([str(UOZU), "--project", str(p), "-q", "--json", "merge"], env=env, pss=True)
     r.pop("stdout")
     m = json.loads((p / "data" / "merged" / "manifest.json").read_text(encoding="utf-8"))
     r.update(inproc_s=m["seconds"], stages=m["stage_seconds"], inproc_rss_mb=m["peak_rss_mb"],
@@ -283,12 +329,14 @@ def compare_runs(a: Path, b: Path) -> list[str]:
 
 
 def check_identical(p: Path, variants: dict[str, str | None], work: Path,
-                    batches: dict[str, str] | None = None) -> dict:
+                    batches: dict[str, str] | None = None,
+                    jobs: dict[str, str] | None = None) -> dict:
     """Run the merge once per variant on project ``p`` and compare every output with the first."""
     dirs = {}
     batches = batches or {}
+    jobs = jobs or {}
     for name, pp in variants.items():
-        run_merge(p, pp, batches.get(name))
+        run_merge(p, pp, batches.get(name), jobs.get(name))
         cur = (p / "data" / "merged" / "current").resolve()
         dst = work / f"identity_{p.name}_{name}"
         shutil.rmtree(dst, ignore_errors=True)
@@ -327,7 +375,8 @@ def report(rows: list[dict], tag: str | None) -> str:
                           key=lambda r: r["rep"]) for s in scales for m in methods}
     sel = {k: v for k, v in sel.items() if v}
     lines = ["| raw records | method | wall s (median) | runs (s) | wall × ogr2ogr | "
-             "CPU s (median) | CPU × ogr2ogr | peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
+             "CPU s (median) | CPU × ogr2ogr | peak RSS MB | PSS sum MB | load1 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for s in scales:
         base = {r["rep"]: r for r in sel.get((s, "ogr2ogr"), [])}
         for m in methods:
@@ -337,7 +386,10 @@ def report(rows: list[dict], tag: str | None) -> str:
                     f"| {rs[0]['raw_records']:,} | {m} | **{_med(rs, 'wall_s'):.1f}** | "
                     f"{_fmt_runs([r['wall_s'] for r in rs])} | {_ratio(rs, base, 'wall_s')} | "
                     f"{_med(rs, 'cpu_s'):.1f} | {_ratio(rs, base, 'cpu_s')} | "
-                    f"{_med(rs, 'rss_mb'):.0f} |")
+                    f"{_med(rs, 'rss_mb'):.0f} | "
+                    + (f"{_med(rs, 'pss_sum_mb'):.0f}" if all("pss_sum_mb" in r for r in rs)
+                       else "–")
+                    + f" | {_fmt_runs([r.get('load1', 0) for r in rs])} |")
     lines += ["", "Stage seconds inside the merge process (manifest `stage_seconds`, medians). "
               "`other` = manifest `seconds` − stages (lineage, quarantine rows, file hashes, "
               "boundary: work outside the stage timers); wall − `seconds` = interpreter start, "
@@ -435,6 +487,9 @@ def main() -> None:
     ap.add_argument("--batch-variant", action="append", default=[], metavar="NAME=N",
                     help="also run this tree's merge with UOZU_GIS_BATCH=N (0 = layers read "
                     "whole) under the method name NAME")
+    ap.add_argument("--jobs-variant", action="append", default=[], metavar="NAME=N",
+                    help="also run this tree's merge with UOZU_GIS_JOBS=N (layers at once in "
+                    "child processes; 1 = one after the other) under the method name NAME")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work")
     ap.add_argument("--out", type=Path, default=None, help="JSONL log (default WORK/merge.jsonl)")
     ap.add_argument("--tag", default=None, help="label stored with every run (filter for --report)")
@@ -456,6 +511,8 @@ def main() -> None:
     variants: dict[str, str | None] = dict(v.split("=", 1) for v in a.variant)
     batches = dict(v.split("=", 1) for v in a.batch_variant)
     variants.update({k: None for k in batches})
+    jobs = dict(v.split("=", 1) for v in a.jobs_variant)
+    variants.update({k: None for k in jobs})
     methods = list(a.methods) + [v for v in variants if v not in a.methods]
     a.work.mkdir(parents=True, exist_ok=True)
     data = {}
@@ -467,7 +524,7 @@ def main() -> None:
         return
     if a.check_identical:
         for s, (p, _) in data.items():
-            res = check_identical(p, {**variants, "current": None}, a.work, batches)
+            res = check_identical(p, {**variants, "current": None}, a.work, batches, jobs)
             print(f"scale {s}: {json.dumps(res, ensure_ascii=False)}")
         return
     cmds = {s: ogr2ogr_commands(p, p / "ogr2ogr.gpkg") for s, (p, _) in data.items()}
@@ -481,7 +538,7 @@ def main() -> None:
                 k = rep % len(methods)
                 for m in methods[k:] + methods[:k]:
                     r = run_ogr2ogr(p, cmds[s]) if m == "ogr2ogr" else run_merge(
-                        p, variants.get(m), batches.get(m))
+                        p, variants.get(m), batches.get(m), jobs.get(m))
                     r.update(method=m, scale=s, rep=rep, raw_records=sum(files.values()),
                              tag=a.tag, load1=round(os.getloadavg()[0], 2))
                     rows.append(r)

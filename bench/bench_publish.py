@@ -21,6 +21,12 @@ Methods, each one process under ``/usr/bin/time -v`` (wall, peak RSS), order rot
   (:func:`publish.build.public_store.write_public_store` + ``check_public_store``), streamed
   (``BATCH_ROWS``) or whole-layer, into a scratch file: the part of publish that is a copy of
   the master, comparable with ogr2ogr's copy.
+* ``publish_tiles``  -- the same ``publish()`` in a child with every stage (tiles and pages
+  too): the whole command without its CLI, with the stage marks below.
+* ``before_notiles`` / ``before_tiles`` -- ``publish_notiles`` / ``publish_tiles`` run with the
+  code of ``--before-code DIR`` (e.g. ``git archive HEAD | tar -x -C DIR``) on
+  ``WORK/proj_before``: the same master (its ``data/merged`` linked), its own releases, so each
+  side's change feed reads the history its own code wrote. Before/after in one run.
 * ``ogr2ogr``        -- ``ogr2ogr -f GPKG out.gpkg master.gpkg`` (Debian GDAL): every layer
   copied as is, the floor a GIS engineer would reach for.
 * ``answers`` / ``answers_old`` -- the release's answers stages that read the public store
@@ -31,6 +37,11 @@ Methods, each one process under ``/usr/bin/time -v`` (wall, peak RSS), order rot
   same stages with the modules in ``--old-modules DIR`` (``old_opendata.py``,
   ``old_changes.py``, ``old_search_index.py`` and ``opendata_standards.yml``, e.g. from
   ``git show REV:publish/build/opendata.py``): the before/after of a change to those stages.
+
+Every in-process ``publish`` child records, at each stage's start, the seconds since it began
+and the peak RSS so far of the process and of its (forked) workers (``rss_marks``), so the
+peak of each stage is the next mark's. The first run of each project is a warm-up (not timed):
+every timed publish is then a second release whose change feed carries the full history.
 
 ``--profile`` additionally runs ``publish_notiles`` once under cProfile and prints the top of
 the cumulative profile (what stops a missed target). Results: one JSON line per run in
@@ -48,6 +59,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -65,7 +77,10 @@ WORK = REPO / "bench" / "work" / "publish_bench"
 BIN = Path(sys.executable).parent
 SCALE, SEED = 8.94, 42
 METHODS = ("publish", "publish_notiles", "whole_notiles", "store_streamed", "store_whole",
-           "ogr2ogr", "answers", "answers_old")
+           "ogr2ogr", "answers", "answers_old", "publish_tiles", "before_notiles",
+           "before_tiles")
+#: methods that run the code of ``--before-code`` (another checkout) on ``WORK/proj_before``
+BEFORE = {"before_notiles": "publish_notiles", "before_tiles": "publish_tiles"}
 ANSWER_STAGES = ("search", "opendata", "changes")
 
 
@@ -102,6 +117,21 @@ def prepare(work: Path) -> Path:
     return proj
 
 
+def prepare_before(work: Path, proj: Path) -> Path:
+    """``WORK/proj_before``: the project's config with the same merged master (linked) and
+    its own public folder, for the ``before_*`` methods."""
+    other = work / "proj_before"
+    other.mkdir(parents=True, exist_ok=True)
+    for d in ("config", "layers", "samples"):
+        if (proj / d).exists() and not (other / d).exists():
+            shutil.copytree(proj / d, other / d)
+    (other / "data").mkdir(exist_ok=True)
+    for d in ("merged", "grids", "reference"):
+        if not (other / "data" / d).exists():
+            (other / "data" / d).symlink_to((proj / "data" / d).resolve())
+    return other
+
+
 # ------------------------------------------------------------------------------- measuring
 
 def timed(cmd: list[str]) -> dict[str, Any]:
@@ -127,19 +157,25 @@ def child(mode: str, proj: str, profile: bool) -> None:
     from publish.build import public_store, publish
     from publish.build import tiles as vtiles
 
-    vtiles.write_site_tiles = lambda *a, **k: None  # the stage this bench leaves out
-    sys.modules["publish.build"].build_site = lambda ctx: None  # pages need the tiles
+    if mode != "publish_tiles":
+        vtiles.write_site_tiles = lambda *a, **k: None  # the stage this bench leaves out
+        sys.modules["publish.build"].build_site = lambda ctx: None  # pages need the tiles
     if mode == "whole_notiles":
         public_store.write_public_store = functools.partial(  # type: ignore[assignment]
             public_store.write_public_store, batch_rows=None)
     project = load_project(Path(proj))
-    marks: list[tuple[str, float, float]] = []  # (stage starting, seconds, peak RSS MB so far)
+    # (stage starting, seconds, peak RSS MB so far of this process, of its largest worker)
+    marks: list[tuple[str, float, float, float]] = []
     t0 = time.perf_counter()
+
+    def peaks() -> tuple[float, float]:
+        return (round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))
 
     def progress(stage: str, layer: str, done: int, total: int) -> None:
         if not marks or marks[-1][0] != stage:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            marks.append((stage, round(time.perf_counter() - t0, 2), round(peak)))
+            marks.append((stage, round(time.perf_counter() - t0, 2), *peaks()))
+            print(f"mark {json.dumps(marks[-1])}", file=sys.stderr, flush=True)  # as it goes
 
     publish = functools.partial(publish, progress=progress)
     if profile:
@@ -153,8 +189,7 @@ def child(mode: str, proj: str, profile: bool) -> None:
         pstats.Stats(pr, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
     else:
         res = publish(project)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    marks.append(("end", round(time.perf_counter() - t0, 2), round(peak)))
+    marks.append(("end", round(time.perf_counter() - t0, 2), *peaks()))
     print(json.dumps({"features": res.features, "timings": res.timings, "rss_marks": marks}))
 
 
@@ -184,7 +219,7 @@ def answers_inputs(proj: Path, work: Path) -> tuple[Path, Path]:
     """The public store of the master and a previous release (store + first change feed),
     built once (not timed)."""
     store, prev = work / "answers" / "public.gpkg", work / "answers" / "previous"
-    if (prev / "changes" / "history.json").exists():
+    if any((prev / "changes" / n).exists() for n in ("history.sqlite", "history.json")):
         return store, prev
     import datetime as dt
 
@@ -240,8 +275,17 @@ def answers_child(mode: str, stage: str, proj: str, store: str, prev: str, old: 
     shutil.rmtree(out, ignore_errors=True)
 
 
-def run_method(method: str, proj: Path, work: Path, old: Path | None = None) -> dict[str, Any]:
+def run_method(method: str, proj: Path, work: Path, old: Path | None = None,
+               before: Path | None = None) -> dict[str, Any]:
     master = proj / "data" / "merged" / "master.gpkg"
+    if method in BEFORE:
+        if before is None:
+            raise SystemExit(f"{method} needs --before-code DIR")
+        r = timed([sys.executable, __file__, "--code", str(before), "--child", BEFORE[method],
+                   str(prepare_before(work, proj))])
+        ans = json.loads(r["stdout"].strip().splitlines()[-1])
+        return {"wall": r["wall"], "rss_mb": r["rss_mb"], "features": ans.get("features"),
+                "timings": ans.get("timings"), "rss_marks": ans.get("rss_marks")}
     if method.startswith("answers"):
         if method == "answers_old" and old is None:
             raise SystemExit("answers_old needs --old-modules DIR")
@@ -312,6 +356,19 @@ def report(rows: list[dict[str, Any]]) -> str:
                         f"| {m} | {st} | {_med([r['timings'][st] for r in rs])} | "
                         f"{_med([r['cpu'][st] for r in rs])} | "
                         f"{statistics.median(r['stage_rss'][st] for r in rs):.0f} |")
+    marked = [r for r in rows if r.get("rss_marks")]
+    if marked:
+        lines += ["", "Stage marks (first run of each method): seconds in the stage, peak RSS MB "
+                  "at its end (process / largest worker so far)", "",
+                  "| method | stage | s | peak MB | workers MB |", "|---|---|---|---|---|"]
+        for m in METHODS:
+            r = next((r for r in marked if r["method"] == m), None)
+            if r is None:
+                continue
+            mk = [list(x) + [0] * (4 - len(x)) for x in r["rss_marks"]]
+            for cur, nxt in itertools.pairwise(mk):
+                lines.append(f"| {m} | {cur[0]} | {nxt[1] - cur[1]:.1f} | {nxt[2]:.0f} | "
+                             f"{nxt[3]:.0f} |")
     stages = [r["timings"] for r in rows if r["method"] == "publish" and r.get("timings")]
     if stages:
         keys = [k for k in stages[0] if k != "total"]
@@ -321,6 +378,22 @@ def report(rows: list[dict[str, Any]]) -> str:
     feats = next((r.get("features") for r in rows if r.get("features")), None)
     lines.append(f"\npublic features: {feats}")
     return "\n".join(lines)
+
+
+def warm_up(methods: list[str], proj: Path, work: Path, before: Path | None) -> None:
+    """A first (untimed) release of each project a publish method will use, so that every
+    timed publish is a second release (a change feed against a previous store and history)."""
+    pubs = [m for m in methods if m in ("publish", "publish_notiles", "whole_notiles",
+                                         "publish_tiles")]
+    if pubs and not list((proj / "data" / "public" / "releases").glob("*")):
+        log("warm-up publish (not timed)")
+        run_method("publish_notiles", proj, work)
+    befores = [m for m in methods if m in BEFORE]
+    if befores and before is not None:
+        other = prepare_before(work, proj)
+        if not list((other / "data" / "public" / "releases").glob("*")):
+            log("warm-up publish of proj_before (not timed)")
+            run_method("before_notiles", proj, work, before=before)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -333,6 +406,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--old-modules", type=Path, default=None,
                     help="folder of old_opendata.py, old_changes.py, old_search_index.py "
                          "(answers_old)")
+    ap.add_argument("--before-code", type=Path, default=None,
+                    help="a checkout of the code before (before_notiles, before_tiles)")
+    ap.add_argument("--code", type=Path, default=REPO, help=argparse.SUPPRESS)
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PROJECT"), help=argparse.SUPPRESS)
     ap.add_argument("--answers-child", nargs=6, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -341,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
         answers_child(*a.answers_child)
         return
     if a.child:
-        sys.path.insert(0, str(REPO))
+        sys.path.insert(0, str(a.code))
         child(a.child[0], a.child[1], a.profile)
         return
     out = a.work / "runs.jsonl"
@@ -350,12 +426,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     a.work.mkdir(parents=True, exist_ok=True)
     proj = prepare(a.work)
+    warm_up(a.methods, proj, a.work, a.before_code)
     tag = time.strftime("%Y%m%d-%H%M%S")
     rows = []
     for rep in range(a.reps):
         k = rep % len(a.methods)
         for m in a.methods[k:] + a.methods[:k]:
-            r = run_method(m, proj, a.work, a.old_modules)
+            r = run_method(m, proj, a.work, a.old_modules, a.before_code)
             r.update(method=m, rep=rep, tag=tag, load=os.getloadavg()[0])
             rows.append(r)
             with out.open("a") as fh:

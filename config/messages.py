@@ -172,6 +172,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "検証で問題が見つかりました (何も書き込んでいません)。上の修正をしてから merge してください。",
         "validation found problems (nothing was written); fix them before merging.",
     ),
+    # --- etl: layers merged in parallel processes (issue 17)
+    "merge_worker_died": (
+        "レイヤ '{layer}' を処理していたプロセスが異常終了しました (終了コード {code}: メモリ不足や"
+        "強制終了など)。実行を中止し、前回のマスタは変更されていません。修正: メモリを確認するか "
+        "--jobs 1 で再実行する",
+        "the process merging layer '{layer}' ended abnormally (exit code {code}: out of memory, "
+        "killed, ...); the run was stopped and the previous master is unchanged. Fix: check the "
+        "memory or run again with --jobs 1",
+    ),
+    "opt_jobs": (
+        "同時に処理するレイヤ数 (別プロセス)。既定: 環境変数 UOZU_GIS_JOBS、なければ 2 (1コアなら 1)",
+        "layers merged at once, each in its own process (default: $UOZU_GIS_JOBS, else 2; 1 on "
+        "a one-core machine)",
+    ),
     # --- etl: identity of YAML, sources, datum grids, budgets (issue 13/18)
     "spec_bool_key": (
         "{file}: {line}行目: キー {key} は YAML では真偽値 {value} と読まれます。"
@@ -444,6 +458,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "manifest_invalid": (
         "マスタのマニフェスト {path} を読めません ({detail})。修正: 'uozu-gis merge' をやり直す",
         "cannot read the master's manifest {path} ({detail}). Fix: run 'uozu-gis merge' again",
+    ),
+    "inline_script_unsafe": (
+        "{path} をページの <script> に埋め込めません: '</' を含みます (そこでスクリプトが閉じる)。"
+        "修正: 文字列の中の '</' を '<\\/' と書く",
+        "{path} cannot be inlined in a page's <script>: it contains '</' (which would close the "
+        "script). Fix: write '</' inside strings as '<\\/'",
     ),
     "no_public_layers": (
         "公開レイヤがありません。修正: layers/*.yml のどれかに visibility: public を書く",

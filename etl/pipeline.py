@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import datetime as dt
+import functools
 import json
 import os
 import resource
@@ -35,8 +36,10 @@ from config.messages import REASON_HINTS, en, ja, text
 from config.messages import reason as reason_label
 from config.models import LayerSpec, SourceSpec
 from etl import crs as crsmod
+from etl.carried import CarriedHashes, SeenIds
 from etl.checks import check_project
 from etl.normalize import apply_normalizer
+from etl.parallel import Child, jobs_default, pack_error, ready, unpack_error
 from etl.policy import Ledger, Problem
 from etl.readers import (
     READERS,
@@ -564,29 +567,29 @@ def _layer_result(ctx: RunContext, spec: LayerSpec, stats: list[SourceStats], pa
 
 class LayerSink:
     """Where a streamed layer's batches go: the staged store (appended batch by batch) and
-    the change hashes (kept compact: one id and one 64-bit hash per feature)."""
+    the change hashes (one id and one 64-bit hash per feature, on disk in a scratch file
+    next to the staged run: :class:`~etl.carried.CarriedHashes`)."""
 
     def __init__(self, staged: StagedRun, lid: str, geometry_type: str | None) -> None:
         self.staged, self.lid, self.geometry_type = staged, lid, geometry_type
-        self.ids: list[pa.Array] = []
-        self.hashes: list[np.ndarray] = []
+        self.hashes = CarriedHashes(self.scratch)
         self.n = 0
+
+    @property
+    def scratch(self) -> Path:
+        """The folder of the layer's scratch files (unlinked when opened: nothing stays)."""
+        return self.staged.artifacts
 
     def add(self, spec: LayerSpec, good: pd.DataFrame) -> None:
         self.staged.write_layer(self.lid, good, geometry_type=self.geometry_type,
                                 append=self.n > 0)
         h = feature_hashes(LayerResult(spec, good, pd.DataFrame(), []))
-        self.ids.append(pa.array(good[spec.id_field].astype("string").to_numpy(
-            dtype=object, na_value=None), type=pa.string()))
-        self.hashes.append(h["hash"].to_numpy())
+        self.hashes.append(h["id"].to_numpy(), h["hash"].to_numpy())
         self.n += len(good)
 
-    def frame_hashes(self) -> pd.DataFrame:
-        ids = (pa.chunked_array(self.ids, type=pa.string()).to_numpy(zero_copy_only=False)
-               if self.ids else np.empty(0, dtype=object))
-        ids[pd.isna(ids)] = pd.NA  # as ``astype("string").to_numpy()`` gives a missing id
-        hs = np.concatenate(self.hashes) if self.hashes else np.empty(0, dtype=np.uint64)
-        return pd.DataFrame({"id": ids, "hash": hs.astype("uint64")})
+    def frame_hashes(self) -> CarriedHashes:
+        """The change hashes, for ``change_counts`` (which reads and closes them)."""
+        return self.hashes
 
 
 def process_layer(ctx: RunContext, spec: LayerSpec, *, batch_size: int | None = None,
@@ -855,7 +858,7 @@ def _process_streamed(ctx: RunContext, spec: LayerSpec, stream: SourceStream,
                                        lk.encoding)
     st = SourceStats(src.name, src.path, file_hash(head.files), None, None, read=0)
     tally = _SourceTally()
-    seen = SeenIds()
+    seen = SeenIds(sink.scratch if sink is not None else None)
     ledger = Ledger(0)
     quarantine: list[pd.DataFrame] = []
     kept: list[pd.DataFrame] = []
@@ -1020,56 +1023,6 @@ def _concat_kept(kept: list[pd.DataFrame]) -> pd.DataFrame:
     if isinstance(kept[0], gpd.GeoDataFrame):
         out = gpd.GeoDataFrame(out, geometry="geometry", crs=kept[0].crs)
     return out
-
-
-class SeenIds:
-    """The ids kept so far in a streamed layer, compact: a sorted array of 64-bit hashes
-    pointing into Arrow arrays of the ids and of their records' labels (~50 bytes per id, not
-    a Python dict's ~250). A hash hit is confirmed on the id text, so a collision can never
-    make a duplicate."""
-
-    def __init__(self) -> None:
-        self.h = np.empty(0, dtype=np.uint64)
-        self.pos = np.empty(0, dtype=np.int64)
-        self.ids: list[pa.Array] = []
-        self.labels: list[pa.Array] = []
-        self.src: list[np.ndarray] = []
-        self.starts: list[int] = []
-        self.n = 0
-
-    def _at(self, p: int) -> tuple[str, int, str]:
-        c = int(np.searchsorted(self.starts, p, side="right")) - 1
-        i = p - self.starts[c]
-        return self.ids[c][i].as_py(), int(self.src[c][i]), self.labels[c][i].as_py()
-
-    def find(self, h: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Per id: the position of the same id seen before, or -1."""
-        out = np.full(len(h), -1, dtype=np.int64)
-        lo = np.searchsorted(self.h, h, side="left")
-        hi = np.searchsorted(self.h, h, side="right")
-        for j in np.flatnonzero(hi > lo):
-            for k in range(lo[j], hi[j]):
-                if self._at(int(self.pos[k]))[0] == ids[j]:
-                    out[j] = self.pos[k]
-                    break
-        return out
-
-    def winner(self, p: int) -> tuple[int, str]:
-        _, src, label = self._at(p)
-        return src, label
-
-    def add(self, h: np.ndarray, ids: np.ndarray, src: np.ndarray, labels: np.ndarray) -> None:
-        if not len(h):
-            return
-        self.starts.append(self.n)
-        self.ids.append(pa.array(ids, type=pa.string()))
-        self.labels.append(pa.array(labels, type=pa.string()))
-        self.src.append(np.asarray(src, dtype=np.int32))
-        order = np.argsort(h, kind="stable")
-        at = np.searchsorted(self.h, h[order], side="right")
-        self.h = np.insert(self.h, at, h[order])
-        self.pos = np.insert(self.pos, at, self.n + order)
-        self.n += len(h)
 
 
 def _duplicates_streamed(spec: LayerSpec, out: gpd.GeoDataFrame, ledger: Ledger,
@@ -1375,17 +1328,24 @@ class RunResult:
 
 def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool = False,
               progress: Progress | None = None, store: MasterStore | None = None,
-              argv: list[str] | None = None, batch_size: int | str | None = "default"
-              ) -> RunResult:
+              argv: list[str] | None = None, batch_size: int | str | None = "default",
+              jobs: int | None = None) -> RunResult:
     """Merge the layers (``only`` plus their dependencies; default all) into a new master.
 
     With ``dry_run`` (``validate``) every record goes through the same steps and the result
     (counts, quarantine, budgets) is what a merge would write, but nothing is written.
     ``batch_size``: records per batch of a streamed layer (None reads every layer whole;
     the default is :func:`batch_size_default`). The output is the same for any batch size.
+    ``jobs``: layers merged at once in child processes (default
+    :func:`etl.parallel.jobs_default`; 1 merges them one after the other in this process).
+    The output is the same for any number. A store that cannot write layers apart
+    (``StagedRun.parts``: PostGIS, whose tables a child's own connection would have to
+    share) and a partial merge (its staged master starts as a copy of the current one, whose
+    tables would have to be replaced in place) run with one.
     """
     batch = batch_size_default() if batch_size == "default" else batch_size
     assert batch is None or isinstance(batch, int)
+    jobs = jobs_default() if jobs is None else max(1, int(jobs))
     _fixed_mmap_threshold()
     check_project(project)
     t0 = time.perf_counter()
@@ -1404,7 +1364,7 @@ def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool 
     wanted = order if not only else [lid for lid in order if lid in set(only) | set(order)]
     keep = _kept_columns(project, order)
     if dry_run:
-        errors = _process_layers(ctx, order, keep, batch=batch)
+        errors = _process_layers(ctx, order, keep, batch=batch, jobs=jobs)
         if errors:
             raise RunErrors(errors, dry_run=True, manifest=_manifest(
                 ctx, started, [lid for lid in wanted if lid in ctx.outputs], only, argv,
@@ -1420,35 +1380,47 @@ def run_merge(project: Project, *, only: list[str] | None = None, dry_run: bool 
                 written = set(wanted)
                 steps = [0]
 
-                def sink(lid: str) -> LayerSink | None:
-                    """Where a streamed layer's batches are written (None: not written)."""
+                def sink(lid: str, to: StagedRun | None = None) -> LayerSink | None:
+                    """Where a streamed layer's batches are written (None: not written);
+                    ``to``: a child's own part of the run instead of the staged store."""
                     if lid not in written or not staged.appends:
                         return None
                     spec = project.specs[lid]
                     gt = spec.geometry_type if spec.join is None else "MultiPolygon"
-                    return LayerSink(staged, lid, gt)
+                    return LayerSink(to or staged, lid, gt)
 
-                def write(lid: str, res: LayerResult, out: LayerSink | None) -> None:
+                def write(lid: str, res: LayerResult, out: LayerSink | None,
+                          to: StagedRun | None = None) -> None:
                     """Write a finished layer to the staged store at once, hash it and let it
                     go: only what later layers read of it stays in memory (bounded RSS). A
-                    streamed layer is written already: only its change summary is left."""
+                    streamed layer is written already: only its change summary is left.
+                    ``to``: a child's own part of the run (moved in and counted by
+                    ``landed``)."""
                     if lid not in written:
                         return
+                    dst = to or staged
                     with Timer(ctx, "write"):
                         if res.streamed:
                             assert out is not None
-                            res.change = change_counts(store, prev, staged, lid,
+                            res.change = change_counts(store, prev, dst, lid,
                                                        out.frame_hashes())
                         else:
                             gt = (res.spec.geometry_type if res.spec.join is None
                                   else "MultiPolygon")
-                            staged.write_layer(lid, res.frame, geometry_type=gt)
-                            res.change = change_summary(store, prev, staged, lid, res)
+                            dst.write_layer(lid, res.frame, geometry_type=gt)
+                            res.change = change_summary(store, prev, dst, lid, res)
+                    if to is None:
+                        landed(lid)
+
+                def landed(lid: str) -> None:
                     steps[0] += 1
                     ctx.tick("write", lid, steps[0], len(wanted))
 
-                errors = _process_layers(ctx, order, keep, write=write, sink=sink,
-                                         batch=batch if staged.appends else None)
+                errors = _process_layers(
+                    ctx, order, keep, write=write, sink=sink,
+                    batch=batch if staged.appends else None,
+                    jobs=jobs if staged.parts and not only else 1,
+                    staged=staged, landed=landed)
                 if errors:
                     raise RunErrors(errors, manifest=_manifest(
                         ctx, started, [lid for lid in wanted if lid in ctx.outputs], only,
@@ -1521,11 +1493,17 @@ def _release(res: LayerResult, keep: set[str]) -> None:
 
 
 def _process_layers(ctx: RunContext, order: list[str], keep: dict[str, set[str]], *,
-                    write: Callable[[str, LayerResult, LayerSink | None], None] | None = None,
-                    sink: Callable[[str], LayerSink | None] | None = None,
-                    batch: int | None = None) -> list[EtlError]:
+                    write: Callable[..., None] | None = None,
+                    sink: Callable[..., LayerSink | None] | None = None,
+                    batch: int | None = None, jobs: int = 1, staged: StagedRun | None = None,
+                    landed: Callable[[str], None] | None = None) -> list[EtlError]:
     """Every layer in dependency order, each written (``write``) as soon as it passed and then
-    released; every layer's error is collected (nothing is written after the first one)."""
+    released; every layer's error is collected (nothing is written after the first one).
+    With ``jobs`` > 1 layers that do not depend on each other run in child processes
+    (:func:`_process_parallel`), with the same result."""
+    if jobs > 1 and len(order) > 1:
+        return _process_parallel(ctx, order, keep, write=write, sink=sink, batch=batch,
+                                 jobs=jobs, staged=staged, landed=landed)
     errors: list[EtlError] = []
     failed: set[str] = set()
     last = {dep: i for i, lid in enumerate(order)
@@ -1557,6 +1535,192 @@ def _process_layers(ctx: RunContext, order: list[str], keep: dict[str, set[str]]
             _release(res, keep.get(lid, set()))
         _trim()
     return errors
+
+
+def _layer_cost(ctx: RunContext, lid: str) -> int:
+    """Bytes of a layer's raw files (its sources, with a shapefile's companions): which of
+    the layers ready to run is likely the longest (started first)."""
+    raw = ctx.project.raw_dir
+    total = 0
+    for src in ctx.project.specs[lid].sources:
+        p = raw / src.path
+        if p.parent.is_dir():
+            total += sum(f.stat().st_size for f in p.parent.glob(p.stem + ".*") if f.is_file())
+    return total
+
+
+def _critical_paths(ctx: RunContext, order: list[str], deps: dict[str, set[str]]
+                    ) -> dict[str, int]:
+    """Per layer: its cost plus the longest chain of layers waiting for it."""
+    cost = {lid: _layer_cost(ctx, lid) for lid in order}
+    path: dict[str, int] = {}
+    for lid in reversed(order):
+        path[lid] = cost[lid] + max((path[r] for r in order if lid in deps[r]), default=0)
+    return path
+
+
+def _layer_child(ctx: RunContext, lid: str, keep: set[str], batch: int | None,
+                 write: Callable[..., None] | None, sink: Callable[..., LayerSink | None] | None,
+                 part: StagedRun | None, send: Callable[[Any], None]) -> None:
+    """One layer in a child process, as :func:`_process_layers` runs it: processed, checked
+    against its budget, written into its own ``part`` of the run (when given) and released;
+    the result goes back with the stage seconds spent here and how its geometries are read
+    back (the parent rebuilds the reader on ``part``)."""
+    ctx.progress = lambda *a: send(("tick", *a))
+    ctx.lookups.clear()
+    t0 = Counter(ctx.stage_seconds)
+    spec = ctx.project.specs[lid]
+    out = sink(lid, part) if sink is not None and part is not None else None
+    err = None
+    try:
+        res: LayerResult | None = process_layer(ctx, spec, batch_size=batch, sink=out,
+                                                keep=keep)
+        assert res is not None
+        ctx.outputs[lid] = res
+        check_budget(res)
+    except EtlError as e:
+        err = pack_error(e)
+        res = ctx.outputs.get(lid)
+        if res is not None:  # over its quarantine budget: counted, not kept
+            _release(res, set())
+    else:
+        if write is not None and part is not None:
+            write(lid, res, out, part)
+        if not res.streamed:
+            _release(res, keep)
+    geo = ctx.geometry_at.get(lid)
+    if res is not None:
+        res.spec = None  # type: ignore[assignment]  # the parent has it (not pickled)
+    seconds = Counter(ctx.stage_seconds)
+    seconds.subtract(t0)
+    send(("result", res, err, dict(seconds), geo is not None, geo[1] if geo else None,
+          write is not None and part is not None))
+
+
+def _process_parallel(ctx: RunContext, order: list[str], keep: dict[str, set[str]], *,
+                      write: Callable[..., None] | None,
+                      sink: Callable[..., LayerSink | None] | None, batch: int | None,
+                      jobs: int, staged: StagedRun | None,
+                      landed: Callable[[str], None] | None) -> list[EtlError]:
+    """:func:`_process_layers` with up to ``jobs`` layers at once, each in a forked child.
+
+    A layer starts once every layer it reads has finished (the child inherits their kept
+    columns by the fork); of the layers ready, the one heading the longest chain first. A
+    child writes its layer into its own GeoPackage (``staged.part``); the parent moves the
+    finished layers into the staged master in dependency order (``staged.land``), so the
+    master is the one a sequential run writes. A layer that reads another's geometries back
+    by row reads them from that layer's part. Errors, the layers a failure blocks, what is
+    written after the first failure and what is released match the sequential run.
+    """
+    specs = ctx.project.specs
+    deps = {lid: specs[lid].dependencies() & set(order) for lid in order}
+    readers = {lid: {r for r in order if lid in deps[r]} for lid in order}
+    pos = {lid: i for i, lid in enumerate(order)}
+    last = {d: max(pos[r] for r in rs) for d, rs in readers.items() if rs}
+    prio = _critical_paths(ctx, order, deps)
+    errors: dict[str, EtlError] = {}
+    failed: set[str] = set()
+    finished: set[str] = set()
+    pending = list(order)
+    running: dict[Child, tuple[str, StagedRun | None]] = {}
+    parts: dict[str, StagedRun] = {}  # written by a child, not yet removed
+    wrote: set[str] = set()
+    land_at = 0
+
+    def released(d: str) -> None:
+        """A layer's readers are done: let it go (as the sequential run does before the
+        layer after its last reader)."""
+        if d in ctx.outputs and readers[d] <= finished and last[d] + 1 < len(order):
+            _release(ctx.outputs[d], set())
+
+    try:
+        while pending or running or land_at < len(order):
+            changed = True
+            while changed:  # blocked by a failed layer: known once its readers are due
+                changed = False
+                for lid in [x for x in pending if deps[x] <= finished and deps[x] & failed]:
+                    errors[lid] = EtlError("join_layer_failed", layer=lid,
+                                           other=sorted(deps[lid] & failed)[0])
+                    failed.add(lid)
+                    finished.add(lid)
+                    pending.remove(lid)
+                    changed = True
+                    for d in deps[lid]:
+                        released(d)
+            go = sorted((x for x in pending if deps[x] <= finished),
+                        key=lambda x: (-prio[x], pos[x]))
+            for lid in go[:max(0, jobs - len(running))]:
+                pending.remove(lid)
+                part = None
+                if (staged is not None and write is not None
+                        and not any(pos[f] < pos[lid] for f in failed)):
+                    part = staged.part(lid)
+                    parts[lid] = part
+                fn = functools.partial(_layer_child, ctx, lid, keep.get(lid, set()), batch,
+                                       write, sink, part)
+                running[Child(lid, fn)] = (lid, part)
+            while land_at < len(order) and order[land_at] in finished:  # in order
+                lid = order[land_at]
+                land_at += 1
+                if lid in wrote and not errors and staged is not None:
+                    with Timer(ctx, "write"):
+                        staged.land(parts[lid], lid)
+                    if landed is not None:
+                        landed(lid)
+            for lid in [x for x in parts if x in finished and pos[x] < land_at
+                        and readers[x] <= finished]:
+                assert staged is not None
+                staged.drop_part(parts.pop(lid))
+            if not running:
+                continue
+            for child in ready(list(running)):
+                lid, part = running[child]
+                for msg in child.messages():
+                    if msg[0] == "tick":
+                        ctx.tick(*msg[1:])
+                    elif msg[0] == "died":
+                        raise EtlError("merge_worker_died", layer=lid, code=msg[1])
+                    elif msg[0] == "crash":
+                        e = unpack_error(msg[1])
+                        e.add_note(msg[2])
+                        raise e
+                    else:
+                        _, res, err, seconds, by_row, crs, did = msg
+                        ctx.stage_seconds.update(seconds)
+                        if res is not None:
+                            res.spec = specs[lid]
+                            ctx.outputs[lid] = res
+                        if err is not None:
+                            errors[lid] = unpack_error(err)  # type: ignore[assignment]
+                            failed.add(lid)
+                        elif did:
+                            wrote.add(lid)
+                        if by_row and part is not None:
+                            ctx.geometry_at[lid] = (
+                                lambda rows, p=part, lid=lid: p.read_geometries(lid, rows), crs)
+                        finished.add(lid)
+                        for d in deps[lid]:
+                            released(d)
+                        _trim()
+                if child.done:
+                    child.conn.close()
+                    del running[child]
+    finally:
+        for child in running:
+            child.stop()
+        if staged is not None:
+            for p in parts.values():
+                staged.drop_part(p)
+    done = dict(ctx.outputs)  # in the order the layers ran in (reports list them so)
+    ctx.outputs.clear()
+    ctx.outputs.update({lid: done.pop(lid) for lid in order if lid in done})
+    ctx.outputs.update(done)
+    if failed:  # the sequential run writes (and summarises) nothing after its first failure
+        first = min(pos[f] for f in failed)
+        for lid in order[first + 1:]:
+            if lid in ctx.outputs:
+                ctx.outputs[lid].change = None
+    return [errors[lid] for lid in order if lid in errors]
 
 
 def _write_tables(ctx: RunContext, staged: StagedRun, layers: list[str], *,

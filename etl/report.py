@@ -29,6 +29,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from config import Project
 from config.messages import REASONS, text
 from config.models import LayerSpec
+from etl.carried import CarriedHashes
 from etl.results import LayerResult
 
 if TYPE_CHECKING:
@@ -83,13 +84,26 @@ def change_summary(store: MasterStore, prev: dict | None, staged: StagedRun, lid
 
 
 def change_counts(store: MasterStore, prev: dict | None, staged: StagedRun, lid: str,
-                  cur: pd.DataFrame) -> dict[str, int]:
-    """``change_summary`` from the layer's (id, hash) rows (a streamed layer's batches)."""
+                  cur: pd.DataFrame | CarriedHashes) -> dict[str, int]:
+    """``change_summary`` from the layer's (id, hash) rows: a frame, or a streamed layer's
+    :class:`~etl.carried.CarriedHashes` (written and compared chunk by chunk, never whole;
+    the same file and the same counts)."""
+    if isinstance(cur, CarriedHashes):
+        try:
+            return _carried_counts(store, prev, staged, lid, cur)
+        finally:
+            cur.close()
     staged.write_hashes(lid, cur)
     old = store.read_hashes(prev["run_id"], lid) if prev else None
     if old is None:
         return {"added": len(cur), "changed": 0, "deleted": 0, "unchanged": 0,
                 "previous_run": (prev or {}).get("run_id")}
+    return {**frame_counts(cur, old), "previous_run": prev["run_id"]}
+
+
+def frame_counts(cur: pd.DataFrame, old: pd.DataFrame) -> dict[str, int]:
+    """Added / changed / deleted / unchanged between two whole (id, hash) frames (the first
+    row of an id counts; missing ids match each other)."""
     old = old.drop_duplicates("id")
     cur = cur.drop_duplicates("id")
     m = cur.merge(old, on="id", how="outer", suffixes=("", "_old"), indicator=True)
@@ -97,7 +111,22 @@ def change_counts(store: MasterStore, prev: dict | None, staged: StagedRun, lid:
     changed = int((both & (m["hash"] != m["hash_old"])).sum())
     return {"added": int((m["_merge"] == "left_only").sum()), "changed": changed,
             "deleted": int((m["_merge"] == "right_only").sum()),
-            "unchanged": int(both.sum()) - changed, "previous_run": prev["run_id"]}
+            "unchanged": int(both.sum()) - changed}
+
+
+def _carried_counts(store: MasterStore, prev: dict | None, staged: StagedRun, lid: str,
+                    cur: CarriedHashes) -> dict[str, int]:
+    """``change_counts`` of hashes kept on disk: the file is written in chunks and the
+    previous run's hashes are read in chunks (a store that cannot: whole, as before)."""
+    if cur.named:
+        staged.write_hash_chunks(lid, cur.chunks())
+    else:  # no id at all (or no feature): the frame is small and its types are pandas'
+        staged.write_hashes(lid, cur.frame())
+    old = store.iter_hashes(prev["run_id"], lid) if prev else None
+    if old is None:
+        return {"added": cur.n, "changed": 0, "deleted": 0, "unchanged": 0,
+                "previous_run": (prev or {}).get("run_id")}
+    return {**cur.counts(old), "previous_run": prev["run_id"]}  # type: ignore[index]
 
 
 _env = Environment(loader=PackageLoader("etl", "templates"),

@@ -37,13 +37,13 @@ from sqlalchemy.exc import DBAPIError
 
 from config.errors import ConfigError, EtlError
 from config.messages import text as msg
+from etl.sql import like_prefix, qi
 from etl.stores import open_store
 from etl.stores import url as store_url
 from etl.stores.postgis import (
     PostgisStore,
     Transaction,
     db_error,
-    qi,
     run_schema,
     table_columns,
     table_names,
@@ -63,6 +63,12 @@ def dept_role(prefix: str, dept_id: str) -> str:
     if len(name) > MAX_NAME:
         raise ConfigError("staff_role_name", name=name, n=len(name), dept=dept_id)
     return name
+
+
+def prefix_like(prefix: str) -> str:
+    """The ``LIKE`` pattern of every schema of our prefix (``<prefix>_…``: runs, master, meta,
+    public releases, departments): what the grants revoke on and the check inspects."""
+    return like_prefix(f"{prefix}_")
 
 
 def postgis_store(project: Project, url: str | None) -> PostgisStore:
@@ -162,13 +168,13 @@ def managed_roles(conn: Connection, prefix: str) -> list[str]:
     rows = conn.execute(text(
         "SELECT rolname FROM pg_roles WHERE rolname LIKE :p "
         "AND shobj_description(oid, 'pg_authid') LIKE :m ORDER BY rolname"),
-        {"p": prefix.replace("_", "\\_") + "\\_dept\\_%", "m": MARKER + "%"})
+        {"p": like_prefix(f"{prefix}_dept_"), "m": MARKER + "%"})
     return [r[0] for r in rows]
 
 
 def our_schemas(conn: Connection, prefix: str) -> list[str]:
     rows = conn.execute(text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p "
-                             "ORDER BY nspname"), {"p": prefix.replace("_", "\\_") + "\\_%"})
+                             "ORDER BY nspname"), {"p": prefix_like(prefix)})
     return [r[0] for r in rows]
 
 
@@ -230,7 +236,7 @@ def readable_relations(conn: Connection, role: str, prefix: str) -> dict[str, se
         "WHERE n.nspname LIKE :p AND c.relkind IN ('r', 'v', 'm', 'f', 'p') "
         "AND has_schema_privilege(:r, n.oid, 'USAGE') "
         "AND has_column_privilege(:r, c.oid, a.attnum, 'SELECT')"),
-        {"p": prefix.replace("_", "\\_") + "\\_%", "r": role})
+        {"p": prefix_like(prefix), "r": role})
     out: dict[str, set[str]] = {}
     for s, rel, col in rows:
         out.setdefault(f"{s}.{rel}", set()).add(col)
@@ -245,7 +251,7 @@ def whole_relation_grants(conn: Connection, role: str, prefix: str) -> list[str]
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname LIKE :p AND c.relkind IN ('r', 'v', 'm', 'f', 'p') "
         "AND has_table_privilege(:r, c.oid, 'SELECT') ORDER BY 1"),
-        {"p": prefix.replace("_", "\\_") + "\\_%", "r": role}).scalars().all()
+        {"p": prefix_like(prefix), "r": role}).scalars().all()
 
 
 def check(conn: Connection, prefix: str, accesses: list[DepartmentAccess],
@@ -273,13 +279,13 @@ def check(conn: Connection, prefix: str, accesses: list[DepartmentAccess],
         schemas = conn.execute(text(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE :p "
             "AND has_schema_privilege(:r, oid, 'USAGE')"),
-            {"p": prefix.replace("_", "\\_") + "\\_%", "r": role}).scalars().all()
+            {"p": prefix_like(prefix), "r": role}).scalars().all()
         if set(schemas) != {role}:
             problems.append(f"{role}: usage on schemas {sorted(schemas)}")
     funcs = conn.execute(text(
         "SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n "
         "ON n.oid = p.pronamespace WHERE n.nspname LIKE :p"),
-        {"p": prefix.replace("_", "\\_") + "\\_%"}).scalars().all()
+        {"p": prefix_like(prefix)}).scalars().all()
     if funcs:
         problems.append(f"functions in our schemas {sorted(funcs)}")
     if problems:

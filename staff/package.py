@@ -37,9 +37,10 @@ from sqlalchemy.engine import make_url
 from config.errors import EtlError
 from config.messages import MESSAGES
 from etl.schema import QUARANTINE_TABLE
+from etl.sql import qi
 from etl.stores import MasterStore, open_store
 from etl.stores import url as store_url
-from etl.stores.postgis import PostgisStore, connect, qi
+from etl.stores.postgis import PostgisStore, connect
 from staff.check import FID_COLUMN, GEOM_COLUMN, check_package, expected_tables
 from staff.grants import dept_role, postgis_store, schema_run
 from staff.policy import BOOKKEEPING, DepartmentAccess, department_access

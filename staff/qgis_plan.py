@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from config.messages import MESSAGES
 from config.models import TEMPLATE_KEY, CodeList, LayerSpec
+from etl.sql import literal, qi
 from staff.policy import ColumnLevel, DepartmentAccess, LayerAccess, column_levels
 
 if TYPE_CHECKING:
@@ -57,15 +58,6 @@ def zoom_scale(zoom: float) -> int:
     return round(ZOOM0_SCALE / 2 ** zoom)
 
 
-def quote(name: str) -> str:
-    """A QGIS expression field reference."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 def template_expression(template: str) -> str:
     """A label template (``{field}``, ``{field.label}``, ``{field:.1}``, ``{field|lower}``) as
     a QGIS expression; ``concat`` shows a missing value as nothing."""
@@ -75,7 +67,7 @@ def template_expression(template: str) -> str:
         if m.start() > pos:
             parts.append(literal(template[pos:m.start()]))
         name, label, nchars, lower = m.groups()
-        expr = f"represent_value({quote(name)})" if label else quote(name)
+        expr = f"represent_value({qi(name)})" if label else qi(name)
         if nchars:
             expr = f"left(to_string({expr}), {int(nchars)})"
         if lower:
@@ -138,10 +130,10 @@ def style_plan(spec: LayerSpec, readable: set[str], codelists: dict[str, CodeLis
             style["field"], style["categories"] = ms.color_by, cats
     wb = ms.width_by
     if wb is not None and kind == "line" and wb.field in readable:
-        whens = " ".join(f"WHEN {quote(wb.field)} >= {lo:g} THEN {w * PX_MM:.3f}"
+        whens = " ".join(f"WHEN {qi(wb.field)} >= {lo:g} THEN {w * PX_MM:.3f}"
                          for lo, w in sorted(wb.classes, reverse=True))
         first = sorted(wb.classes)[0][1] * PX_MM
-        style["width_expr"] = (f"CASE WHEN {quote(wb.field)} IS NULL THEN {style['width']} "
+        style["width_expr"] = (f"CASE WHEN {qi(wb.field)} IS NULL THEN {style['width']} "
                                f"{whens} ELSE {first:.3f} END")
     return style
 
@@ -151,11 +143,11 @@ def label_plan(spec: LayerSpec, readable: set[str], lang: str) -> dict[str, Any]
     if ms.labels and all(f in readable for f in ms.labels.fields):
         tpl = getattr(ms.labels.template, lang) if ms.labels.template else None
         expr = template_expression(tpl) if tpl else (
-            "concat(" + ", ' ', ".join(quote(f) for f in ms.labels.fields) + ")"
-            if len(ms.labels.fields) > 1 else quote(ms.labels.fields[0]))
+            "concat(" + ", ' ', ".join(qi(f) for f in ms.labels.fields) + ")"
+            if len(ms.labels.fields) > 1 else qi(ms.labels.fields[0]))
         return {"expression": expr, "min_scale": zoom_scale(ms.labels.min_zoom)}
     if ms.label_field and ms.label_field in readable:
-        return {"expression": quote(ms.label_field), "min_scale": zoom_scale(LABEL_ZOOM)}
+        return {"expression": qi(ms.label_field), "min_scale": zoom_scale(LABEL_ZOOM)}
     return None
 
 
@@ -169,10 +161,10 @@ def map_tip(spec: LayerSpec, cols: dict[str, ColumnLevel], display: str, lang: s
         col = cols[name]
         title = column_alias(col, spec, lang, unit=False)  # the unit follows the value
         if col.column.codelist:
-            value = f"represent_value({quote(name)})"
+            value = f"represent_value({qi(name)})"
         else:  # a unit only after a value (NULL || ' mm' is NULL: an empty cell)
             unit = col.column.unit
-            value = quote(name) + (f" || {literal(' ' + unit)}" if unit else "")
+            value = qi(name) + (f" || {literal(' ' + unit)}" if unit else "")
         rows.append(f'<tr><td style="color:#555;padding-right:8px">{title}</td>'
                     f"<td>[% {value} %]</td></tr>")
     return (f"<div><b>[% {display} %]</b> <span style=\"color:#777\">"
@@ -184,7 +176,7 @@ def layer_plan(project: Project, la: LayerAccess, source: dict[str, Any], lang: 
     spec = la.spec
     cols = {c.name: c for c in column_levels(spec) if c.name in la.columns}
     readable = set(cols)
-    display = next((quote(f) for f in (spec.map.label_field, spec.id_field) if f in readable),
+    display = next((qi(f) for f in (spec.map.label_field, spec.id_field) if f in readable),
                    "$id")
     value_maps = {}
     for name, c in cols.items():

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -22,24 +24,31 @@ from etl.stores import open_store
 from etl.stores.gpkg import GpkgRun
 from etl.stores.postgis import PgRun
 
-KILL_SCRIPT = r"""
+REPO = Path(__file__).resolve().parent.parent
+
+#: a merge (argv: project, flag, go) that writes ``flag`` after its first layer and then waits
+#: until ``go`` exists, 120 s at most (a ``go`` never written: until it is killed, and a process
+#: it forked that outlives it does not pause forever); flag "-": no pause
+PAUSED_MERGE_SCRIPT = r"""
 import sys, time
 from pathlib import Path
 from etl.stores.gpkg import GpkgRun
 from etl.stores.postgis import PgRun
-def slowed(cls):
+def paused(cls):
     orig = cls.write_layer
     def slow(self, layer, frame, **kw):
         orig(self, layer, frame, **kw)
         Path(sys.argv[2]).write_text("mid-write")
-        time.sleep(120)
+        deadline = time.time() + 120
+        while not Path(sys.argv[3]).exists() and time.time() < deadline:
+            time.sleep(0.05)
     cls.write_layer = slow
-slowed(GpkgRun)
-slowed(PgRun)
+if sys.argv[2] != "-":
+    paused(GpkgRun)
+    paused(PgRun)
 from config import load_project
-from config.errors import EtlError
 from etl.pipeline import run_merge
-run_merge(load_project(sys.argv[1]))
+print(run_merge(load_project(sys.argv[1])).run_id)
 """
 
 
@@ -69,12 +78,50 @@ def _in_transaction(root: Path) -> bool:
     return bool(n)
 
 
-def _run_schemas(root: Path) -> list[str]:
+def _schemas(root: Path, like: str) -> list[str]:
+    """PostGIS: the schemas whose name is ``LIKE like``, sorted."""
     from sqlalchemy import text
     store = open_store(load_project(root))
     with store.engine.connect() as conn:
         return sorted(conn.execute(text("SELECT nspname FROM pg_namespace WHERE nspname LIKE "
-                                        "'uozu\\_run\\_%'")).scalars())
+                                        ":p"), {"p": like}).scalars())
+
+
+def _run_schemas(root: Path) -> list[str]:
+    return _schemas(root, "uozu\\_run\\_%")
+
+
+def _pub_schemas(root: Path) -> list[str]:
+    return _schemas(root, "%\\_pub\\_%")
+
+
+def _start(*args: str | Path, **kw: Any) -> subprocess.Popen:
+    """``python -c <args>`` run from the repository (with it on ``PYTHONPATH``)."""
+    return subprocess.Popen([sys.executable, "-c", *map(str, args)], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, **kw)
+
+
+def _wait(ready: Callable[[], bool], proc: subprocess.Popen, ended: str, deadline: float) -> None:
+    """Poll ``ready`` until it holds; fail if ``proc`` ends first (``ended``) or at
+    ``deadline``."""
+    while not ready():
+        assert proc.poll() is None, ended
+        assert time.time() < deadline
+        time.sleep(0.05)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+
+
+def _rolled_back(root: Path, kind: str) -> None:
+    """PostGIS: wait (30 s at most) until the server has noticed the dead client and rolled
+    its transaction back."""
+    if kind == "postgresql":
+        deadline = time.time() + 30
+        while _in_transaction(root) and time.time() < deadline:
+            time.sleep(0.1)
 
 
 def test_killed_merge_leaves_master_intact(mini_store: Path, tmp_path: Path) -> None:
@@ -83,30 +130,21 @@ def test_killed_merge_leaves_master_intact(mini_store: Path, tmp_path: Path) -> 
     before = _digest(mini_store)
     schemas = _run_schemas(mini_store) if kind == "postgresql" else []
     flag = tmp_path / "mid"
-    repo = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(mini_store), str(flag)],
-                            cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    proc = _start(PAUSED_MERGE_SCRIPT, mini_store, flag, tmp_path / "never")
     try:
-        deadline = time.time() + 120
-        while not flag.exists():
-            assert proc.poll() is None, "merge ended before it could be killed"
-            assert time.time() < deadline
-            time.sleep(0.05)
+        _wait(flag.exists, proc, "merge ended before it could be killed", time.time() + 120)
         if kind == "gpkg":  # really mid-write
             assert list((mini_store / "data/merged").glob(".staging-*"))
         else:  # really mid-transaction, and nothing of it is visible to other sessions
             assert _in_transaction(mini_store)
             assert _run_schemas(mini_store) == schemas
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        _kill(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
     store = open_store(load_project(mini_store))
-    if kind == "postgresql":  # the server notices the dead client and rolls back
-        deadline = time.time() + 30
-        while _in_transaction(mini_store) and time.time() < deadline:
-            time.sleep(0.1)
+    _rolled_back(mini_store, kind)
+    if kind == "postgresql":
         assert _run_schemas(mini_store) == schemas
     assert _digest(mini_store) == before
     assert store.current_run() == first.run_id
@@ -160,27 +198,6 @@ from publish.build import publish
 publish(load_project(sys.argv[1]))
 """
 
-PAUSED_MERGE_SCRIPT = r"""
-import sys, time
-from pathlib import Path
-from etl.stores.gpkg import GpkgRun
-from etl.stores.postgis import PgRun
-def paused(cls):
-    orig = cls.write_layer
-    def slow(self, layer, frame, **kw):
-        orig(self, layer, frame, **kw)
-        Path(sys.argv[2]).write_text("mid-write")
-        while not Path(sys.argv[3]).exists():
-            time.sleep(0.05)
-    cls.write_layer = slow
-if sys.argv[2] != "-":
-    paused(GpkgRun)
-    paused(PgRun)
-from config import load_project
-from etl.pipeline import run_merge
-print(run_merge(load_project(sys.argv[1])).run_id)
-"""
-
 
 def _tree_digest(folder: Path) -> str:
     """Every file of a release folder, by relative path and content."""
@@ -202,14 +219,6 @@ def _served(root: Path) -> dict[str, object]:
             "healthz": client.get("/healthz").status_code}
 
 
-def _pub_schemas(root: Path) -> list[str]:
-    from sqlalchemy import text
-    store = open_store(load_project(root))
-    with store.engine.connect() as conn:
-        return sorted(conn.execute(text("SELECT nspname FROM pg_namespace WHERE nspname LIKE "
-                                        "'%\\_pub\\_%'")).scalars())
-
-
 def test_killed_publish_leaves_the_current_release_served(mini_store: Path,
                                                           tmp_path: Path) -> None:
     """kill -9 while a new release is being written: ``current`` still points at the previous
@@ -225,30 +234,21 @@ def test_killed_publish_leaves_the_current_release_served(mini_store: Path,
     schemas = _pub_schemas(mini_store) if kind == "postgresql" else []
     link = os.readlink(public / release.CURRENT)
     flag = tmp_path / "mid"
-    repo = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-c", KILL_PUBLISH_SCRIPT, str(mini_store),
-                             str(flag)], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    proc = _start(KILL_PUBLISH_SCRIPT, mini_store, flag)
     try:
-        deadline = time.time() + 120
-        while not flag.exists():
-            assert proc.poll() is None, "publish ended before it could be killed"
-            assert time.time() < deadline
-            time.sleep(0.05)
+        _wait(flag.exists, proc, "publish ended before it could be killed", time.time() + 120)
         partial = [p for p in (public / "releases").iterdir() if p.name != first.release_id]
         assert len(partial) == 1 and (partial[0] / release.STORE).exists()  # really mid-write
         if kind == "postgresql":
             assert _in_transaction(mini_store)
             assert _pub_schemas(mini_store) == schemas  # uncommitted: invisible
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        _kill(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    if kind == "postgresql":  # the server notices the dead client and rolls back
-        deadline = time.time() + 30
-        while _in_transaction(mini_store) and time.time() < deadline:
-            time.sleep(0.1)
+    _rolled_back(mini_store, kind)
+    if kind == "postgresql":
         assert _pub_schemas(mini_store) == schemas
     assert os.readlink(public / release.CURRENT) == link
     assert release.current_id(public) == first.release_id
@@ -283,23 +283,14 @@ def test_two_merges_at_once_take_turns(mini_store: Path, tmp_path: Path) -> None
     first = run_merge(load_project(mini_store))
     kind = open_store(load_project(mini_store)).kind
     flag, go = tmp_path / "mid", tmp_path / "go"
-    repo = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": str(repo)}
-    a = subprocess.Popen([sys.executable, "-c", PAUSED_MERGE_SCRIPT, str(mini_store), str(flag),
-                          str(go)], cwd=repo, env=env, stdout=subprocess.PIPE, text=True)
+    a = _start(PAUSED_MERGE_SCRIPT, mini_store, flag, go, stdout=subprocess.PIPE, text=True)
     b = None
     try:
         deadline = time.time() + 120
-        while not flag.exists():
-            assert a.poll() is None, "the first merge ended before the second started"
-            assert time.time() < deadline
-            time.sleep(0.05)
-        b = subprocess.Popen([sys.executable, "-c", PAUSED_MERGE_SCRIPT, str(mini_store), "-",
-                              "-"], cwd=repo, env=env, stdout=subprocess.PIPE, text=True)
-        while not _waiting_for_lock(kind, mini_store, b.pid):
-            assert b.poll() is None, "the second merge did not wait for the first"
-            assert time.time() < deadline
-            time.sleep(0.05)
+        _wait(flag.exists, a, "the first merge ended before the second started", deadline)
+        b = _start(PAUSED_MERGE_SCRIPT, mini_store, "-", "-", stdout=subprocess.PIPE, text=True)
+        _wait(lambda: _waiting_for_lock(kind, mini_store, b.pid), b,
+              "the second merge did not wait for the first", deadline)
         assert open_store(load_project(mini_store)).current_run() == first.run_id
         go.write_text("go")
         out_a, _ = a.communicate(timeout=120)

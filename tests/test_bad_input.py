@@ -57,11 +57,19 @@ def _roads(root: Path, fn: Callable[[gpd.GeoDataFrame], gpd.GeoDataFrame], **kw)
     mini.write_shp(fn(mini.roads()), root / RAW / "road/ROAD.shp", **kw)
 
 
+def _road_path(root: Path, path: str, *, dated: bool = False) -> None:
+    """The road source's ``path:`` instead of road/ROAD.shp; ``dated``: with a fixed data date
+    (a file without a DBF header has none)."""
+    _spec(root, "road_segment", "path: road/ROAD.shp", f"path: {path}")
+    if dated:
+        _spec(root, "road_segment", "data_date: dbf_header", "data_date: 2025-04-01")
+
+
 def _roads_geojson(root: Path, g: gpd.GeoDataFrame) -> None:
     (root / RAW / "road").mkdir(exist_ok=True)
     pyogrio.write_dataframe(g, root / RAW / "road/ROAD.geojson")
-    _spec(root, "road_segment", "path: road/ROAD.shp, encoding: cp932", "path: road/ROAD.geojson")
-    _spec(root, "road_segment", "data_date: dbf_header", "data_date: 2025-04-01")
+    _spec(root, "road_segment", ", encoding: cp932", "")
+    _road_path(root, "road/ROAD.geojson", dated=True)
 
 
 def _parcels(root: Path, fn: Callable[[gpd.GeoDataFrame], gpd.GeoDataFrame]) -> None:
@@ -465,15 +473,18 @@ def spec_not_yaml(r: Path) -> None:
     (r / "layers/road_segment.yml").write_text("id: [unclosed", encoding="utf-8")
 
 
+def _road_class_entry(r: Path, entry: str) -> None:
+    """One more code list entry (a YAML line) after the road class code list's last."""
+    last = "  other: {ja: その他, en: Other}"
+    _spec(r, "road_class", last, f"{last}\n  {entry}", codelist=True)
+
+
 def yaml_boolean_key(r: Path) -> None:
-    _spec(r, "road_class", "  other: {ja: その他, en: Other}",
-          "  other: {ja: その他, en: Other}\n  NO: {ja: なし, en: None}", codelist=True)
+    _road_class_entry(r, "NO: {ja: なし, en: None}")
 
 
 def yaml_duplicate_key(r: Path) -> None:
-    _spec(r, "road_class", "  other: {ja: その他, en: Other}",
-          "  other: {ja: その他, en: Other}\n  class1: {ja: 一級市道, en: Class 1 road}",
-          codelist=True)
+    _road_class_entry(r, "class1: {ja: 一級市道, en: Class 1 road}")
 
 
 def alias_claimed_twice(r: Path) -> None:
@@ -489,11 +500,11 @@ def alias_claimed_twice_folded(r: Path) -> None:
 
 
 def path_traversal(r: Path) -> None:
-    _spec(r, "road_segment", "path: road/ROAD.shp", "path: ../../../../etc/passwd")
+    _road_path(r, "../../../../etc/passwd")
 
 
 def absolute_path(r: Path) -> None:
-    _spec(r, "road_segment", "path: road/ROAD.shp", "path: /etc/passwd")
+    _road_path(r, "/etc/passwd")
 
 
 def symlink_out_of_raw(r: Path) -> None:
@@ -568,32 +579,33 @@ def id_padded_no_normalizer(r: Path) -> None:
     _parcels(r, lambda d: _set(d, 2, "筆ID", "\u3000F0"))
 
 
-def unknown_code_kept(r: Path) -> None:
+MATERIAL = "material: {from: 管種, codelist: sewer_material,"
+
+
+def _unknown_code_policy(r: Path, policy: str) -> None:
+    """:func:`unknown_code` under ``on_unknown_code: <policy>``."""
     unknown_code(r)
-    _spec(r, "sewer_pipe", "material: {from: 管種, codelist: sewer_material,",
-          "material: {from: 管種, codelist: sewer_material, on_unknown_code: keep,")
+    _spec(r, "sewer_pipe", MATERIAL, f"{MATERIAL} on_unknown_code: {policy},")
+
+
+def unknown_code_kept(r: Path) -> None:
+    _unknown_code_policy(r, "keep")
 
 
 def unknown_code_warned(r: Path) -> None:
-    unknown_code(r)
-    _spec(r, "sewer_pipe", "material: {from: 管種, codelist: sewer_material,",
-          "material: {from: 管種, codelist: sewer_material, on_unknown_code: warn,")
+    _unknown_code_policy(r, "warn")
 
 
 def unknown_code_nulled(r: Path) -> None:
-    unknown_code(r)
-    _spec(r, "sewer_pipe", "material: {from: 管種, codelist: sewer_material,",
-          'material: {from: 管種, codelist: sewer_material, on_unknown_code: "null",')
+    _unknown_code_policy(r, '"null"')
 
 
 def yaml_boolean_key_on(r: Path) -> None:
-    _spec(r, "road_class", "  other: {ja: その他, en: Other}",
-          "  other: {ja: その他, en: Other}\n  ON: {ja: オン, en: On}", codelist=True)
+    _road_class_entry(r, "ON: {ja: オン, en: On}")
 
 
 def yaml_boolean_key_y(r: Path) -> None:
-    _spec(r, "road_class", "  other: {ja: その他, en: Other}",
-          "  other: {ja: その他, en: Other}\n  Y: {ja: 県道, en: Prefectural}", codelist=True)
+    _road_class_entry(r, "Y: {ja: 県道, en: Prefectural}")
 
 
 VRT = """<OGRVRTDataSource>
@@ -616,16 +628,14 @@ def vrt_out_of_raw(r: Path) -> None:
     """A VRT inside the raw folder whose source is outside it."""
     _elsewhere(r)
     (r / RAW / "road/ROAD.vrt").write_text(VRT, encoding="utf-8")
-    _spec(r, "road_segment", "path: road/ROAD.shp", "path: road/ROAD.vrt")
-    _spec(r, "road_segment", "data_date: dbf_header", "data_date: 2025-04-01")
+    _road_path(r, "road/ROAD.vrt", dated=True)
 
 
 def vrt_named_geojson(r: Path) -> None:
     """The same VRT under another name: GDAL knows it by its content, so does the check."""
     _elsewhere(r)
     (r / RAW / "road/ROAD.geojson").write_text(VRT, encoding="utf-8")
-    _spec(r, "road_segment", "path: road/ROAD.shp", "path: road/ROAD.geojson")
-    _spec(r, "road_segment", "data_date: dbf_header", "data_date: 2025-04-01")
+    _road_path(r, "road/ROAD.geojson", dated=True)
 
 
 def vrt_in_zip(r: Path) -> None:
@@ -637,16 +647,15 @@ def vrt_in_zip(r: Path) -> None:
     with zipfile.ZipFile(r / RAW / "road/ROAD.zip", "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("ROAD.vrt", VRT.replace('relativeToVRT="1">../../../',
                                            f">{r.resolve()}/"))
-    _spec(r, "road_segment", "path: road/ROAD.shp", "path: road/ROAD.zip")
-    _spec(r, "road_segment", "data_date: dbf_header", "data_date: 2025-04-01")
+    _road_path(r, "road/ROAD.zip", dated=True)
 
 
 def gdal_vsi_path(r: Path) -> None:
-    _spec(r, "road_segment", "path: road/ROAD.shp", "path: /vsicurl/https://example.org/ROAD.shp")
+    _road_path(r, "/vsicurl/https://example.org/ROAD.shp")
 
 
 def gdal_connection_string(r: Path) -> None:
-    _spec(r, "road_segment", "path: road/ROAD.shp", 'path: "PG:dbname=gis"')
+    _road_path(r, '"PG:dbname=gis"')
 
 
 def _manholes_z(r: Path, z: list[float]) -> None:
@@ -729,6 +738,16 @@ def _all(*checks: Callable) -> Callable:
         for c in checks:
             c(m, root)
     return check
+
+
+def _unknown_code_outcome(action: str, material: str | None, flags: dict) -> Callable:
+    """P002's unknown material XX under ``on_unknown_code: <action>``: the materials stored
+    (``material`` for P002), the layer's flags and the row of its report."""
+    return _all(
+        _values("sewer_pipe", "material", ["HP", "VU", material, "HP", "HP"]),
+        _flags("sewer_pipe", flags),
+        _problem("sewer_pipe", {"reason": "UNKNOWN_CODE", "field": "material", "action": action,
+                                "count": 1, "example": "sewer/PIPE.shp #3 P002 material=XX"}))
 
 
 def _layer_read(layer: str, read: int, merged: int) -> Callable:
@@ -830,21 +849,12 @@ CASES: list[tuple[Callable[[Path], None], tuple]] = [
         _values("parcel", "parcel_id", ["F0", "F1", "F3"])))),
     (unknown_code, ("quarantine", "sewer_pipe", "UNKNOWN_CODE", 1)),
     (unknown_code_kept, ("check", _all(  # kept as recorded, unflagged, a row of the report
-        _values("sewer_pipe", "material", ["HP", "VU", "XX", "HP", "HP"]),
-        _flags("sewer_pipe", {"sentinel:cover_up_m": 1}),
-        _problem("sewer_pipe", {"reason": "UNKNOWN_CODE", "field": "material", "action": "keep",
-                                "count": 1, "example": "sewer/PIPE.shp #3 P002 material=XX"}),
+        _unknown_code_outcome("keep", "XX", {"sentinel:cover_up_m": 1}),
         _layer_read("sewer_pipe", 5, 5)))),
-    (unknown_code_warned, ("check", _all(
-        _values("sewer_pipe", "material", ["HP", "VU", "XX", "HP", "HP"]),
-        _flags("sewer_pipe", {"sentinel:cover_up_m": 1, "unknown_code:material": 1}),
-        _problem("sewer_pipe", {"reason": "UNKNOWN_CODE", "field": "material", "action": "warn",
-                                "count": 1, "example": "sewer/PIPE.shp #3 P002 material=XX"})))),
-    (unknown_code_nulled, ("check", _all(
-        _values("sewer_pipe", "material", ["HP", "VU", None, "HP", "HP"]),
-        _flags("sewer_pipe", {"sentinel:cover_up_m": 1, "unknown_code:material": 1}),
-        _problem("sewer_pipe", {"reason": "UNKNOWN_CODE", "field": "material", "action": "null",
-                                "count": 1, "example": "sewer/PIPE.shp #3 P002 material=XX"})))),
+    (unknown_code_warned, ("check", _unknown_code_outcome(
+        "warn", "XX", {"sentinel:cover_up_m": 1, "unknown_code:material": 1}))),
+    (unknown_code_nulled, ("check", _unknown_code_outcome(
+        "null", None, {"sentinel:cover_up_m": 1, "unknown_code:material": 1}))),
     (missing_required, ("quarantine", "sewer_pipe", "MISSING_REQUIRED", 1)),
     (missing_column, ("error", r"sewer/PIPE\.shp has no column\(s\) 管種")),
     (out_of_range, ("quarantine", "sewer_pipe", "OUT_OF_RANGE", 1)),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+import sqlite3
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -189,10 +191,13 @@ def test_streamed_feed_equals_the_whole_layer_feed(two: dict[str, Any], tmp_path
                                 previous_id=a.release_id, base_url="https://gis.example.jp",
                                 batch_rows=rows)
     names = sorted(p.name for p in out["whole"].iterdir())
-    assert "history.json" in names and "sewer_pipes.atom" in names
+    assert changes.HISTORY_FILE in names and "sewer_pipes.atom" in names
     for mode in ("streamed", "pooled"):
         assert names == sorted(p.name for p in out[mode].iterdir())
         for name in names:
+            if name == changes.HISTORY_FILE:  # the same events (SQLite's pages may differ)
+                assert changes.load_history(out[mode]) == changes.load_history(out["whole"])
+                continue
             assert (out["whole"] / name).read_bytes() == (out[mode] / name).read_bytes(), \
                 (mode, name)
     summary = json.loads((out["streamed"] / changes.SUMMARY_FILE).read_text(encoding="utf-8"))
@@ -205,9 +210,14 @@ def test_streamed_feed_equals_the_whole_layer_feed(two: dict[str, Any], tmp_path
         assert len(pipes["added"]) == 31
 
 
+def _legacy_json(rows: list[list[Any]]) -> str:
+    """A ``history.json`` as the former publish wrote it (compact, not ASCII-escaped)."""
+    return json.dumps({"columns": changes.HISTORY_COLUMNS, "events": rows}, ensure_ascii=False,
+                      separators=(",", ":"))
+
+
 def test_history_is_read_a_row_at_a_time_as_json_reads_it(two: dict[str, Any]) -> None:
-    text = (two["b"].path / changes.CHANGES_DIR / changes.HISTORY_FILE).read_text(
-        encoding="utf-8")
+    text = _legacy_json(changes.load_history(two["b"].path / changes.CHANGES_DIR))
     rows = changes.history_events(text)
     assert rows == json.loads(text)["events"] and len(rows) == 44
     assert rows[0][0] is rows[1][0] and rows[0][4] is rows[1][4]  # shared strings
@@ -216,6 +226,119 @@ def test_history_is_read_a_row_at_a_time_as_json_reads_it(two: dict[str, Any]) -
     assert changes.history_events(odd) == json.loads(odd)["events"]  # other spacing
     tight = json.dumps(json.loads(odd), separators=(",", ":"))
     assert changes.history_events(tight) == json.loads(tight)["events"]
+
+
+def test_history_is_sqlite_with_the_events_in_order(two: dict[str, Any]) -> None:
+    d = two["b"].path / changes.CHANGES_DIR
+    assert not (d / changes.LEGACY_HISTORY_FILE).exists()
+    con = sqlite3.connect(d / changes.HISTORY_FILE)
+    try:
+        got = [list(r) for r in con.execute(
+            "SELECT release, at, layer, fid, op, minx, miny, maxx, maxy FROM log "
+            "JOIN releases USING (rel) ORDER BY seq")]
+        releases = con.execute("SELECT rel, release, at FROM releases ORDER BY rel").fetchall()
+    finally:
+        con.close()
+    assert releases == [(1, two["a"].release_id, "2026-03-01T09:00:00+00:00"),
+                        (2, two["b"].release_id, "2026-04-15T09:00:00+00:00")]
+    assert got == changes.load_history(d) and len(got) == 44
+    a_id, b_id = two["a"].release_id, two["b"].release_id
+    assert [r[0] for r in got] == [a_id] * 40 + [b_id] * 4
+    assert [r[2:5] for r in got[40:]] == [
+        ["sewer_pipes", "SP-00040", "added"], ["sewer_pipes", "SP-00001", "changed"],
+        ["sewer_pipes", "SP-00000", "removed"], ["shelters", "H002", "changed"]]
+    assert all(isinstance(v, float) for r in got for v in r[5:])
+
+
+def test_a_former_json_history_is_carried_over(two: dict[str, Any], tmp_path: Path) -> None:
+    """A previous release written by the former publish (``history.json``): its events are
+    carried into the new ``history.sqlite``; every published file is as from a SQLite one."""
+    a, b = two["a"], two["b"]
+    prev = tmp_path / "prev"
+    (prev / changes.CHANGES_DIR).mkdir(parents=True)
+    shutil.copyfile(a.store, prev / "public.gpkg")
+    old_rows = changes.load_history(a.path / changes.CHANGES_DIR)
+    (prev / changes.CHANGES_DIR / changes.LEGACY_HISTORY_FILE).write_text(
+        _legacy_json(old_rows), encoding="utf-8")
+    out = {}
+    for name, p in (("legacy", prev), ("sqlite", a.path)):
+        out[name] = tmp_path / name
+        changes.release_changes(two["project"], b.store, b.release_id, T_B, p, out[name],
+                                previous_id=a.release_id, base_url="https://gis.example.jp")
+    assert changes.load_history(out["legacy"]) == changes.load_history(out["sqlite"])
+    assert changes.load_history(out["legacy"])[:len(old_rows)] == old_rows
+    assert changes.changed_since(prev / changes.CHANGES_DIR, "2026-01-01") == \
+        changes.changed_since(a.path / changes.CHANGES_DIR, "2026-01-01")
+    names = sorted(p.name for p in out["sqlite"].iterdir())
+    assert names == sorted(p.name for p in out["legacy"].iterdir())
+    for name in names:
+        if name != changes.HISTORY_FILE:
+            assert (out["legacy"] / name).read_bytes() == (out["sqlite"] / name).read_bytes()
+
+
+def _feeds_from_rows(rows: list[list[Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Per layer, per release (newest first): ids by op, as the former publish built the
+    feeds from the whole history held in memory (the reference for the SQL reads)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for rid, at, lid, fid, op, *_ in rows:
+        r = out.setdefault(lid, {}).setdefault(rid, {"release": rid, "at": at, "added": [],
+                                                     "removed": [], "changed": []})
+        r[op].append(fid)
+    return {lid: sorted(rs.values(), key=lambda r: (r["at"], r["release"]), reverse=True)
+            [:changes.FEED_RELEASES] for lid, rs in out.items()}
+
+
+def test_history_keeps_the_newest_events_and_feeds_read_them(
+        two: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pruning keeps the newest MAX_EVENTS events (a release cut in two keeps its newest part)
+    and each layer's JSON lists exactly its newest FEED_RELEASES releases of what is kept."""
+    a, b = two["a"], two["b"]
+    monkeypatch.setattr(changes, "MAX_EVENTS", 30)
+    monkeypatch.setattr(changes, "FEED_RELEASES", 2)
+    before = changes.load_history(b.path / changes.CHANGES_DIR)
+    prev = b.path
+    stores = [a.store, b.store, a.store]  # back, forth and back again: changes every time
+    for k, st in enumerate(stores):
+        out = tmp_path / f"r{k}"
+        out.mkdir()
+        shutil.copyfile(st, out / "public.gpkg")
+        changes.release_changes(two["project"], st, f"R{k}", T_B + dt.timedelta(days=k + 1),
+                                prev, out / changes.CHANGES_DIR, previous_id=prev.name)
+        rows = changes.load_history(out / changes.CHANGES_DIR)
+        assert len(rows) == min(30, len(before) + 4 * (k + 1))
+        assert rows == (before + _all_new(tmp_path, k))[-30:]
+        feeds = _feeds_from_rows(rows)
+        for lid in ("sewer_pipes", "shelters"):
+            data = json.loads((out / changes.CHANGES_DIR / f"{lid}.json").read_text(
+                encoding="utf-8"))
+            assert data == {"layer": lid, "releases": feeds.get(lid, [])}
+        prev = out
+
+
+def _all_new(tmp_path: Path, k: int) -> list[list[Any]]:
+    """The events releases R0..Rk added (each read back from its own summary and history)."""
+    rows: list[list[Any]] = []
+    for i in range(k + 1):
+        h = changes.load_history(tmp_path / f"r{i}" / changes.CHANGES_DIR)
+        rows += [r for r in h if r[0] == f"R{i}"]
+    return rows
+
+
+def test_each_layer_is_counted_once(two: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+                                    ) -> None:
+    """One SQL pass (rows and NULLs) per layer and store: the pool's decision and the batches'
+    dtypes come from the same pass."""
+    seen: list[tuple[str, str]] = []
+    real = changes.layer_shape
+
+    def counting(store: Path, lid: str, columns: list[str] | None = None) -> Any:
+        seen.append((str(store), lid))
+        return real(store, lid, columns)
+
+    monkeypatch.setattr(changes, "layer_shape", counting)
+    changes.diff_stores(two["a"].store, two["b"].store, 7)
+    assert sorted(seen) == sorted({(str(s.store), lid) for s in (two["a"], two["b"])
+                                   for lid in ("sewer_pipes", "shelters")})
 
 
 def test_feature_table_batches_equal_whole(two: dict[str, Any]) -> None:

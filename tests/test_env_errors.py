@@ -52,8 +52,9 @@ def _tmpfs(where: Path, size: str) -> Iterator[Path]:
 
 
 def _fill(folder: Path) -> None:
-    """Use up every free byte of the file system holding ``folder``."""
-    with open(folder / "filler", "wb") as f, contextlib.suppress(OSError):
+    """Use up every free byte of the file system holding ``folder`` (unbuffered: a last partial
+    block left in a buffer would raise ENOSPC at close, outside the ``suppress``)."""
+    with open(folder / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
         while True:
             f.write(b"\0" * 65536)
             f.flush()

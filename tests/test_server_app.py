@@ -167,6 +167,30 @@ def test_no_release_yet_is_503(tmp_path: Path) -> None:
     assert r.status_code == 503 and "uozu-gis publish" in r.get_json()["description"]
 
 
+def test_lang_script_that_would_close_the_inline_script_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real check (not an ``assert``, gone under ``python -O``): the exact bilingual error,
+    for the server's pages and the map pages alike (one implementation)."""
+    from publish.pages import common
+    from publish.server import app
+
+    (tmp_path / "lang.js").write_text('var s = "</script>";\n', encoding="utf-8")
+    monkeypatch.setattr(common, "STATIC_DIR", tmp_path)
+    try:
+        with pytest.raises(PublishError) as ei:
+            app._lang_js()
+        path = tmp_path / "lang.js"
+        assert str(ei.value) == text("inline_script_unsafe", path=path)
+        assert str(ei.value).endswith(f"{path} cannot be inlined in a page's <script>: it "
+                                      "contains '</' (which would close the script). Fix: "
+                                      "write '</' inside strings as '<\\/'")
+        path.write_text('var s = "<\\/script>";\n', encoding="utf-8")
+        os.utime(path, ns=(1, 1))  # another mtime: read again
+        assert app._lang_js() == common.lang_script() == 'var s = "<\\/script>";\n'
+    finally:
+        common._lang_script.cache_clear()
+
+
 # ---------------------------------------------------------------- OGC API
 
 def test_landing_conformance_collections(env: tuple[Project, PublishResult, FlaskClient]) -> None:

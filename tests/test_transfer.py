@@ -359,6 +359,17 @@ def test_release_copies_decode_to_their_files(release_dir: tuple[Path, dict[str,
     with pytest.raises(PublishError) as e:
         precompress.check_copies(tampered)
     assert e.value.key == "precompress_mismatch" and "mid.geojson.gz" in str(e.value)
+    # a copy cut short (a full disk, say) decodes to a prefix of its file: refused too
+    for enc, suffix in precompress.ENCODINGS.items():
+        cut = tampered / "opendata" / f"mid.geojson{suffix}"
+        for other in (tampered / "opendata").glob("mid.geojson.*"):
+            other.unlink()
+        cut.write_bytes(precompress.encode(body, enc)[:-40])
+        os.utime(cut, ns=((tampered / "opendata" / "mid.geojson").stat().st_atime_ns,
+                          (tampered / "opendata" / "mid.geojson").stat().st_mtime_ns))
+        with pytest.raises(PublishError) as e:
+            precompress.check_copies(tampered)
+        assert e.value.key == "precompress_mismatch" and cut.name in str(e.value)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -102,9 +102,32 @@ class StagedRun:
         reads them back instead of holding the whole layer's geometries in memory."""
         raise NotImplementedError
 
+    #: whether layers can be written apart (:meth:`part`) and moved in (:meth:`land`): the
+    #: merge then runs independent layers in parallel processes
+    parts: bool = False
+
+    def part(self, layer: str) -> StagedRun:
+        """A writer of ``layer`` alone, for a child process (see :attr:`parts`)."""
+        raise NotImplementedError
+
+    def land(self, part: StagedRun, layer: str) -> None:
+        """Move ``layer`` written by ``part`` into this run."""
+        raise NotImplementedError
+
+    def drop_part(self, part: StagedRun) -> None:
+        """Remove what ``part`` wrote (after :meth:`land`, or on failure)."""
+        raise NotImplementedError
+
     def write_hashes(self, layer: str, hashes: pd.DataFrame) -> None:
         """Per-feature (id, hash) of a layer, read back by the next run's change summary."""
         raise NotImplementedError
+
+    def write_hash_chunks(self, layer: str, chunks: Iterable[pd.DataFrame]) -> None:
+        """``write_hashes`` of hashes given in pieces, in order (a streamed layer's; at least
+        one id is not missing). This default joins them; a store that can write them piece
+        by piece does, so a large layer's hashes are never in memory at once."""
+        parts = list(chunks)
+        self.write_hashes(layer, pd.concat(parts, ignore_index=True))
 
     def commit(self, manifest: dict[str, Any]) -> Path:
         raise NotImplementedError
@@ -165,6 +188,15 @@ class MasterStore:
 
     def read_hashes(self, run_id: str, layer: str) -> pd.DataFrame | None:
         raise NotImplementedError
+
+    def iter_hashes(self, run_id: str, layer: str,
+                    rows: int = 65_536) -> Iterator[pd.DataFrame] | None:
+        """``read_hashes`` in pieces of ``rows``, in order (None: no hashes stored). This
+        default reads them whole; a store that can read them piece by piece does."""
+        df = self.read_hashes(run_id, layer)
+        if df is None:
+            return None
+        return (df.iloc[i:i + rows] for i in range(0, len(df), rows))
 
     # ---- writing
     @contextlib.contextmanager

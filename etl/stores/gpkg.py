@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pyogrio
 import shapely
 
 from config.errors import EtlError
 from etl.stores.base import HASH_DIR, MANIFEST, MASTER, MasterStore, StagedRun
+from etl.stores.transplant import transplant
 
 if TYPE_CHECKING:
     from config import Project
+
+
+#: rows per row group of a hashes file: pyarrow's default (``to_parquet`` of a whole frame)
+HASH_ROW_GROUP = 1024 * 1024
 
 
 class GpkgRun(StagedRun):
@@ -83,9 +91,53 @@ class GpkgRun(StagedRun):
             assert np.array_equal(np.asarray(got, dtype=np.int64)[order], want)
         return shapely.from_wkb(np.asarray(wkb, dtype=object))[inv]
 
+    parts = True
+
+    def part(self, layer: str) -> GpkgRun:
+        """A writer of one layer into its own GeoPackage in the run's folder (a layer merged
+        in a child process; :meth:`land` moves it into the master). Reports and change
+        hashes go to the run's folder as before."""
+        p = copy.copy(self)
+        p.path = self.artifacts / f".part-{layer}.gpkg"
+        p._fids = {}
+        return p
+
+    def land(self, part: StagedRun, layer: str) -> None:
+        """Move ``layer`` of ``part`` into the staged master (rows and index as stored)."""
+        assert isinstance(part, GpkgRun)
+        transplant(self.path, part.path, layer)
+
+    def drop_part(self, part: StagedRun) -> None:
+        assert isinstance(part, GpkgRun) and part.path != self.path
+        part.path.unlink(missing_ok=True)
+
     def write_hashes(self, layer: str, hashes: pd.DataFrame) -> None:
         (self.artifacts / HASH_DIR).mkdir(exist_ok=True)
         hashes.to_parquet(self.artifacts / HASH_DIR / f"{layer}.parquet", index=False)
+
+    def write_hash_chunks(self, layer: str, chunks: Iterable[pd.DataFrame]) -> None:
+        """``write_hashes`` piece by piece: what ``to_parquet`` of the whole frame writes
+        (the same rows, schema, pandas metadata and row groups of pyarrow's default size; a
+        column chunk over one data page may be split into pages elsewhere), with at most one
+        row group in memory."""
+        (self.artifacts / HASH_DIR).mkdir(exist_ok=True)
+        # the types pandas gives the whole frame (text ids, at least one not missing)
+        schema = pa.Schema.from_pandas(pd.DataFrame(
+            {"id": np.array(["-"], dtype=object), "hash": np.zeros(1, dtype=np.uint64)}),
+            preserve_index=False)
+        buf: list[pa.Table] = []
+        held = 0
+        with pq.ParquetWriter(self.artifacts / HASH_DIR / f"{layer}.parquet", schema,
+                              compression="snappy") as out:
+            for chunk in chunks:
+                buf.append(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
+                held += len(chunk)
+                while held >= HASH_ROW_GROUP:
+                    t = pa.concat_tables(buf)
+                    out.write_table(t.slice(0, HASH_ROW_GROUP))
+                    buf, held = [t.slice(HASH_ROW_GROUP)], held - HASH_ROW_GROUP
+            if held:
+                out.write_table(pa.concat_tables(buf))
 
     def commit(self, manifest: dict[str, Any]) -> Path:
         """Move the staged run into history and switch ``current`` to it atomically."""
@@ -190,6 +242,13 @@ class GpkgStore(MasterStore):
     def read_hashes(self, run_id: str, layer: str) -> pd.DataFrame | None:
         p = self.run_dir(run_id) / HASH_DIR / f"{layer}.parquet"
         return pd.read_parquet(p) if p.exists() else None
+
+    def iter_hashes(self, run_id: str, layer: str,
+                    rows: int = 65_536) -> Iterator[pd.DataFrame] | None:
+        p = self.run_dir(run_id) / HASH_DIR / f"{layer}.parquet"
+        if not p.exists():
+            return None
+        return (b.to_pandas() for b in pq.ParquetFile(p).iter_batches(batch_size=rows))
 
 
 @contextlib.contextmanager

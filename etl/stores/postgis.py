@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from config.errors import EtlError
+from etl.sql import qi
 from etl.stores import url as store_url
 from etl.stores.base import MasterStore, StagedRun
 
@@ -44,11 +45,6 @@ if TYPE_CHECKING:
 
 HASH_TABLE = "_feature_hash"
 LOCK_NAMESPACE = "uozu-gis:merge:"
-
-
-def qi(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def make_engine(url: str) -> Engine:

@@ -145,6 +145,145 @@ def explain_fault(project: Project, url: str, e: BaseException, where: Path
     return explain_os_error(e, str(where), "public_dir")
 
 
+@dataclass
+class _Build:
+    """A release being built: what each stage function below reads and hands on to the next.
+
+    Why named stages: each is timed under its name in ``release.json`` (``timings``) and the
+    benchmarks, and each can be read (and replaced in a benchmark) on its own."""
+
+    project: Project
+    url: str
+    rid: str
+    rdir: Path
+    source: store.MasterSource
+    plans: dict[str, store.LayerPlan]
+    tick: Callable[..., None]
+    t_start: float
+    timings: dict[str, float]
+    site_builders: list[SiteBuilder]
+    previous: str | None  # the release current before this one
+    pgw: pgpublic.PgPublicWriter | None = None
+    layers: dict[str, store.StoreLayer] = field(default_factory=dict)
+    simplified: dict[str, store.Simplified] = field(default_factory=dict)
+    expected: dict[str, set[str]] = field(default_factory=dict)
+    answers: ans.Answers = field(default_factory=ans.Answers)
+    cfg: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def store(self) -> Path:
+        return self.rdir / release.STORE
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {lid: lay.features for lid, lay in self.layers.items()}
+
+
+def _stage_store(b: _Build) -> None:
+    """The public store (and the PostGIS release schema) from the master."""
+    if urls.scheme(b.url) == "postgresql":
+        b.pgw = pgpublic.PgPublicWriter(b.project, b.url, b.rid)
+    b.layers = store.write_public_store(b.project, b.source, b.store, b.plans, tick=b.tick,
+                                        also=b.pgw.write if b.pgw else None,
+                                        simplified=b.simplified)
+
+
+def _stage_check(b: _Build) -> None:
+    """Leak check of the store, the walking graph, the PostGIS schema's grants and check."""
+    b.tick("check")
+    b.expected = store.expected_tables(b.project)
+    forbidden = store.forbidden_columns(b.project)
+    counts = b.counts
+    store.check_public_store(b.store, b.expected, forbidden, counts)
+    b.tick("routing")
+    b.answers = ans.walk_graph(b.project, b.rdir, b.store)
+    pgw = b.pgw
+    if pgw:
+        if b.answers.graph is not None:
+            pgw.write_walk_graph(b.answers.graph)
+        pgw.grant()
+        allowed = set(pgpublic.release_schemas(pgw.conn, pgw.prefix))
+        pgpublic.check(pgw.conn, pgw.schema, pgw.reader, b.expected | pgw.extra_columns,
+                       forbidden, counts | pgw.extra_counts, allowed)
+        pgw.commit()  # visible to the reader role from here; the switch is later
+
+
+def _stage_answers(b: _Build) -> None:
+    """Search index, open data, change feed (:mod:`publish.build.answers`)."""
+    prev = release.load_release(b.project.public_dir, b.previous) if b.previous else None
+    ans.build(b.project, b.rdir, b.store, b.rid,
+              {lid: lay.data_date for lid, lay in b.layers.items() if lay.data_date},
+              b.expected, (prev.id, prev.dir) if prev else None, b.answers, b.tick)
+
+
+def _stage_config(b: _Build) -> None:
+    """pygeoapi's config and locale, validated against its schema."""
+    b.tick("config")
+    locale_dir = b.rdir / release.LOCALE
+    apiconfig.write_locale(locale_dir)
+    b.cfg = apiconfig.build_config(b.project, b.store, b.layers, b.plans,
+                                   locale_dir=locale_dir, pg=b.pgw.target if b.pgw else None,
+                                   processes=b.answers.processes(),
+                                   downloads=b.answers.downloads)
+    apiconfig.validate(b.cfg)
+    apiconfig.dump_yaml(b.cfg, b.rdir / release.CONFIG)
+
+
+def _stage_openapi(b: _Build) -> None:
+    """The OpenAPI document pygeoapi builds from the config (exercises the config too)."""
+    b.tick("openapi")
+    oas = apiconfig.build_openapi(b.cfg, {lid: p.queryables for lid, p in b.plans.items()})
+    apiconfig.dump_yaml(oas, b.rdir / release.OPENAPI)
+
+
+def _stage_tiles(b: _Build) -> None:
+    """Vector tiles of every page: part of the release, leak-checked."""
+    b.tick("tiles")
+    site = b.rdir / release.SITE
+    (site / "maps").mkdir(parents=True, exist_ok=True)  # answers' search.json too
+    vtiles.write_site_tiles(b.project, b.store, site / "maps",
+                            allowed={lid: set(p.names) for lid, p in b.plans.items()},
+                            counts=b.counts)
+
+
+def _stage_site(b: _Build) -> None:
+    """The map pages (and the city's own site builders), then precompressed copies."""
+    b.tick("site")
+    ctx = SiteContext(b.project, b.rid, b.rdir / release.SITE, b.store, b.layers, b.plans,
+                      (b.project.config.publish.base_url or "").rstrip("/"))
+    for build in [build_site, *b.site_builders]:
+        build(ctx)
+    precompress.write_copies(b.rdir)  # .br/.gz of large text files
+
+
+def _stage_switch(b: _Build) -> None:
+    """``release.json`` (with every stage's timing so far) and the atomic switch."""
+    b.tick("switch")
+    b.timings["total"] = time.perf_counter() - b.t_start
+    meta = _meta(b.project, b.rid, b.source, b.layers, b.plans, b.timings, b.simplified)
+    meta["processes"] += list(b.answers.processes())
+    meta.update(b.answers.meta)
+    meta["store"] = {"kind": urls.scheme(b.url), "url": urls.redact(b.url),
+                     "schema": b.pgw.schema if b.pgw else None}
+    release.write_meta(b.rdir, meta)
+    release.switch(b.project.public_dir, b.rid)
+
+
+#: the stages of a publish in order, each timed under its name (``release.json`` ``timings``)
+STAGES: tuple[tuple[str, Callable[[_Build], None]], ...] = (
+    ("store", _stage_store), ("check", _stage_check), ("answers", _stage_answers),
+    ("config", _stage_config), ("openapi", _stage_openapi), ("tiles", _stage_tiles),
+    ("site", _stage_site), ("switch", _stage_switch))
+
+
+def _run_stages(b: _Build) -> None:
+    """Every stage in order, each timed under its name."""
+    for name, stage in STAGES:
+        t0 = time.perf_counter()
+        stage(b)
+        b.timings[name] = time.perf_counter() - t0
+
+
 def publish(project: Project, *, progress: Progress | None = None,
             site_builders: list[SiteBuilder] | None = None,
             keep: int | None = None, store_url: str | None = None) -> PublishResult:
@@ -180,105 +319,22 @@ def publish(project: Project, *, progress: Progress | None = None,
             rid = release.new_release_id()
             rdir = release.releases_dir(public_dir) / rid
             rdir.mkdir(parents=True)
-            pgw = None
+            b = _Build(project, url, rid, rdir, source, plans, tick, t_start, timings,
+                       list(site_builders or []), previous)
             try:
-                t0 = time.perf_counter()
-                if urls.scheme(url) == "postgresql":
-                    pgw = pgpublic.PgPublicWriter(project, url, rid)
-                simplified: dict[str, store.Simplified] = {}
-                layers = store.write_public_store(project, source, rdir / release.STORE, plans,
-                                                  tick=tick, also=pgw.write if pgw else None,
-                                                  simplified=simplified)
-                timings["store"] = time.perf_counter() - t0
-
-                t0 = time.perf_counter()
-                tick("check")
-                expected = store.expected_tables(project)
-                forbidden = store.forbidden_columns(project)
-                counts = {lid: lay.features for lid, lay in layers.items()}
-                store.check_public_store(rdir / release.STORE, expected, forbidden, counts)
-                tick("routing")
-                answers = ans.walk_graph(project, rdir, rdir / release.STORE)
-                if pgw:
-                    if answers.graph is not None:
-                        pgw.write_walk_graph(answers.graph)
-                    pgw.grant()
-                    allowed = set(pgpublic.release_schemas(pgw.conn, pgw.prefix))
-                    pgpublic.check(pgw.conn, pgw.schema, pgw.reader,
-                                   expected | pgw.extra_columns, forbidden,
-                                   counts | pgw.extra_counts, allowed)
-                    pgw.commit()  # visible to the reader role from here; the switch is later
-                timings["check"] = time.perf_counter() - t0
-
-                t0 = time.perf_counter()  # search index, open data, change feed (answers.py)
-                prev = release.load_release(public_dir, previous) if previous else None
-                ans.build(project, rdir, rdir / release.STORE, rid,
-                          {lid: lay.data_date for lid, lay in layers.items() if lay.data_date},
-                          expected, (prev.id, prev.dir) if prev else None, answers, tick)
-                timings["answers"] = time.perf_counter() - t0
-
-                t0 = time.perf_counter()
-                tick("config")
-                locale_dir = rdir / release.LOCALE
-                apiconfig.write_locale(locale_dir)
-                cfg = apiconfig.build_config(project, rdir / release.STORE, layers, plans,
-                                             locale_dir=locale_dir,
-                                             pg=pgw.target if pgw else None,
-                                             processes=answers.processes(),
-                                             downloads=answers.downloads)
-                apiconfig.validate(cfg)
-                apiconfig.dump_yaml(cfg, rdir / release.CONFIG)
-                timings["config"] = time.perf_counter() - t0
-
-                t0 = time.perf_counter()
-                tick("openapi")
-                oas = apiconfig.build_openapi(cfg, {lid: p.queryables
-                                                    for lid, p in plans.items()})
-                apiconfig.dump_yaml(oas, rdir / release.OPENAPI)
-                timings["openapi"] = time.perf_counter() - t0
-
-                t0 = time.perf_counter()
-                tick("tiles")  # vector tiles of every page: part of the release, leak-checked
-                site = rdir / release.SITE
-                (site / "maps").mkdir(parents=True, exist_ok=True)  # answers' search.json too
-                vtiles.write_site_tiles(project, rdir / release.STORE, site / "maps",
-                                        allowed={lid: set(p.names) for lid, p in plans.items()},
-                                        counts={lid: lay.features
-                                                for lid, lay in layers.items()})
-                timings["tiles"] = time.perf_counter() - t0
-
-                t0 = time.perf_counter()
-                tick("site")
-                ctx = SiteContext(project, rid, site, rdir / release.STORE, layers, plans,
-                                  (project.config.publish.base_url or "").rstrip("/"))
-                for build in [build_site, *(site_builders or [])]:
-                    build(ctx)
-                precompress.write_copies(rdir)  # .br/.gz of large text files
-                timings["site"] = time.perf_counter() - t0
-
-                t0 = time.perf_counter()
-                tick("switch")
-                timings["total"] = time.perf_counter() - t_start
-                meta = _meta(project, rid, source, layers, plans, timings, simplified)
-                meta["processes"] += list(answers.processes())
-                meta.update(answers.meta)
-                meta["store"] = {"kind": urls.scheme(url), "url": urls.redact(url),
-                                 "schema": pgw.schema if pgw else None}
-                release.write_meta(rdir, meta)
-                release.switch(public_dir, rid)
-                timings["switch"] = time.perf_counter() - t0
+                _run_stages(b)
             except BaseException as e:
                 shutil.rmtree(rdir, ignore_errors=True)
-                if pgw:  # (the server may be gone: clean-up never hides the cause)
+                if b.pgw:  # (the server may be gone: clean-up never hides the cause)
                     with contextlib.suppress(Exception):
-                        pgw.close()
-                    pgpublic.drop_schema(url, pgw.schema)
+                        b.pgw.close()
+                    pgpublic.drop_schema(url, b.pgw.schema)
                 e.add_note(msg.text("publish_failed", current=previous or "-"))
                 raise
             # the new release is current from here: tidying up can no longer fail the publish
             pruned = release.prune(public_dir,
                                    keep if keep is not None else project.config.keep_runs)
-            if pgw:  # schemas of pruned (or earlier failed) releases; else the next publish
+            if b.pgw:  # schemas of pruned (or earlier failed) releases; else the next publish
                 try:
                     pgpublic.drop_except(project, url, release.list_releases(public_dir))
                 except (DBAPIError, EtlError) as e:  # server gone or unreachable: say so
@@ -299,5 +355,5 @@ def publish(project: Project, *, progress: Progress | None = None,
         raise err from e
     timings["total"] = time.perf_counter() - t_start
     return PublishResult(rid, rdir, rdir / release.STORE, rdir / release.CONFIG,
-                         rdir / release.OPENAPI, layers, timings, previous, tuple(pruned),
+                         rdir / release.OPENAPI, b.layers, timings, previous, tuple(pruned),
                          tuple(warnings))

@@ -8,9 +8,13 @@ writes into ``<release>/changes/``:
 * ``changes.json``: this release's diff, every layer (ids of added / removed / changed features);
 * ``<layer>.json`` and ``<layer>.atom`` (Atom 1.0, written with feedgen): the layer's recent
   releases, newest first, one entry per release that changed it;
-* ``history.json``: every change event so far (carried over from the previous release, so pruning
-  old releases loses nothing), one row per feature and release with the feature's bbox (the old
-  one for a removed feature), which :func:`changed_since` answers from.
+* ``history.sqlite``: every change event so far (carried over from the previous release, so
+  pruning old releases loses nothing), one row per feature and release with the feature's bbox
+  (the old one for a removed feature), which :func:`changed_since` answers from. SQLite, not one
+  JSON document (issue 17): the previous release's file is copied and this release's events
+  appended, and the per-layer feeds read only their releases' rows, so the history (up to
+  :data:`MAX_EVENTS` rows) is never held whole while publishing. A previous release's
+  ``history.json`` (the former layout) is read once and carried over into the new file.
 
 A feature is *changed* when any public property or its geometry (as stored, 7 decimals) differs.
 
@@ -18,7 +22,8 @@ Both stores are read in batches of :data:`BATCH_ROWS` rows (issue 17): each batc
 the features' ids, row hashes and bboxes at once, so only those compact columns of a layer are
 held, never its rows. Each batch gets the dtypes a whole-layer read gives
 (:func:`publish.build.opendata.store_frames`), so the hashes, and the diff, are those of the
-whole-layer path (``batch_rows=None``).
+whole-layer path (``batch_rows=None``). Each layer's events go into the history as the layer is
+diffed; only its ids (for ``changes.json``) stay in memory.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +48,13 @@ from feedgen.feed import FeedGenerator
 
 from config import Project
 from config.messages import both, en, ja
-from publish.build.opendata import layer_shape, process_pool, store_frames
-from publish.build.public_store import _qi
+from publish.build.opendata import LayerShape, layer_shape, process_pool, store_frames
 from publish.model import ID_COLUMN
 
 CHANGES_DIR = "changes"
-HISTORY_FILE = "history.json"
+HISTORY_FILE = "history.sqlite"
+#: the former layout of the history (one JSON document): still read from a previous release
+LEGACY_HISTORY_FILE = "history.json"
 SUMMARY_FILE = "changes.json"
 FEED_RELEASES = 50  # entries per layer feed
 MAX_EVENTS = 500_000  # history rows kept (oldest dropped first)
@@ -57,7 +64,16 @@ OPS = ("added", "removed", "changed")
 BATCH_ROWS = 10_000
 TABLE_COLUMNS = ["hash", "minx", "miny", "maxx", "maxy"]
 HISTORY_COLUMNS = ["release", "at", "layer", "fid", "op", "minx", "miny", "maxx", "maxy"]
-HISTORY_CHUNK = 10_000  # events per write of history.json
+HISTORY_CHUNK = 10_000  # events per SQLite insert (and per legacy JSON write)
+#: the history: ``log`` holds the events (``seq``: their order, oldest first), each naming its
+#: release by a number into ``releases`` (a release's id and time once, not on every row)
+HISTORY_DDL = ("CREATE TABLE IF NOT EXISTS releases (rel INTEGER PRIMARY KEY, release TEXT, "
+               "at TEXT)",
+               "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, rel INTEGER, "
+               "layer TEXT, fid TEXT, op TEXT, minx REAL, miny REAL, maxx REAL, maxy REAL)",
+               "CREATE INDEX IF NOT EXISTS log_layer_rel ON log (layer, rel)")
+_LOG_INSERT = ("INSERT INTO log (rel, layer, fid, op, minx, miny, maxx, maxy) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 @dataclass
@@ -78,13 +94,15 @@ class LayerDiff:
                 "unchanged": self.unchanged}
 
 
-def feature_table(store: Path, layer: str, batch_rows: int | None = BATCH_ROWS
-                  ) -> pd.DataFrame:
+def feature_table(store: Path, layer: str, batch_rows: int | None = BATCH_ROWS,
+                  shape: LayerShape | None = None) -> pd.DataFrame:
     """fid -> content hash and bbox (CRS84) of every feature of a layer of a public store.
 
-    Read in batches of ``batch_rows`` (``None``: the whole layer at once; the same table)."""
+    Read in batches of ``batch_rows`` (``None``: the whole layer at once; the same table).
+    ``shape``: the layer's :func:`~publish.build.opendata.layer_shape` if already known (its
+    SQL pass counts every row: done once per layer, not again here)."""
     if batch_rows:
-        shape = layer_shape(store, layer)
+        shape = shape or layer_shape(store, layer)
         if shape.batchable():  # else: read whole
             parts = [_hashed(gdf) for gdf in store_frames(store, layer, None, batch_rows,
                                                           shape)]
@@ -121,58 +139,66 @@ def _layers(store: Path) -> list[str]:
     return sorted(str(n) for n in pyogrio.list_layers(store)[:, 0])
 
 
-def diff_stores(old_store: Path | None, new_store: Path, batch_rows: int | None = BATCH_ROWS
-                ) -> tuple[dict[str, LayerDiff], list[dict[str, Any]]]:
-    """Per-layer diffs and the change events (with bboxes) between two public stores."""
+Event = tuple[str, str, str, list[float] | None]  # layer, fid, op, bbox (None: no geometry)
+
+
+def diff_stores(old_store: Path | None, new_store: Path, batch_rows: int | None = BATCH_ROWS,
+                sink: Callable[[list[Event]], None] | None = None
+                ) -> tuple[dict[str, LayerDiff], list[Event]]:
+    """Per-layer diffs and the change events (with bboxes) between two public stores.
+
+    ``sink``: given each layer's events as soon as the layer is diffed (they are then not
+    returned), so that a release's events are never all held at once."""
     old_layers = set(_layers(old_store)) if old_store and old_store.exists() else set()
     diffs: dict[str, LayerDiff] = {}
-    events: list[tuple[str, str, str, list[float] | None]] = []  # layer, fid, op, bbox
+    events: list[Event] = []
     new_layers = _layers(new_store)
+    # one SQL pass per layer (rows and NULLs): decides the pool and each batch's dtypes
+    shapes: dict[tuple[str, str], LayerShape] = {}
+    if batch_rows:
+        shapes = {(kind, lid): layer_shape(s, lid) for kind, s, lids in
+                  (("new", new_store, new_layers), ("old", old_store, old_layers))
+                  if s is not None for lid in lids}
     # a layer's two tables are hashed side by side in two processes where there is enough
-    pool = process_pool(_rows(new_store, new_layers) + _rows(old_store, old_layers)) \
-        if batch_rows else None
+    pool = process_pool(sum(sh.rows for sh in shapes.values())) if batch_rows else None
     try:
         for lid in sorted(set(new_layers) | old_layers):
             old, new = _tables(pool, old_store if lid in old_layers else None,
-                               new_store if lid in new_layers else None, lid, batch_rows)
-            _diff_layer(lid, old, new, diffs, events)
+                               new_store if lid in new_layers else None, lid, batch_rows,
+                               (shapes.get(("old", lid)), shapes.get(("new", lid))))
+            layer_events = _diff_layer(lid, old, new, diffs)
+            del old, new
+            if sink is not None:
+                sink(layer_events)
+            else:
+                events += layer_events
     finally:
         if pool is not None:
             pool.shutdown()
     return diffs, events
 
 
-def _rows(store: Path | None, layers: Iterable[str]) -> int:
-    """Rows of the layers of a GeoPackage (one SQLite connection, no GDAL open per layer)."""
-    if store is None:
-        return 0
-    con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    try:
-        return sum(con.execute(f"SELECT count(*) FROM {_qi(lid)}").fetchone()[0]
-                   for lid in layers)
-    finally:
-        con.close()
-
-
 def _tables(pool: Executor | None, old_store: Path | None, new_store: Path | None, lid: str,
-            batch_rows: int | None) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+            batch_rows: int | None,
+            shapes: tuple[LayerShape | None, LayerShape | None] = (None, None)
+            ) -> tuple[pd.DataFrame | None, pd.DataFrame]:
     """The old (None if the layer is new) and new feature tables of a layer (empty if gone)."""
     if pool is not None:
-        jobs = [pool.submit(feature_table, s, lid, batch_rows) if s else None
-                for s in (old_store, new_store)]
+        jobs = [pool.submit(feature_table, s, lid, batch_rows, sh) if s else None
+                for s, sh in zip((old_store, new_store), shapes, strict=True)]
         old, new = (j.result() if j else None for j in jobs)
     else:
-        old = feature_table(old_store, lid, batch_rows) if old_store else None
-        new = feature_table(new_store, lid, batch_rows) if new_store else None
+        old = feature_table(old_store, lid, batch_rows, shapes[0]) if old_store else None
+        new = feature_table(new_store, lid, batch_rows, shapes[1]) if new_store else None
     return old, new if new is not None else pd.DataFrame(columns=TABLE_COLUMNS)
 
 
 def _diff_layer(lid: str, old: pd.DataFrame | None, new: pd.DataFrame,
-                diffs: dict[str, LayerDiff],
-                events: list[tuple[str, str, str, list[float] | None]]) -> None:
-    """One layer's diff and its change events (with the bboxes of the features)."""
+                diffs: dict[str, LayerDiff]) -> list[Event]:
+    """One layer's diff (into ``diffs``) and its change events (with the features' bboxes)."""
     d = diff_tables(old, new)
     diffs[lid] = d
+    events: list[Event] = []
     for op, ids in (("added", d.added), ("changed", d.changed), ("removed", d.removed)):
         src = old if op == "removed" else new
         if src is None or not ids:  # nothing removed from a first release
@@ -180,19 +206,54 @@ def _diff_layer(lid: str, old: pd.DataFrame | None, new: pd.DataFrame,
         boxes = np.round(src.loc[ids, ["minx", "miny", "maxx", "maxy"]].to_numpy(float), 7)
         for fid, b in zip(ids, boxes.tolist(), strict=True):
             events.append((lid, fid, op, None if any(v != v for v in b) else b))
+    return events
+
+
+# ---- the history: one SQLite table of events, oldest first
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    return sqlite3.connect(path)
+
+
+def history_rows(changes_dir: Path | None) -> Iterator[list[Any]]:
+    """The history's events, oldest first, as :func:`load_history` lists them, read a row at a
+    time (a release's ``history.sqlite``, or the former ``history.json``)."""
+    if changes_dir is None:
+        return
+    path = changes_dir / HISTORY_FILE
+    if not path.is_file():
+        legacy = changes_dir / LEGACY_HISTORY_FILE
+        if legacy.is_file():
+            yield from history_events(legacy.read_text(encoding="utf-8"))
+        return
+    con = _connect(path, readonly=True)
+    try:
+        shared: dict[str, str] = {}
+        for row in con.execute("SELECT r.release, r.at, l.layer, l.fid, l.op, l.minx, l.miny, "
+                               "l.maxx, l.maxy FROM log l CROSS JOIN releases r "
+                               "ON r.rel = l.rel ORDER BY l.seq"):
+            out = list(row)
+            for k in (0, 1, 2, 4):  # release id, time, layer, op: one string each
+                if isinstance(out[k], str):
+                    out[k] = shared.setdefault(out[k], out[k])
+            yield out
+    finally:
+        con.close()
 
 
 def load_history(changes_dir: Path | None) -> list[list[Any]]:
-    if changes_dir is None or not (changes_dir / HISTORY_FILE).is_file():
-        return []
-    return history_events((changes_dir / HISTORY_FILE).read_text(encoding="utf-8"))
+    """Every event of a release's history, oldest first: ``[release, at, layer, fid, op, minx,
+    miny, maxx, maxy]`` (bbox ``None`` for a feature without geometry)."""
+    return list(history_rows(changes_dir))
 
 
 def history_events(text: str) -> list[list[Any]]:
-    """The ``events`` of a ``history.json`` text, as ``json.loads`` gives them, but decoded a
-    row at a time with each release id, time, layer and operation one shared string (the file
-    repeats them on every row: about half the memory of the rows). A text not in the layout
-    :func:`_write_history` writes is read with ``json.loads``."""
+    """The ``events`` of a (former) ``history.json`` text, as ``json.loads`` gives them, but
+    decoded a row at a time with each release id, time, layer and operation one shared string
+    (the file repeats them on every row: about half the memory of the rows). A text not in the
+    compact layout the former publish wrote is read with ``json.loads``."""
     head = '{"columns":' + json.dumps(HISTORY_COLUMNS, separators=(",", ":")) + ',"events":['
     if not text.startswith(head):
         return list(json.loads(text)["events"])
@@ -275,36 +336,102 @@ def release_changes(project: Project, new_store: Path, release_id: str, at: dt.d
     None for the first release (everything is then ``added``).
     """
     old_store = previous_dir / "public.gpkg" if previous_dir else None
-    diffs, events = diff_stores(old_store, new_store, batch_rows)
     stamp = at.astimezone(dt.UTC).isoformat(timespec="seconds")
-    prev_events = load_history(previous_dir / CHANGES_DIR if previous_dir else None)
-    new_events = [[release_id, stamp, lid, fid, op, *(bbox or [None] * 4)]
-                  for lid, fid, op, bbox in events]
-    del events
-    history = (prev_events + new_events)[-MAX_EVENTS:]
-    del prev_events, new_events
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"release": release_id, "previous": previous_id, "at": stamp,
-               "layers": {lid: d.as_dict() for lid, d in diffs.items()}}
-    _write_json(out_dir / SUMMARY_FILE, summary)
-    _write_history(out_dir / HISTORY_FILE, history)
-    per_layer = _releases_by_layer(history)
-    for lid in diffs:
-        rel = per_layer.get(lid, [])[:FEED_RELEASES]
-        _write_json(out_dir / f"{lid}.json", {"layer": lid, "releases": rel})
-        (out_dir / f"{lid}.atom").write_bytes(layer_feed(project, lid, rel, base_url))
+    history = out_dir / HISTORY_FILE
+    tmp = out_dir / f".{HISTORY_FILE}.tmp"
+    _start_history(previous_dir / CHANGES_DIR if previous_dir else None, tmp)
+    con = _connect(tmp)
+    try:
+        rel = _release_number(con, release_id, stamp, {})
+
+        def append(events: list[Event]) -> None:
+            con.executemany(_LOG_INSERT, ((rel, lid, fid, op, *(bbox or (None,) * 4))
+                                          for lid, fid, op, bbox in events))
+
+        diffs, _ = diff_stores(old_store, new_store, batch_rows, sink=append)
+        _prune_history(con)
+        con.commit()
+        free, pages = (con.execute(f"PRAGMA {p}").fetchone()[0]
+                       for p in ("freelist_count", "page_count"))
+        if free * 4 > pages:  # pruning freed a quarter of the file: the next copy is smaller
+            con.execute("VACUUM")
+        summary = {"release": release_id, "previous": previous_id, "at": stamp,
+                   "layers": {lid: d.as_dict() for lid, d in diffs.items()}}
+        del diffs
+        _write_json(out_dir / SUMMARY_FILE, summary)
+        for lid in summary["layers"]:
+            feed = _layer_releases(con, lid)
+            _write_json(out_dir / f"{lid}.json", {"layer": lid, "releases": feed})
+            (out_dir / f"{lid}.atom").write_bytes(layer_feed(project, lid, feed, base_url))
+    finally:
+        con.close()
+    tmp.replace(history)
     return summary
 
 
-def _releases_by_layer(history: list[list[Any]]) -> dict[str, list[dict[str, Any]]]:
-    """history rows -> per layer, per release (newest first): ids by op."""
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for rid, at, lid, fid, op, *_ in history:
-        r = out.setdefault(lid, {}).setdefault(rid, {"release": rid, "at": at, "added": [],
-                                                     "removed": [], "changed": []})
-        r[op].append(fid)
-    return {lid: sorted(rs.values(), key=lambda r: (r["at"], r["release"]), reverse=True)
-            for lid, rs in out.items()}
+def _start_history(previous: Path | None, path: Path) -> None:
+    """``path``: a copy of the previous release's history (a file copy; the former JSON layout
+    is read once into the table), or an empty one."""
+    path.unlink(missing_ok=True)
+    if previous is not None and (previous / HISTORY_FILE).is_file():
+        shutil.copyfile(previous / HISTORY_FILE, path)
+        return
+    con = _connect(path)
+    try:
+        for ddl in HISTORY_DDL:
+            con.execute(ddl)
+        rows = history_rows(previous)  # a former history.json, or nothing
+        numbers: dict[tuple[str, str], int] = {}
+        while chunk := [r for _, r in zip(range(HISTORY_CHUNK), rows, strict=False)]:
+            con.executemany(_LOG_INSERT, ((_release_number(con, r[0], r[1], numbers), *r[2:])
+                                          for r in chunk))
+        con.commit()
+    finally:
+        con.close()
+
+
+def _release_number(con: sqlite3.Connection, release_id: str, at: str,
+                    numbers: dict[tuple[str, str], int]) -> int:
+    """The number of a release (id and time) in the history's ``releases``, added if new."""
+    key = (release_id, at)
+    if key not in numbers:
+        row = con.execute("SELECT rel FROM releases WHERE release = ? AND at = ?", key).fetchone()
+        numbers[key] = row[0] if row else int(con.execute(
+            "INSERT INTO releases (release, at) VALUES (?, ?)", key).lastrowid or 0)
+    return numbers[key]
+
+
+def _prune_history(con: sqlite3.Connection) -> None:
+    """Keep the newest :data:`MAX_EVENTS` events (the oldest are dropped first)."""
+    row = con.execute("SELECT seq FROM log ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                      (MAX_EVENTS - 1,)).fetchone()
+    if row is not None:
+        con.execute("DELETE FROM log WHERE seq < ?", (row[0],))
+        con.execute("DELETE FROM releases WHERE rel NOT IN (SELECT DISTINCT rel FROM log)")
+
+
+def _layer_releases(con: sqlite3.Connection, lid: str) -> list[dict[str, Any]]:
+    """A layer's newest :data:`FEED_RELEASES` releases in the history (newest first), each
+    with its ids by operation in the history's order; only those releases' rows are read."""
+    # a release id is one entry, with the time of its first event (as in a list of the rows)
+    first: dict[str, tuple[str, list[int]]] = {}
+    for num, rid, at in con.execute(
+            "SELECT rel, release, at FROM releases WHERE rel IN "
+            "(SELECT DISTINCT rel FROM log WHERE layer = ?) ORDER BY rel", (lid,)):
+        first.setdefault(rid, (at, []))[1].append(num)
+    heads = sorted(((at, rid) for rid, (at, _) in first.items()), reverse=True)
+    out = []
+    for at, rid in heads[:FEED_RELEASES]:
+        r: dict[str, Any] = {"release": rid, "at": at, "added": [], "removed": [],
+                             "changed": []}
+        nums = first[rid][1]
+        for fid, op in con.execute(
+                f"SELECT fid, op FROM log WHERE layer = ? AND rel IN "
+                f"({', '.join('?' * len(nums))}) ORDER BY seq", (lid, *nums)):
+            r[op].append(fid)
+        out.append(r)
+    return out
 
 
 def _write_json(path: Path, data: Any, compact: bool = False) -> None:
@@ -315,21 +442,6 @@ def _write_json(path: Path, data: Any, compact: bool = False) -> None:
     with tmp.open("w", encoding="utf-8") as fh:
         json.dump(data, fh, ensure_ascii=False, separators=(",", ":") if compact else None,
                   indent=None if compact else 1)
-    tmp.replace(path)
-
-
-def _write_history(path: Path, history: list[list[Any]]) -> None:
-    """``history.json``: the bytes of ``json.dumps({"columns": ..., "events": history})``
-    (compact), written :data:`HISTORY_CHUNK` events at a time instead of as one string."""
-    def dumps(x: Any) -> str:
-        return json.dumps(x, ensure_ascii=False, separators=(",", ":"))
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write('{"columns":' + dumps(HISTORY_COLUMNS) + ',"events":[')
-        for i in range(0, len(history), HISTORY_CHUNK):
-            fh.write(("," if i else "") + dumps(history[i:i + HISTORY_CHUNK])[1:-1])
-        fh.write("]}")
     tmp.replace(path)
 
 
@@ -376,7 +488,7 @@ def changed_since(changes_dir: Path | None, since: str | dt.date | dt.datetime,
     t0 = _when(since)
     latest: dict[tuple[str, str], str] = {}
     first_op: dict[tuple[str, str], str] = {}
-    rows = events if events is not None else load_history(changes_dir)
+    rows = events if events is not None else history_rows(changes_dir)
     for rid, at, lid, fid, op, minx, miny, maxx, maxy in rows:
         del rid
         if _when(at) < t0 or (layers is not None and lid not in layers):

@@ -31,7 +31,6 @@ small by nature.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import multiprocessing
@@ -57,7 +56,9 @@ from config import Project
 from config.errors import ConfigError
 from config.messages import both
 from config.models import I18nText, LayerSpec, OpenDataConfig, OpenDataLayout, Strict
-from publish.build.public_store import _qi, plan_layer
+from etl.readers import file_hash
+from etl.sql import qi
+from publish.build.public_store import FRAME_GEOMETRY, arrow_batches, batch_frame, plan_layer
 from publish.model import DECIMALS, ROWID_COLUMN, STORE_CRS, LayerPlan
 
 OPENDATA_DIR = "opendata"
@@ -67,13 +68,12 @@ LAT, LON, WKT = "緯度", "経度", "WKT"
 #: rows per batch of the streamed downloads: memory follows this, not the layer's size
 BATCH_ROWS = 10_000
 #: the geometry name a whole-layer ``read_dataframe`` gives (the downloads' geometry column)
-GEOMETRY = "geometry"
+GEOMETRY = FRAME_GEOMETRY
 #: layer geometry types a stream can declare before its first row (else: the whole path)
 STREAM_TYPES = {"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString",
                 "MultiPolygon"}
 #: dtypes (``pyogrio.read_info``) whose batches convert like the whole layer
 STREAM_DTYPES = {"object", "bool", "int16", "int32", "int64", "float32", "float64"}
-CHUNK = 1 << 20  # bytes read at a time for sha256
 #: processes writing the streamed downloads side by side (GDAL holds the GIL while it writes,
 #: so threads would not overlap): at most this many, at most the CPUs this process may use
 WORKERS = 2
@@ -118,14 +118,9 @@ class Download:
 
 
 def file_digest(path: Path) -> tuple[str, int]:
-    """sha256 (hex) and size of a file, read :data:`CHUNK` bytes at a time."""
-    h = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+    """sha256 (hex) and size of a download: the ETL's source hash (:func:`etl.readers.file_hash`,
+    read in chunks) of this one file, for the catalogue."""
+    return file_hash([path]), path.stat().st_size
 
 
 def _credit(spec: LayerSpec) -> dict[str, str]:
@@ -272,10 +267,10 @@ def layer_shape(store: Path, lid: str, columns: list[str] | None = None) -> Laye
     info = pyogrio.read_info(store, layer=lid)
     fields = [str(f) for f in info["fields"]]
     cols = [c for c in fields if columns is None or c in columns]
-    sel = ", ".join(["count(*)", *(f"sum({_qi(c)} IS NULL)" for c in cols)])
+    sel = ", ".join(["count(*)", *(f"sum({qi(c)} IS NULL)" for c in cols)])
     con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     try:
-        row = con.execute(f"SELECT {sel} FROM {_qi(lid)}").fetchone()
+        row = con.execute(f"SELECT {sel} FROM {qi(lid)}").fetchone()
     finally:
         con.close()
     return LayerShape(int(row[0]), {c: int(v or 0) for c, v in zip(cols, row[1:], strict=True)},
@@ -284,31 +279,16 @@ def layer_shape(store: Path, lid: str, columns: list[str] | None = None) -> Laye
                        if f in cols})
 
 
-def _batches(store: Path, lid: str, columns: list[str] | None, batch_rows: int,
-             geometry: bool = True) -> Iterator[tuple[pa.RecordBatch, str, Any]]:
-    """GDAL's Arrow batches of a layer (with the name of its geometry column and its CRS)."""
-    with pyogrio.open_arrow(store, layer=lid, columns=columns, batch_size=batch_rows,
-                            read_geometry=geometry, use_pyarrow=True,
-                            datetime_as_string=True) as (meta, reader):
-        gname = meta["geometry_name"] or "wkb_geometry"
-        for batch in reader:
-            yield batch, gname, meta["crs"]
-
-
 def _frame(batch: pa.RecordBatch, gname: str, shape: LayerShape, crs: Any) -> Any:
     """One Arrow batch as the same rows of a whole-layer ``read_dataframe(use_arrow=True)``."""
-    df = pa.Table.from_batches([batch]).to_pandas()
+    df = batch_frame(batch, gname, crs)
     for c, n in shape.nulls.items():
         if n and c in df.columns:
             if pd.api.types.is_integer_dtype(df[c].dtype):
                 df[c] = df[c].astype("float64")
             elif pd.api.types.is_bool_dtype(df[c].dtype):
                 df[c] = df[c].astype(object)
-    if gname not in df.columns:
-        return df
-    wkb = df.pop(gname)
-    df[GEOMETRY] = shapely.from_wkb(wkb.to_numpy())
-    return gpd.GeoDataFrame(df, geometry=GEOMETRY, crs=crs)
+    return df
 
 
 def store_frames(store: Path, lid: str, columns: list[str] | None, batch_rows: int,
@@ -318,7 +298,8 @@ def store_frames(store: Path, lid: str, columns: list[str] | None, batch_rows: i
     Arrow turns an integer column with a NULL into float and a boolean one into object, so a
     column with a NULL anywhere in the layer (``shape.nulls``) gets that dtype in every batch.
     """
-    for batch, gname, crs in _batches(store, lid, columns, batch_rows, geometry):
+    for batch, gname, crs in arrow_batches(store, batch_rows, layer=lid, columns=columns,
+                                           geometry=geometry):
         yield _frame(batch, gname, shape, crs)
 
 
@@ -383,7 +364,7 @@ def _stream_task(task: _Task) -> _Written:
     types: set[str] = set()
     has_z = False
     n = 0
-    batches = _batches(task.store, task.lid, names, task.batch_rows)
+    batches = arrow_batches(task.store, task.batch_rows, layer=task.lid, columns=names)
     first, gname, crs_info = next(batches)
     crs = None  # as write_dataframe names the layer's CRS
     if crs_info:

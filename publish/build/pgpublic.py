@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from config import Project
 from config.errors import EtlError
 from config.models import LayerSpec
+from etl.sql import like_prefix, qi
 from etl.stores import url as store_url
 from etl.stores.postgis import (
     PostgisStore,
@@ -35,7 +36,6 @@ from etl.stores.postgis import (
     connect,
     db_error,
     make_engine,
-    qi,
     schema_exists,
     table_columns,
     table_names,
@@ -223,7 +223,7 @@ def check(conn: Connection, schema: str, reader: str, expected: dict[str, set[st
 
 def release_schemas(conn: Connection, prefix: str) -> list[str]:
     rows = conn.execute(text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
-                        {"p": prefix.replace("_", r"\_") + r"\_pub\_%"})
+                        {"p": like_prefix(f"{prefix}_pub_")})
     return [r[0] for r in rows]
 
 

@@ -50,6 +50,7 @@ from config import Project
 from config import messages as msg
 from config.models import CodeList, I18nText, LayerSpec, PublishGeometry
 from etl.schema import GEOMETRY_COLUMN, LINEAGE_COLUMNS, output_columns, public_columns
+from etl.sql import qi
 from etl.stores import MasterStore, open_store
 from etl.stores.base import MASTER
 from etl.validate import simplify_for_publication
@@ -77,6 +78,8 @@ GPKG_SYSTEM_TABLES = {"gpkg_contents", "gpkg_spatial_ref_sys", "gpkg_geometry_co
 DTYPES = {"str": "string", "int": "Int64", "float": "Float64", "bool": "boolean", "date": "string"}
 # Names a public_filter may use besides columns (pandas query syntax).
 FILTER_WORDS = {"and", "or", "not", "in", "is", "True", "False", "None", "nan", "NaN"}
+#: the geometry column of a frame read from a GeoPackage (the name ``read_dataframe`` gives)
+FRAME_GEOMETRY = "geometry"
 #: master rows per batch of the streamed publish: memory follows this, not the layer's size
 BATCH_ROWS = 10_000
 #: layer options of every public table (R-tree index, the integer key named rid)
@@ -416,30 +419,40 @@ def _stream_plan(path: Path, plan: LayerPlan) -> _Plan | None:
     key = pa.array(raw.astype("string").str.strip(" ").to_numpy(dtype=object), type=pa.string())
     if not pc.all(pc.equal(pc.take(arr, pc.sort_indices(key)), fids)).as_py():
         return None
-    names = ", ".join(_qi(c) for c in dict.fromkeys([*plan.read_columns]))
+    names = ", ".join(qi(c) for c in dict.fromkeys([*plan.read_columns]))
     geom = pyogrio.read_info(path, layer=plan.id)["geometry_name"] or "geom"
-    sql = (f"SELECT {names}, {_qi(geom)} FROM {_qi(plan.id)} "
-           f"ORDER BY trim(CAST({_qi(idf)} AS TEXT), ' ')")
+    sql = (f"SELECT {names}, {qi(geom)} FROM {qi(plan.id)} "
+           f"ORDER BY trim(CAST({qi(idf)} AS TEXT), ' ')")
     return _Plan(sql, fids, n_master)
 
 
-def _qi(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def arrow_batches(path: Path, batch_rows: int, *, layer: str | None = None,
+                  columns: list[str] | None = None, sql: str | None = None,
+                  geometry: bool = True) -> Iterator[tuple[pa.RecordBatch, str, Any]]:
+    """A GeoPackage layer (or, given ``sql``, that query instead) in GDAL's Arrow batches of
+    ``batch_rows`` rows, each with the name of its geometry column and its CRS.
 
-
-def _read_batches(path: Path, plan: LayerPlan, sp: _Plan,
-                  batch_rows: int) -> Iterator[gpd.GeoDataFrame]:
-    """Master rows in public id order, ``batch_rows`` at a time (GDAL's Arrow stream)."""
-    kw: dict[str, Any] = ({"sql": sp.sql} if sp.sql else
-                          {"layer": plan.id, "columns": list(plan.read_columns)})
-    with pyogrio.open_arrow(path, batch_size=batch_rows, use_pyarrow=True,
-                            datetime_as_string=True, **kw) as (meta, reader):
+    The one batch reader of the streamed publish: the master (:func:`write_public_store`) and
+    the public store (open data, change feed, search index through
+    :func:`publish.build.opendata.store_frames`). Dates as text, as the whole-layer reads."""
+    where: dict[str, Any] = {"sql": sql} if sql else {"layer": layer, "columns": columns}
+    with pyogrio.open_arrow(path, batch_size=batch_rows, read_geometry=geometry,
+                            use_pyarrow=True, datetime_as_string=True, **where) as (meta, reader):
         gname = meta["geometry_name"] or "wkb_geometry"
         for batch in reader:
-            df = pa.Table.from_batches([batch]).to_pandas()
-            wkb = df.pop(gname)
-            yield gpd.GeoDataFrame(df, geometry=shapely.from_wkb(wkb.to_numpy()),
-                                   crs=meta["crs"])
+            yield batch, gname, meta["crs"]
+
+
+def batch_frame(batch: pa.RecordBatch, gname: str, crs: Any) -> pd.DataFrame:
+    """One Arrow batch (:func:`arrow_batches`) as pandas rows: a GeoDataFrame whose WKB column
+    ``gname`` became :data:`FRAME_GEOMETRY` (last, as ``pyogrio.read_dataframe`` gives it), a
+    plain frame for a batch read without geometry."""
+    df = pa.Table.from_batches([batch]).to_pandas()
+    if gname not in df.columns:
+        return df
+    wkb = df.pop(gname)
+    df[FRAME_GEOMETRY] = shapely.from_wkb(wkb.to_numpy())
+    return gpd.GeoDataFrame(df, geometry=FRAME_GEOMETRY, crs=crs)
 
 
 def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
@@ -525,8 +538,9 @@ def _stream_layer(path: Path, master: Path, plan: LayerPlan, sp: _Plan,
 
     def tables() -> Iterator[tuple[pa.RecordBatch, set[str]]]:
         nonlocal done
-        for df in _read_batches(master, plan, sp, batch_rows):
-            df = _apply_filter(df, plan)
+        for batch, gname, crs in arrow_batches(master, batch_rows, layer=plan.id,
+                                               columns=list(plan.read_columns), sql=sp.sql):
+            df = _apply_filter(batch_frame(batch, gname, crs), plan)
             if not len(df):
                 continue
             fid = df[spec.id_field].astype("string").str.strip()

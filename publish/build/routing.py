@@ -49,7 +49,8 @@ from config.errors import EtlError
 from config.i18n import langs
 from config.messages import MESSAGES, both, en, ja, text
 from config.models import RoutingConfig
-from etl.stores.postgis import qi, write_frame
+from etl.sql import qi
+from etl.stores.postgis import write_frame
 from publish.model import ID_COLUMN, STORE_CRS
 
 GRAPH_FILE = "walk_graph.npz"

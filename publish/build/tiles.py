@@ -27,13 +27,16 @@ zoom (tiles are part of the atomic release and of its leak check).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import heapq
+import itertools
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +45,7 @@ import geopandas as gpd
 import pyogrio
 import shapely
 from pmtiles.reader import MmapSource, Reader, all_tiles
-from pmtiles.tile import Compression, TileType, zxy_to_tileid
+from pmtiles.tile import Compression, TileType, tileid_to_zxy, zxy_to_tileid
 from pmtiles.writer import Writer
 from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
 
@@ -150,13 +153,27 @@ def _write_band(gdf: gpd.GeoDataFrame, path: Path, name: str, lo: int, hi: int, 
     pyogrio.write_dataframe(gdf, path, driver="PMTiles", layer=name, dataset_options=opts)
 
 
+def _part_tiles(reader: Reader, index: int) -> Iterator[tuple[int, int, bytes]]:
+    """(tile id, part index, gzip'd tile) of one part, in tile id order (a PMTiles directory
+    is sorted by tile id, and :func:`all_tiles` walks it in order)."""
+    for (z, x, y), data in all_tiles(reader.get_bytes):
+        yield zxy_to_tileid(z, x, y), index, data
+
+
 def _merge(parts: list[Path], out: Path, metadata: dict) -> tuple[int, int, int]:
-    """One archive from single-layer ones: per tile, the concatenation of the parts' tiles."""
-    tiles: dict[int, list[bytes]] = {}
+    """One archive from single-layer ones: per tile, the concatenation of the parts' tiles.
+
+    The parts are read side by side in tile id order (a k-way merge), so one tile at a time is
+    held, never the archive (at 1M features its decompressed tiles were hundreds of MB); each
+    tile's layers are concatenated in the order of ``parts``, as before."""
     zooms: set[int] = set()
     bounds = [180.0, 90.0, -180.0, -90.0]
-    for part in parts:
-        with part.open("rb") as f:
+    count = 0
+    tmp = out.with_suffix(".tmp")
+    with contextlib.ExitStack() as stack:
+        readers = []
+        for part in parts:
+            f = stack.enter_context(part.open("rb"))
             reader = Reader(MmapSource(f))
             h = reader.header()
             if h["tile_compression"] != Compression.GZIP:
@@ -164,24 +181,26 @@ def _merge(parts: list[Path], out: Path, metadata: dict) -> tuple[int, int, int]
                                    error=f"compression {h['tile_compression']}")
             bounds = [min(bounds[0], h["min_lon_e7"] / 1e7), min(bounds[1], h["min_lat_e7"] / 1e7),
                       max(bounds[2], h["max_lon_e7"] / 1e7), max(bounds[3], h["max_lat_e7"] / 1e7)]
-            for (z, x, y), data in all_tiles(reader.get_bytes):
-                tiles.setdefault(zxy_to_tileid(z, x, y), []).append(gzip.decompress(data))
-                zooms.add(z)
-    tmp = out.with_suffix(".tmp")
-    with tmp.open("wb") as f:
-        w = Writer(f)
-        for tid in sorted(tiles):
-            w.write_tile(tid, gzip.compress(b"".join(tiles[tid]), compresslevel=9, mtime=0))
-        lo, hi = min(zooms), max(zooms)
-        centre_zoom = max(lo, min(hi, CITY_DATA_ZOOM))
-        w.finalize({
-            "tile_type": TileType.MVT, "tile_compression": Compression.GZIP,
-            "min_lon_e7": int(bounds[0] * 1e7), "min_lat_e7": int(bounds[1] * 1e7),
-            "max_lon_e7": int(bounds[2] * 1e7), "max_lat_e7": int(bounds[3] * 1e7),
-            "center_zoom": centre_zoom, "center_lon_e7": int((bounds[0] + bounds[2]) / 2 * 1e7),
-            "center_lat_e7": int((bounds[1] + bounds[3]) / 2 * 1e7)}, metadata)
+            readers.append(reader)
+        merged = heapq.merge(*(_part_tiles(r, i) for i, r in enumerate(readers)))
+        with tmp.open("wb") as fo:
+            w = Writer(fo)
+            for tid, group in itertools.groupby(merged, key=lambda t: t[0]):
+                body = b"".join(gzip.decompress(data) for _, _, data in group)
+                w.write_tile(tid, gzip.compress(body, compresslevel=9, mtime=0))
+                zooms.add(tileid_to_zxy(tid)[0])
+                count += 1
+            lo, hi = min(zooms), max(zooms)
+            centre_zoom = max(lo, min(hi, CITY_DATA_ZOOM))
+            w.finalize({
+                "tile_type": TileType.MVT, "tile_compression": Compression.GZIP,
+                "min_lon_e7": int(bounds[0] * 1e7), "min_lat_e7": int(bounds[1] * 1e7),
+                "max_lon_e7": int(bounds[2] * 1e7), "max_lat_e7": int(bounds[3] * 1e7),
+                "center_zoom": centre_zoom,
+                "center_lon_e7": int((bounds[0] + bounds[2]) / 2 * 1e7),
+                "center_lat_e7": int((bounds[1] + bounds[3]) / 2 * 1e7)}, metadata)
     tmp.replace(out)
-    return lo, hi, len(tiles)
+    return lo, hi, count
 
 
 def write_tiles(store: Path, layers: Sequence[TileLayer], out_dir: Path, name: str, *,

@@ -8,9 +8,14 @@ page works without it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import Path
+
+from markupsafe import Markup
+
+from publish.errors import PublishError
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 VENDOR_URL = "/static/vendor"
@@ -21,6 +26,25 @@ def asset_url(rel: str) -> str:
     """``/static/<rel>?v=<hash>``: a new release never runs yesterday's cached script."""
     digest = hashlib.sha256((STATIC_DIR / rel).read_bytes()).hexdigest()[:10]
     return f"/static/{rel}?v={digest}"
+
+
+def lang_script() -> Markup:
+    """``static/lang.js``, to inline in ``<head>``: every page (map pages and the server's) is
+    in its language from the first paint, chosen the same way (``?lang=``, the remembered
+    choice, the browser's). Read again only when the file changes."""
+    path = STATIC_DIR / "lang.js"
+    return _lang_script(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _lang_script(path: Path, mtime_ns: int) -> Markup:
+    """The script's text, checked: a ``</`` in it would end the inline ``<script>`` early, so
+    such a file is refused with a clear error naming the file and the fix, never inlined (a
+    real check, not an ``assert``: ``python -O`` strips those)."""
+    src = path.read_text(encoding="utf-8")
+    if "</" in src:
+        raise PublishError("inline_script_unsafe", path=path)
+    return Markup(src)
 
 
 def assert_offline(html: str) -> None:

@@ -51,7 +51,7 @@ from etl.schema import Column, public_columns
 from publish.errors import PublishError
 from publish.model import API_PATH, ID_COLUMN, LABEL_LANGS, SiteContext
 from publish.pages import hazard_facts, roles
-from publish.pages.common import STATIC_DIR, VENDOR_URL, asset_url, write_page
+from publish.pages.common import VENDOR_URL, asset_url, lang_script, write_page
 
 MAP_STATIC = "map"  # /static/map/: the page scripts and style
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -834,15 +834,6 @@ def _spans(entry: dict[str, str]) -> Markup:
                   f'<span class="gm-easy" lang="ja">{escape(easy)}</span>')
 
 
-@functools.lru_cache(maxsize=1)
-def _lang_script(mtime: float) -> Markup:
-    """``static/lang.js``, inlined: the page is in its language from the first paint, chosen
-    exactly as on the server pages (``?lang=``, the remembered choice, the browser's)."""
-    src = (STATIC_DIR / "lang.js").read_text(encoding="utf-8")
-    assert "</" not in src, "lang.js must not close the inline <script>"
-    return Markup(src)
-
-
 def render_page(config: dict[str, Any], data_url: str | None) -> str:
     """The page's HTML (``templates/map_page.html``): chrome, config JSON, scripts."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
@@ -852,7 +843,7 @@ def render_page(config: dict[str, Any], data_url: str | None) -> str:
     return env.get_template("map_page.html").render(
         cfg=config, config_json=Markup(_json(config)), js=js, css=css, bi=_spans,
         t=lambda key, **kw: _spans(i18n.langs(key, **kw)),
-        lang_js=_lang_script((STATIC_DIR / "lang.js").stat().st_mtime))
+        lang_js=lang_script())
 
 
 def build_page(project: Project, page_id: str, store: Path, out_dir: Path, *,

@@ -73,7 +73,7 @@ from publish.build.apiconfig import (
 )
 from publish.errors import PublishError
 from publish.model import API_PATH
-from publish.pages.common import asset_url
+from publish.pages.common import asset_url, lang_script
 from publish.server import answers as answers_routes
 from publish.server import api as pyapi
 from publish.server import pdf_pool
@@ -137,17 +137,10 @@ def _asset(rel_path: str) -> str:
     return _asset_at(rel_path, (STATIC_DIR / rel_path).stat().st_mtime_ns)
 
 
-@functools.lru_cache(maxsize=2)
-def _lang_script(mtime_ns: int) -> Markup:
-    src = (STATIC_DIR / "lang.js").read_text(encoding="utf-8")
-    assert "</" not in src, "lang.js must not close the inline <script>"
-    return Markup(src)
-
-
 def _lang_js() -> Markup:
     """``static/lang.js`` inlined in <head> like the map pages: the page paints in its language
     without a blocking request."""
-    return _lang_script((STATIC_DIR / "lang.js").stat().st_mtime_ns)
+    return lang_script()
 
 
 def _is_api(path: str) -> bool:

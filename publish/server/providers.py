@@ -60,6 +60,7 @@ from pygeoapi.provider.base import (
 from pygeoapi.provider.ogr import OGRProvider
 
 from config.messages import text
+from etl.sql import literal, qi
 
 LOGGER = logging.getLogger(__name__)
 
@@ -146,16 +147,6 @@ def result_set(conn: Any, sql: str) -> Iterator[Any]:
         yield rs
     finally:
         conn.ReleaseResultSet(rs)
-
-
-def quote_ident(name: str) -> str:
-    """SQL identifier (names come from the schema, but quote them anyway)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_text(value: str) -> str:
-    """SQL text literal: the only escaping SQLite needs is doubling single quotes."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def typed_value(name: str, value: Any, typ: str) -> bool | int | float | str:
@@ -294,7 +285,7 @@ class PublicOGRProvider(PublicView, OGRProvider):
             return str(v)
         if isinstance(v, float):
             return repr(v)
-        return quote_text(v)
+        return literal(v)
 
     def _names(self, layer: Any) -> tuple[str, str, str]:
         table = self.layer_name
@@ -308,7 +299,7 @@ class PublicOGRProvider(PublicView, OGRProvider):
         conds: list[str] = []
         for name, value in properties:
             self.check_queryable(name)
-            conds.append(f"{quote_ident(name)} = {self._literal(name, value)}")
+            conds.append(f"{qi(name)} = {self._literal(name, value)}")
         if bbox:
             conds.append(self._bbox_condition(sql, table, rid, geom, bbox, conds))
         return conds
@@ -322,29 +313,29 @@ class PublicOGRProvider(PublicView, OGRProvider):
         if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
             raise ProviderInvalidQueryError(user_msg="bbox")
         minx, miny, maxx, maxy = vals
-        rtree = quote_ident(f"rtree_{table}_{geom}")
+        rtree = qi(f"rtree_{table}_{geom}")
         inside = (f"SELECT id FROM {rtree} WHERE minx >= {minx!r} AND maxx <= {maxx!r} "
                   f"AND miny >= {miny!r} AND maxy <= {maxy!r}")
         touching = (f"SELECT id FROM {rtree} WHERE minx <= {maxx!r} AND maxx >= {minx!r} "
                     f"AND miny <= {maxy!r} AND maxy >= {miny!r}")
-        where = " AND ".join([f"{quote_ident(rid)} IN ({touching})",
-                              f"{quote_ident(rid)} NOT IN ({inside})", *attr])
-        rows = sql.execute(f"SELECT {quote_ident(rid)}, {self._wkb(geom)} "
-                           f"FROM {quote_ident(table)} WHERE {where}").fetchall()
+        where = " AND ".join([f"{qi(rid)} IN ({touching})",
+                              f"{qi(rid)} NOT IN ({inside})", *attr])
+        rows = sql.execute(f"SELECT {qi(rid)}, {self._wkb(geom)} "
+                           f"FROM {qi(table)} WHERE {where}").fetchall()
         edge: list[str] = []
         if rows:
             hit = shapely.intersects(shapely.from_wkb([r[1] for r in rows]),
                                      shapely.box(minx, miny, maxx, maxy))
             edge = [str(int(r[0])) for r, h in zip(rows, hit, strict=True) if h]
-        cond = f"{quote_ident(rid)} IN ({inside})"
+        cond = f"{qi(rid)} IN ({inside})"
         if edge:
-            cond = f"({cond} OR {quote_ident(rid)} IN ({','.join(edge)}))"
+            cond = f"({cond} OR {qi(rid)} IN ({','.join(edge)}))"
         return cond
 
     @staticmethod
     def _wkb(geom: str) -> str:
         """SQL for a GeoPackage geometry as 2D WKB (SpatiaLite); NULL stays NULL."""
-        return f"AsBinary(GeomFromGPB({quote_ident(geom)}))"
+        return f"AsBinary(GeomFromGPB({qi(geom)}))"
 
     def _order(self, layer: Any, sortby: list[dict[str, str]]) -> str:
         _, rid, _ = self._names(layer)
@@ -353,8 +344,8 @@ class PublicOGRProvider(PublicView, OGRProvider):
             prop = s["property"]
             if prop not in self._fields:
                 raise ProviderInvalidQueryError(user_msg=f"sortby: {prop}")
-            parts.append(f"{quote_ident(prop)} {'DESC' if s.get('order') == '-' else 'ASC'}")
-        parts.append(quote_ident(rid))  # tie-breaker: stable, disjoint pages
+            parts.append(f"{qi(prop)} {'DESC' if s.get('order') == '-' else 'ASC'}")
+        parts.append(qi(rid))  # tie-breaker: stable, disjoint pages
         return ", ".join(parts)
 
     # ---- queries
@@ -383,14 +374,14 @@ class PublicOGRProvider(PublicView, OGRProvider):
             if select_properties:
                 names = [self.id_field] + [p for p in select_properties
                                            if p in self._fields and p != self.id_field]
-            tail = (f" FROM {quote_ident(table)}{where} "
+            tail = (f" FROM {qi(table)}{where} "
                     f"ORDER BY {self._order(layer, sortby or [])} "
                     f"LIMIT {int(limit)} OFFSET {int(offset)}")
             transform = self._get_crs_transform(crs_transform_spec)
             if transform is None and self._flat(layer):
                 features = self._features(sql, rid, geom, names, tail, skip_geometry)
             else:  # reprojection or Z/M geometries: OGR does the geometry work
-                cols = ", ".join(quote_ident(c) for c in [rid, geom, *names])
+                cols = ", ".join(qi(c) for c in [rid, geom, *names])
                 with result_set(self.conn, f"SELECT {cols}{tail}") as rs:
                     plan = self._props_plan(rs.GetLayerDefn())
                     features = [self._feature_json(feat, skip_geometry, transform, plan)
@@ -412,8 +403,8 @@ class PublicOGRProvider(PublicView, OGRProvider):
         self.get_fields()
         with self._gdal_call() as layer:
             table, rid, geom = self._names(layer)
-            tail = (f" FROM {quote_ident(table)} "
-                    f"WHERE {quote_ident(self.id_field)} = {quote_text(ident)} LIMIT 1")
+            tail = (f" FROM {qi(table)} "
+                    f"WHERE {qi(self.id_field)} = {literal(ident)} LIMIT 1")
             transform = self._get_crs_transform(crs_transform_spec)
             if transform is None and self._flat(layer):
                 found = self._features(self._sqlite(), rid, geom, list(self._fields), tail,
@@ -447,14 +438,14 @@ class PublicOGRProvider(PublicView, OGRProvider):
                                   "WHERE lower(table_name) = lower(?)", (table,)).fetchone()
                 if row is not None and row[0] is not None and row[0] >= 0:
                     return int(row[0])
-        return int(sql.execute(f"SELECT COUNT(*) FROM {quote_ident(table)}{where}").fetchone()[0])
+        return int(sql.execute(f"SELECT COUNT(*) FROM {qi(table)}{where}").fetchone()[0])
 
     def _features(self, sql: sqlite3.Connection, rid: str, geom: str, names: list[str],
                   tail: str, skip_geometry: bool) -> list[dict[str, Any]]:
         """GeoJSON Feature dicts for ``SELECT ...<tail>``: values as SQLite returns them
         (booleans from the schema), geometries via :func:`geojson_geometries`."""
         gcol = "NULL" if skip_geometry else self._wkb(geom)
-        cols = ", ".join([quote_ident(rid), gcol, *(quote_ident(n) for n in names)])
+        cols = ", ".join([qi(rid), gcol, *(qi(n) for n in names)])
         try:
             rows = sql.execute(f"SELECT {cols}{tail}").fetchall()
         except sqlite3.Error as err:

@@ -108,6 +108,14 @@ def _add_vary(headers: list[tuple[str, str]], token: str) -> None:
         _set(headers, "Vary", ", ".join([*parts, token]))
 
 
+def _encoded(headers: list[tuple[str, str]], enc: str, length: int | None) -> None:
+    """The headers of a body sent encoded: its encoding, its encoded length (None: chunked, the
+    size is known only at the end), no ranges (those of the encoded body are not offered)."""
+    _set(headers, "Content-Encoding", enc)
+    _set(headers, "Accept-Ranges", None)
+    _set(headers, "Content-Length", None if length is None else str(length))
+
+
 def choose_encoding(accept: str | None) -> str | None:
     """``br`` if the client takes it, else ``gzip``, else None (identity)."""
     if not accept:
@@ -335,8 +343,7 @@ class Transfer:
             _set(headers, "Cache-Control", self.cache_control(environ, 200, headers, None))
             return self._send_304(start_response, headers)
         if enc is None:
-            _set(headers, "Cache-Control", self.cache_control(environ, 200, headers, None))
-            start_response(status_line, headers)
+            self._start(environ, start_response, status_line, headers)
             return self._passthrough(result, captured)
         name = self._file_name(result, captured)
         copy = precompress.fresh_copy(name, enc) if name else None
@@ -349,11 +356,8 @@ class Transfer:
         if fh is not None:
             self._collect(result, {})  # closes the original file unread
             wrapper = environ.get("wsgi.file_wrapper", FileWrapper)
-            _set(headers, "Content-Encoding", enc)
-            _set(headers, "Content-Length", str(os.fstat(fh.fileno()).st_size))
-            _set(headers, "Accept-Ranges", None)
-            _set(headers, "Cache-Control", self.cache_control(environ, 200, headers, None))
-            start_response(status_line, headers)
+            _encoded(headers, enc, os.fstat(fh.fileno()).st_size)
+            self._start(environ, start_response, status_line, headers)
             return wrapper(fh, BLOCK)  # type: ignore[no-any-return]
         if size is not None and size <= STREAM_ABOVE:
             body = self._collect(result, captured)
@@ -362,18 +366,19 @@ class Transfer:
             if out is None:
                 out = compress(body, enc, best=True)
                 self.cache.put(key, out)
-            _set(headers, "Content-Encoding", enc)
-            _set(headers, "Accept-Ranges", None)  # ranges of the encoded body are not offered
-            _set(headers, "Content-Length", str(len(out)))
-            _set(headers, "Cache-Control", self.cache_control(environ, 200, headers, body))
-            start_response(status_line, headers)
+            _encoded(headers, enc, len(out))
+            self._start(environ, start_response, status_line, headers, body)
             return [out]
-        _set(headers, "Content-Encoding", enc)
-        _set(headers, "Accept-Ranges", None)
-        _set(headers, "Content-Length", None)  # chunked: the encoded size is known at the end
-        _set(headers, "Cache-Control", self.cache_control(environ, 200, headers, None))
-        start_response(status_line, headers)
+        _encoded(headers, enc, None)
+        self._start(environ, start_response, status_line, headers)
         return compress_stream(self._passthrough(result, captured), enc)
+
+    def _start(self, environ: dict[str, Any], start_response: StartResponse, status_line: str,
+               headers: list[tuple[str, str]], body: bytes | None = None) -> None:
+        """Start a tagged answer: its Cache-Control (``body``: the bytes a fingerprint is
+        checked against, when held), then the status and headers."""
+        _set(headers, "Cache-Control", self.cache_control(environ, 200, headers, body))
+        start_response(status_line, headers)
 
     def _finish(self, environ: dict[str, Any], start_response: StartResponse, status_line: str,
                 headers: list[tuple[str, str]], body: bytes) -> Iterable[bytes]:
@@ -392,15 +397,13 @@ class Transfer:
             _set(headers, "Content-Length", str(len(body)))
             start_response(status_line, headers)
             return [body]
-        _set(headers, "Content-Encoding", enc)
-        _set(headers, "Accept-Ranges", None)
         if len(body) > STREAM_ABOVE:  # not held twice: encoded block by block as it is sent
-            _set(headers, "Content-Length", None)
+            _encoded(headers, enc, None)
             start_response(status_line, headers)
             view = memoryview(body)
             return compress_stream((bytes(view[i:i + BLOCK])
                                     for i in range(0, len(body), BLOCK)), enc)
         out = compress(body, enc, best=False)
-        _set(headers, "Content-Length", str(len(out)))
+        _encoded(headers, enc, len(out))
         start_response(status_line, headers)
         return [out]
