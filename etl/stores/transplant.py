@@ -19,14 +19,12 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from etl.sql import qi as _q
+
 #: bookkeeping tables of the GeoPackage standard (and GDAL's) whose rows name a table
 _PER_TABLE = ("gpkg_contents", "gpkg_geometry_columns", "gpkg_extensions", "gpkg_ogr_contents",
               "gpkg_data_columns", "gpkg_metadata_reference")
 _RTREE_SHADOWS = ("_node", "_parent", "_rowid")
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def transplant(dst: Path, src: Path, table: str) -> None:
