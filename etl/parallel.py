@@ -33,19 +33,31 @@ def jobs_default() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def pack_error(e: BaseException) -> tuple[type, dict[str, Any], tuple]:
-    """An exception as (class, state, args): rebuilt without calling ``__init__`` (an
-    ``EtlError`` takes a message key and keyword parameters, not its text)."""
+def pack_error(e: BaseException) -> tuple[Any, ...]:
+    """An exception for the pipe. One that pickles faithfully (same class and text after a
+    round trip: ``OSError`` keeps its errno and file name this way) goes as it is; otherwise
+    as (class, state, args), rebuilt without calling ``__init__`` (an ``EtlError`` takes a
+    message key and keyword parameters, not its text)."""
+    try:
+        blob = pickle.dumps(e)
+        back = pickle.loads(blob)
+        if type(back) is type(e) and str(back) == str(e):
+            return ("pickled", blob)
+    except Exception:  # not picklable as it is: by its state below
+        pass
     state = dict(getattr(e, "__dict__", {}))
     try:
         pickle.dumps((type(e), state, e.args))
     except Exception:  # state that does not pickle: keep the text
-        return RuntimeError, {}, (f"{type(e).__name__}: {e}",)
-    return type(e), state, e.args
+        return "state", RuntimeError, {}, (f"{type(e).__name__}: {e}",)
+    return "state", type(e), state, e.args
 
 
-def unpack_error(packed: tuple[type, dict[str, Any], tuple]) -> BaseException:
-    cls, state, args = packed
+def unpack_error(packed: tuple[Any, ...]) -> BaseException:
+    if packed[0] == "pickled":
+        e: BaseException = pickle.loads(packed[1])
+        return e
+    _, cls, state, args = packed
     e = cls.__new__(cls)
     BaseException.__init__(e, *args)
     e.__dict__.update(state)

@@ -5,6 +5,7 @@ change hashes, manifest, report and quarantine; the same errors; nothing written
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pickle
 import shutil
@@ -89,6 +90,12 @@ def test_errors_pickle_as_they_are() -> None:
                 back = unpack_error(back)
             assert type(back) is type(e)
             assert (back.key, back.params, str(back)) == (e.key, e.params, str(e))
+    # an OS fault keeps its errno and file name (the bilingual message names the file)
+    e = PermissionError(errno.EACCES, "Permission denied", "/srv/gis/x.gpkg")
+    back = unpack_error(pickle.loads(pickle.dumps(pack_error(e))))
+    assert type(back) is PermissionError
+    assert (back.errno, back.strerror, back.filename) == (errno.EACCES, "Permission denied",
+                                                           "/srv/gis/x.gpkg")
 
 
 def _over_budget(root: Path) -> str:
