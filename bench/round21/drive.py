@@ -4,21 +4,14 @@ import json
 import sys
 import time
 
+from rss import status  # this folder (the script's own, first on sys.path)
+
 import etl.pipeline as pl
 from config import load_project
 
 proj, out = sys.argv[1], sys.argv[2]
 rows = []
 t0 = time.perf_counter()
-
-
-def status() -> tuple[int, int]:
-    got = {}
-    for line in open("/proc/self/status"):
-        k, _, v = line.partition(":")
-        if k in ("VmRSS", "VmHWM"):
-            got[k] = int(v.split()[0]) // 1024
-    return got["VmRSS"], got["VmHWM"]
 
 
 def progress(stage, layer, done, total):
